@@ -1,0 +1,1 @@
+"""STUB — system checks."""

@@ -1,0 +1,68 @@
+"""Typed, lazily read access to the ``TASKS_SCHED`` settings dict.
+
+Nothing reads settings at import time: :func:`get_settings` builds an
+:class:`AppSettings` on first use and caches it until Django's
+``setting_changed`` signal says ``TASKS_SCHED`` changed (tests use
+``override_settings`` a lot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING_NAME = "TASKS_SCHED"
+
+#: Every key ``TASKS_SCHED`` accepts, with its default. Documented in docs/settings.md.
+DEFAULTS: Mapping[str, Any] = {
+    # Module prefixes whose callables tasks may run; None means "the project's own apps".
+    "ALLOWED_MODULES": None,
+    # Tasks declared in settings, in Flask-APScheduler's ``JOBS`` shape.
+    "TASKS": [],
+    # The pyproject.toml read for [tool.scheduled] tables; None means BASE_DIR / cwd.
+    "PYPROJECT": None,
+}
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The effective ``TASKS_SCHED`` values, defaults filled in."""
+
+    ALLOWED_MODULES: tuple[str, ...] | None
+    TASKS: tuple[Mapping[str, Any], ...]
+    PYPROJECT: Path | None
+
+
+def user_settings() -> Mapping[str, Any]:
+    """The raw ``TASKS_SCHED`` dict as the project wrote it (empty if absent or not a dict).
+
+    The system checks report a malformed value; the rest of the app falls back to defaults.
+    """
+    value = getattr(settings, SETTING_NAME, {})
+    return value if isinstance(value, Mapping) else {}
+
+
+@cache
+def get_settings() -> AppSettings:
+    """Return the effective settings, cached until ``TASKS_SCHED`` changes."""
+    raw = {**DEFAULTS, **user_settings()}
+    allowed = raw["ALLOWED_MODULES"]
+    pyproject = raw["PYPROJECT"]
+    return AppSettings(
+        ALLOWED_MODULES=None if allowed is None else tuple(allowed),
+        TASKS=tuple(raw["TASKS"] or ()),
+        PYPROJECT=None if pyproject is None else Path(pyproject),
+    )
+
+
+@receiver(setting_changed)
+def _clear_cache(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTING_NAME, "INSTALLED_APPS", "BASE_DIR"):
+        get_settings.cache_clear()

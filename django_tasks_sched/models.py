@@ -1,0 +1,439 @@
+"""The two tables: ``Task`` (what runs and when: the source of truth) and ``TaskRun`` (history)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_tasks_sched.exceptions import TaskConfigError, TaskRunFailed, TaskRunNotFinished
+
+logger = logging.getLogger(__name__)
+
+#: Fields whose change alters the schedule, so ``next_run_time`` must be recomputed.
+SCHEDULE_FIELDS = frozenset({"trigger", "trigger_config", "active"})
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def active(self) -> TaskQuerySet:
+        return self.filter(active=True)
+
+    def inactive(self) -> TaskQuerySet:
+        return self.filter(active=False)
+
+
+class Task(models.Model):
+    """One scheduled job: the callable, its arguments and its trigger."""
+
+    class Trigger(models.TextChoices):
+        DATE = "date", _("Once, at a date")
+        INTERVAL = "interval", _("Interval")
+        CRON = "cron", _("Cron")
+
+    class Source(models.TextChoices):
+        """Where the task was declared; code-owned sources keep their fields in step."""
+
+        DATABASE = "database", _("Database (admin, shell, API)")
+        DECORATOR = "decorator", _("@scheduler.task decorator")
+        SETTINGS = "settings", _("TASKS_SCHED['TASKS'] setting")
+        PYPROJECT = "pyproject", _("pyproject.toml [tool.scheduled]")
+        MIGRATION = "migration", _("Data migration")
+
+    name = models.CharField(
+        _("name"), max_length=200, unique=True, help_text=_("Unique identity of the task.")
+    )
+    description = models.TextField(_("description"), blank=True)
+    func = models.CharField(
+        _("callable"),
+        max_length=255,
+        help_text=_('Dotted path of the function to run, e.g. "myapp.jobs:cleanup".'),
+    )
+    args = models.JSONField(
+        _("positional arguments"), default=list, blank=True, help_text=_("A JSON list.")
+    )
+    kwargs = models.JSONField(
+        _("keyword arguments"), default=dict, blank=True, help_text=_("A JSON object.")
+    )
+    trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices)
+    trigger_config = models.JSONField(
+        _("trigger configuration"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'A JSON object of the trigger\'s parameters, e.g. {"minutes": 15} or '
+            '{"crontab": "0 9 * * mon-fri", "timezone": "Europe/Berlin"}.'
+        ),
+    )
+    active = models.BooleanField(
+        _("active"), default=True, help_text=_("An inactive task is never fired by its schedule.")
+    )
+    inactive_reason = models.CharField(
+        _("why inactive"),
+        max_length=255,
+        blank=True,
+        help_text=_("Set when the scheduler deactivates the task, e.g. after repeated failures."),
+    )
+    max_instances = models.PositiveIntegerField(
+        _("max instances"),
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text=_("Most concurrent runs of this task, across every scheduler process."),
+    )
+    coalesce = models.BooleanField(
+        _("coalesce"),
+        default=True,
+        help_text=_("When several fires are overdue at once, run only one of them."),
+    )
+    misfire_grace_time = models.PositiveIntegerField(
+        _("misfire grace time"),
+        null=True,
+        blank=True,
+        default=60,
+        help_text=_(
+            "Seconds a fire may start late and still run; later fires are recorded as missed. "
+            "Empty: no limit."
+        ),
+    )
+    timeout = models.PositiveIntegerField(
+        _("timeout"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Seconds a run may take before it is marked timed out. Empty: no limit."),
+    )
+    max_retries = models.PositiveIntegerField(
+        _("retries"), default=0, help_text=_("How many times a failed run is tried again.")
+    )
+    retry_delay = models.PositiveIntegerField(
+        _("retry delay"), default=0, help_text=_("Seconds to wait before the first retry.")
+    )
+    retry_backoff = models.BooleanField(
+        _("exponential backoff"),
+        default=False,
+        help_text=_("Double the delay for each further retry, with full jitter."),
+    )
+    retry_backoff_max = models.PositiveIntegerField(
+        _("longest retry delay"),
+        null=True,
+        blank=True,
+        help_text=_("Cap on the backoff delay in seconds. Empty: no cap."),
+    )
+    max_consecutive_failures = models.PositiveIntegerField(
+        _("failure limit"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Deactivate the task after this many failed runs in a row. Empty: never."),
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        _("consecutive failures"), default=0, editable=False
+    )
+    source = models.CharField(
+        _("declared in"), max_length=16, choices=Source.choices, default=Source.DATABASE
+    )
+    source_ref = models.CharField(
+        _("declaration"),
+        max_length=255,
+        blank=True,
+        help_text=_("Where in code or config the task is declared, e.g. a file and table."),
+    )
+    next_run_time = models.DateTimeField(
+        _("next run"),
+        null=True,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text=_("Next fire time; empty when inactive or finished."),
+    )
+    last_run_at = models.DateTimeField(_("last run"), null=True, blank=True, editable=False)
+    last_run_status = models.CharField(
+        _("last run status"), max_length=16, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        ordering = ["name"]
+        permissions = [("run_task", _("Can run a task now"))]
+        indexes = [models.Index(fields=["active", "next_run_time"], name="dts_task_active_next")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def clean(self) -> None:
+        """Check trigger, trigger_config, func and arguments; errors are keyed by field."""
+        from django_tasks_sched import callables
+
+        errors: dict[str, list[str]] = {}
+
+        def collect(exc: TaskConfigError) -> None:
+            errors.setdefault(exc.field, []).append(exc.message)
+
+        try:
+            self.build_trigger()
+        except TaskConfigError as exc:
+            collect(exc)
+        if not isinstance(self.args, list):
+            errors.setdefault("args", []).append(
+                str(_("Positional arguments must be a JSON list, e.g. [1, \"a\"]."))
+            )
+        if not isinstance(self.kwargs, dict):
+            errors.setdefault("kwargs", []).append(
+                str(_('Keyword arguments must be a JSON object, e.g. {"days": 30}.'))
+            )
+        if self.func:
+            try:
+                func = callables.resolve_callable(self.func)
+            except TaskConfigError as exc:
+                collect(exc)
+            else:
+                if "args" not in errors and "kwargs" not in errors:
+                    try:
+                        callables.check_arguments(func, self.args, self.kwargs)
+                    except TaskConfigError as exc:
+                        collect(exc)
+        if errors:
+            raise ValidationError(errors)
+
+    # -- schedule -----------------------------------------------------------------------------
+
+    def build_trigger(self) -> Any:
+        """The APScheduler 3 trigger for this task; raises ``TaskConfigError`` when invalid."""
+        from django_tasks_sched.triggers import build_trigger
+
+        return build_trigger(self.trigger, self.trigger_config)
+
+    def describe_schedule(self) -> str:
+        """The schedule in words, e.g. "At 09:00, Monday through Friday (Europe/Berlin)"."""
+        from django_tasks_sched.triggers import describe_schedule
+
+        return describe_schedule(self.trigger, self.trigger_config)
+
+    def next_fire_times(self, count: int = 5, after: datetime | None = None) -> list[datetime]:
+        """The next ``count`` aware datetimes the schedule fires at after ``after`` (default now)."""
+        from django_tasks_sched.triggers import next_fire_times
+
+        return next_fire_times(self.build_trigger(), count=count, after=after or timezone.now())
+
+    def compute_next_run_time(self) -> datetime | None:
+        """The next fire after now, or None when inactive, finished or misconfigured."""
+        if not self.active:
+            return None
+        try:
+            times = self.next_fire_times(count=1)
+        except TaskConfigError as exc:
+            # Rows can reach the table without full_clean() (ORM, raw SQL); the scheduler
+            # records the refusal when it would fire, saving must not fail here.
+            logger.warning("Task %r has an invalid schedule: %s", self.name, exc)
+            return None
+        return times[0] if times else None
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or SCHEDULE_FIELDS & set(update_fields):
+            self.next_run_time = self.compute_next_run_time()
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "next_run_time"}
+        super().save(*args, **kwargs)
+
+    # -- verbs --------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Deactivate the task (its schedule stops firing)."""
+        self.active = False
+        self.save(update_fields=["active", "updated_at"])
+
+    def resume(self) -> None:
+        """Activate the task again and clear any reason it was deactivated for."""
+        self.active = True
+        self.inactive_reason = ""
+        self.consecutive_failures = 0
+        self.save(
+            update_fields=["active", "inactive_reason", "consecutive_failures", "updated_at"]
+        )
+
+    def run_now(self, *, inline: bool = False, origin: str | None = None) -> TaskRun:
+        """Queue one run now, outside the schedule; ``inline=True`` runs it in this process."""
+        run = TaskRun.objects.create(
+            task=self, status=TaskRun.Status.QUEUED, origin=origin or TaskRun.Origin.MANUAL
+        )
+        if inline:
+            from django_tasks_sched.execution import execute_run
+
+            execute_run(run)
+        return run
+
+
+class TaskRunQuerySet(models.QuerySet["TaskRun"]):
+    def queued(self) -> TaskRunQuerySet:
+        return self.filter(status=TaskRun.Status.QUEUED)
+
+    def running(self) -> TaskRunQuerySet:
+        return self.filter(status=TaskRun.Status.RUNNING)
+
+    def finished(self) -> TaskRunQuerySet:
+        return self.filter(status__in=TaskRun.FINISHED_STATUSES)
+
+
+class TaskRun(models.Model):
+    """One execution of a task (or one fire that could not run), kept as history."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", _("Queued")
+        """Waiting for a scheduler process to start it."""
+        RUNNING = "RUNNING", _("Running")
+        """Started and not finished."""
+        SUCCESSFUL = "SUCCESSFUL", _("Successful")
+        """Returned without raising."""
+        FAILED = "FAILED", _("Failed")
+        """Raised an exception, or could not be started (import error, refused callable)."""
+        TIMED_OUT = "TIMED_OUT", _("Timed out")
+        """Ran past the task's timeout."""
+        MISSED = "MISSED", _("Missed")
+        """The fire came due but was not run (too late, or too many instances)."""
+        CANCELLED = "CANCELLED", _("Cancelled")
+        """Cancelled while queued; never started."""
+        INTERRUPTED = "INTERRUPTED", _("Interrupted")
+        """The scheduler process running it stopped or died before it finished."""
+
+    class Origin(models.TextChoices):
+        """What caused the run."""
+
+        SCHEDULE = "SCHEDULE", _("Schedule")
+        MANUAL = "MANUAL", _("Manual (run now)")
+        API = "API", _("API")
+        CLI = "CLI", _("Command line")
+        RETRY = "RETRY", _("Retry")
+
+    FINISHED_STATUSES = frozenset(
+        {
+            Status.SUCCESSFUL,
+            Status.FAILED,
+            Status.TIMED_OUT,
+            Status.MISSED,
+            Status.CANCELLED,
+            Status.INTERRUPTED,
+        }
+    )
+    FAILED_STATUSES = frozenset({Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED})
+
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="runs", verbose_name=_("task")
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    origin = models.CharField(
+        _("triggered by"), max_length=16, choices=Origin.choices, default=Origin.SCHEDULE
+    )
+    attempt = models.PositiveIntegerField(_("attempt"), default=1)
+    first_attempt = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="retries",
+        verbose_name=_("first attempt"),
+    )
+    scheduled_for = models.DateTimeField(
+        _("scheduled for"),
+        null=True,
+        blank=True,
+        help_text=_("The nominal fire time; empty for a run started by hand."),
+    )
+    enqueued_at = models.DateTimeField(_("enqueued"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    return_value = models.JSONField(_("return value"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+    log = models.TextField(_("log output"), blank=True)
+    worker_id = models.CharField(
+        _("scheduler process"),
+        max_length=255,
+        blank=True,
+        help_text=_("The scheduler process (host, pid) that ran it."),
+    )
+
+    objects = TaskRunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("task run")
+        verbose_name_plural = _("task runs")
+        ordering = ["-enqueued_at", "-id"]
+        get_latest_by = "enqueued_at"
+        constraints = [
+            # One run per fire: what makes a fire exactly-once across scheduler processes.
+            # NULLs are distinct on every supported database, so manual runs stay free.
+            models.UniqueConstraint(fields=["task", "scheduled_for"], name="dts_one_run_per_fire")
+        ]
+        indexes = [
+            models.Index(fields=["status", "enqueued_at"], name="dts_run_status_enqueued"),
+            models.Index(fields=["task", "status"], name="dts_run_task_status"),
+            models.Index(fields=["task", "-enqueued_at"], name="dts_run_task_recent"),
+        ]
+
+    def __str__(self) -> str:
+        when = self.scheduled_for or self.enqueued_at
+        stamp = timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S") if when else "?"
+        return f"{self.task.name} @ {stamp} ({self.get_status_display()})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Time from start to finish, when both are known."""
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    # -- run handle (as Jobify's Job) ------------------------------------------------------------
+
+    def is_done(self) -> bool:
+        """True once the run has a final status."""
+        return self.status in self.FINISHED_STATUSES
+
+    def wait(self, timeout: float | None = None, poll_interval: float = 0.1) -> TaskRun:
+        """Block until the run is finished (refreshing from the database) and return it.
+
+        Raises ``TimeoutError`` if ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.refresh_from_db()
+            if self.is_done():
+                return self
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"Run {self.pk} of {self.task.name!r} is still {self.status}")
+            time.sleep(poll_interval)
+
+    def result(self) -> Any:
+        """The callable's return value; raises if the run failed or is not finished."""
+        if self.status == self.Status.SUCCESSFUL:
+            return self.return_value
+        if self.status in self.FAILED_STATUSES:
+            raise TaskRunFailed(f"{self.get_status_display()}: {self.error}".rstrip(": "))
+        if self.is_done():
+            raise TaskRunFailed(str(self.get_status_display()))
+        raise TaskRunNotFinished(f"Run {self.pk} is {self.status}")
+
+    def cancel(self) -> bool:
+        """Cancel the run if it is still queued; return whether it was cancelled."""
+        # A conditional UPDATE, so a scheduler claiming the run at the same moment wins or
+        # loses cleanly instead of both thinking they own it.
+        cancelled = TaskRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.CANCELLED, finished_at=timezone.now()
+        )
+        self.refresh_from_db()
+        return bool(cancelled)

@@ -1,0 +1,48 @@
+"""Callables the tests schedule."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def noop() -> None:
+    """Do nothing."""
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def greet(name: str, *, greeting: str = "Hello") -> str:
+    return f"{greeting}, {name}!"
+
+
+def takes_anything(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+def fail(message: str = "boom") -> None:
+    raise RuntimeError(message)
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def returns_object() -> object:
+    return object()
+
+
+NOT_CALLABLE = 42
+
+
+class Maintenance:
+    @staticmethod
+    def vacuum(table: str = "all") -> str:
+        return f"vacuumed {table}"
+
+    @classmethod
+    def rebuild(cls) -> str:
+        return cls.__name__
