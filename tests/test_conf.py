@@ -1,0 +1,37 @@
+"""TASKS_SCHED is read lazily, defaults filled in, and re-read when the setting changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.test import SimpleTestCase, override_settings
+
+from django_tasks_sched.conf import DEFAULTS, get_settings
+
+
+class SettingsTests(SimpleTestCase):
+    def test_defaults(self) -> None:
+        conf = get_settings()
+        self.assertIsNone(conf.ALLOWED_MODULES)
+        self.assertEqual(conf.TASKS, ())
+        self.assertIsNone(conf.PYPROJECT)
+
+    def test_every_default_is_a_field(self) -> None:
+        self.assertEqual(set(DEFAULTS), set(get_settings().__dataclass_fields__))
+
+    def test_override_is_seen_and_undone(self) -> None:
+        with override_settings(
+            TASKS_SCHED={"ALLOWED_MODULES": ["jobs", "reports"], "PYPROJECT": "/srv/app/pp.toml"}
+        ):
+            conf = get_settings()
+            self.assertEqual(conf.ALLOWED_MODULES, ("jobs", "reports"))
+            self.assertEqual(conf.PYPROJECT, Path("/srv/app/pp.toml"))
+        self.assertIsNone(get_settings().ALLOWED_MODULES)
+
+    @override_settings(TASKS_SCHED=["not", "a", "dict"])
+    def test_malformed_setting_falls_back_to_defaults(self) -> None:
+        # The system checks report it (django_tasks_sched.E001); nothing else may crash on it.
+        self.assertIsNone(get_settings().ALLOWED_MODULES)
+
+    def test_cached_between_reads(self) -> None:
+        self.assertIs(get_settings(), get_settings())
