@@ -1,20 +1,54 @@
-# Quick start: `make demo` runs the example project, `make test` runs the test suite.
+# Developer entry points. The two that matter:
+#   make demo   run the example project at http://127.0.0.1:8000/admin/ (admin / admin)
+#   make test   run the test suite on SQLite
+# Every target creates .venv on first use and reinstalls only when pyproject.toml changes.
+
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+ARGS ?=
 
-.PHONY: test lint
+.DEFAULT_GOAL := help
+.PHONY: help demo test test-all lint format docs checks clean
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[dev,postgres]"
-	touch $(STAMP)
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
-# The suite on SQLite (set DATABASE_URL for PostgreSQL or MariaDB).
-test: $(STAMP)
-	$(BIN)/pytest $(ARGS)
+demo:  ## Run the example project (dev server on 127.0.0.1:8000, user admin / admin).
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
+	@VENV=$(VENV) scripts/demo.sh
 
-lint: $(STAMP)
+# DATABASE_URL is unset so `make test` means SQLite even in a shell set up for another database.
+test:  ## Run the tests on SQLite; pass pytest options as ARGS="-k admin".
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres
+	@env -u DATABASE_URL scripts/pytest.sh $(VENV) $(ARGS)
+
+test-all:  ## Run the CI matrix locally: Django 5.2 and 6.1 on SQLite, PostgreSQL and MariaDB, lint, docs.
+	@.ci/run
+
+lint:  ## ruff check, ruff format --check, mypy.
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy django_tasks_sched
+
+format:  ## Apply ruff's fixes and formatting.
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# -E rebuilds every page, so a warning in a page unchanged since the last build still fails.
+docs:  ## Build the HTML docs into docs/_build/html, warnings as errors.
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
+	env -u DATABASE_URL $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
+# makemigrations --check fails when a model change lacks its migration.
+checks:  ## manage.py check and makemigrations --check, for the test and example settings.
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
+	env -u DATABASE_URL $(BIN)/python manage.py check --settings tests.settings
+	env -u DATABASE_URL $(BIN)/python manage.py makemigrations --check --dry-run --settings tests.settings
+	env -u DATABASE_URL $(BIN)/python manage.py check --settings example_project.settings
+	env -u DATABASE_URL $(BIN)/python manage.py makemigrations --check --dry-run --settings example_project.settings
+
+clean:  ## Remove build output and caches (keeps the virtualenvs and the demo database).
+	rm -rf docs/_build .mypy_cache .ruff_cache .pytest_cache .hypothesis

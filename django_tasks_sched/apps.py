@@ -11,4 +11,13 @@ class TasksSchedConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_tasks_sched import checks  # noqa: F401  (registers the system checks)
+        from django.db.models.signals import post_delete, post_migrate, post_save
+
+        from django_tasks_sched import changes, checks  # noqa: F401  (checks register on import)
+        from django_tasks_sched.models import Task, TaskRun
+
+        uid = "django_tasks_sched.changes"
+        post_save.connect(changes.on_task_saved_or_deleted, sender=Task, dispatch_uid=uid)
+        post_delete.connect(changes.on_task_saved_or_deleted, sender=Task, dispatch_uid=uid)
+        post_save.connect(changes.on_run_queued, sender=TaskRun, dispatch_uid=uid + ".run")
+        post_migrate.connect(changes.on_post_migrate, dispatch_uid=uid + ".migrate")

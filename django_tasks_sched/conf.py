@@ -28,6 +28,19 @@ DEFAULTS: Mapping[str, Any] = {
     "TASKS": [],
     # The pyproject.toml read for [tool.scheduled] tables; None means BASE_DIR / cwd.
     "PYPROJECT": None,
+    # runscheduler: threads that execute runs in one scheduler process.
+    "WORKERS": 10,
+    # runscheduler: seconds between looks at the change stamp (PostgreSQL also LISTENs).
+    "POLL_INTERVAL": 0.25,
+    # runscheduler: seconds between full reconciles that trust no stamp (catches raw SQL).
+    "FULL_SYNC_INTERVAL": 60,
+    # runscheduler: seconds between heartbeats, and after which a silent process is dead.
+    "HEARTBEAT_INTERVAL": 5,
+    "HEARTBEAT_TIMEOUT": 30,
+    # runscheduler: seconds running runs get to finish after SIGTERM/SIGINT.
+    "SHUTDOWN_GRACE_PERIOD": 30,
+    # Most characters of a run's own log output kept in TaskRun.log.
+    "RUN_LOG_LIMIT": 65536,
 }
 
 
@@ -38,6 +51,13 @@ class AppSettings:
     ALLOWED_MODULES: tuple[str, ...] | None
     TASKS: tuple[Mapping[str, Any], ...]
     PYPROJECT: Path | None
+    WORKERS: int
+    POLL_INTERVAL: float
+    FULL_SYNC_INTERVAL: float
+    HEARTBEAT_INTERVAL: float
+    HEARTBEAT_TIMEOUT: float
+    SHUTDOWN_GRACE_PERIOD: float
+    RUN_LOG_LIMIT: int
 
 
 def user_settings() -> Mapping[str, Any]:
@@ -59,6 +79,13 @@ def get_settings() -> AppSettings:
         ALLOWED_MODULES=None if allowed is None else tuple(allowed),
         TASKS=tuple(raw["TASKS"] or ()),
         PYPROJECT=None if pyproject is None else Path(pyproject),
+        WORKERS=int(raw["WORKERS"]),
+        POLL_INTERVAL=float(raw["POLL_INTERVAL"]),
+        FULL_SYNC_INTERVAL=float(raw["FULL_SYNC_INTERVAL"]),
+        HEARTBEAT_INTERVAL=float(raw["HEARTBEAT_INTERVAL"]),
+        HEARTBEAT_TIMEOUT=float(raw["HEARTBEAT_TIMEOUT"]),
+        SHUTDOWN_GRACE_PERIOD=float(raw["SHUTDOWN_GRACE_PERIOD"]),
+        RUN_LOG_LIMIT=int(raw["RUN_LOG_LIMIT"]),
     )
 
 

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.exceptions import TaskConfigError, TaskRunFailed, TaskRunNotFinished
 
 logger = logging.getLogger(__name__)
@@ -21,12 +22,60 @@ logger = logging.getLogger(__name__)
 SCHEDULE_FIELDS = frozenset({"trigger", "trigger_config", "active"})
 
 
+def anchored_config(trigger: str, config: Any, created_at: datetime | None) -> Any:
+    """``config`` with an interval's default start: the task's creation, to the second.
+
+    Every scheduler process must compute the same fire times for a fire to be claimed once;
+    APScheduler's default (when the job was added) differs between processes and restarts.
+    """
+    if trigger != Task.Trigger.INTERVAL or not isinstance(config, dict) or config.get("start_date"):
+        return config
+    anchor = (created_at or timezone.now()).replace(microsecond=0)
+    return {**config, "start_date": anchor.isoformat()}
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
+    """Every bulk write nudges the scheduler processes: they get no signal for these."""
+
     def active(self) -> TaskQuerySet:
         return self.filter(active=True)
 
     def inactive(self) -> TaskQuerySet:
         return self.filter(active=False)
+
+    def update(self, **kwargs: Any) -> int:
+        # updated_at is what incremental reconcile reads, so bulk updates must move it too.
+        kwargs.setdefault("updated_at", timezone.now())
+        count = super().update(**kwargs)
+        if count:
+            schedule_changed(self.db)
+        return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def update_quietly(self, **kwargs: Any) -> int:
+        """UPDATE without moving ``updated_at`` or the change stamp (scheduler bookkeeping)."""
+        return super().update(**kwargs)
+
+    update_quietly.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        result = super().delete()
+        if result[0]:
+            schedule_changed(self.db)
+        return result
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Task]:
+        # bulk_create skips save(), so next_run_time is filled in here.
+        objs = list(objs)
+        for obj in objs:
+            obj.next_run_time = obj.compute_next_run_time()
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            schedule_changed(self.db)
+        return created
 
 
 class Task(models.Model):
@@ -156,7 +205,9 @@ class Task(models.Model):
     last_run_status = models.CharField(
         _("last run status"), max_length=16, blank=True, editable=False
     )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Not auto_now_add: the value must exist before the first save, because an interval
+    # without a start_date counts from it (see anchored_config).
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = TaskQuerySet.as_manager()
@@ -211,10 +262,15 @@ class Task(models.Model):
     # -- schedule -----------------------------------------------------------------------------
 
     def build_trigger(self) -> Any:
-        """The APScheduler 3 trigger for this task; raises ``TaskConfigError`` when invalid."""
+        """The APScheduler 3 trigger for this task (nominal: jitter is applied by the scheduler).
+
+        Raises ``TaskConfigError`` when the trigger or its config is invalid.
+        """
         from django_tasks_sched.triggers import build_trigger
 
-        return build_trigger(self.trigger, self.trigger_config)
+        return build_trigger(
+            self.trigger, anchored_config(self.trigger, self.trigger_config, self.created_at)
+        )
 
     def describe_schedule(self) -> str:
         """The schedule in words, e.g. "At 09:00, Monday through Friday (Europe/Berlin)"."""
@@ -384,6 +440,8 @@ class TaskRun(models.Model):
             models.Index(fields=["status", "enqueued_at"], name="dts_run_status_enqueued"),
             models.Index(fields=["task", "status"], name="dts_run_task_status"),
             models.Index(fields=["task", "-enqueued_at"], name="dts_run_task_recent"),
+            # The run changelist's default order and its date drill-down.
+            models.Index(fields=["-enqueued_at", "-id"], name="dts_run_recent"),
         ]
 
     def __str__(self) -> str:
@@ -437,3 +495,40 @@ class TaskRun(models.Model):
         )
         self.refresh_from_db()
         return bool(cancelled)
+
+
+class SchedulerProcess(models.Model):
+    """A live ``runscheduler`` process: its heartbeat row, removed on clean shutdown."""
+
+    worker_id = models.CharField(_("process"), max_length=255, unique=True)
+    hostname = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("pid"))
+    version = models.CharField(_("version"), max_length=32)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("scheduler process")
+        verbose_name_plural = _("scheduler processes")
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+
+class ScheduleStamp(models.Model):
+    """One row whose ``version`` moves on every committed change to the Task table.
+
+    Signals only reach the saving process; the stamp is how every other scheduler process
+    learns that it should reconcile (as django-celery-beat's ``PeriodicTasks``).
+    """
+
+    version = models.BigIntegerField(_("version"), default=0)
+    changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("schedule change stamp")
+        verbose_name_plural = _("schedule change stamps")
+
+    def __str__(self) -> str:
+        return f"v{self.version}"

@@ -22,10 +22,17 @@ os.environ.setdefault(
 DATABASES = {"default": env.db_url("DATABASE_URL", default="sqlite:///" + os.environ["DTS_TEST_SQLITE"])}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DTS_TEST_SQLITE"]}
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # WAL lets the test process read while a scheduler subprocess writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20, init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+    )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+
+# Scheduler subprocesses spawned by the tests must open the test database, not the real one.
+if os.environ.get("DTS_SUBPROCESS_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["DTS_SUBPROCESS_DB_NAME"]
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False

@@ -1,19 +1,21 @@
-"""STUB — to be implemented: trigger_config -> APScheduler 3 trigger, DST rule, words."""
+"""Triggers: ``trigger_config`` to an APScheduler 3 trigger, cron's daylight-saving rule, words.
+
+Modules, one concern each: ``config`` (validate ``trigger_config``), ``crontab`` (five-field
+strings), ``cron`` (the zone-aware cron trigger), ``dates`` (ISO dates and local times),
+``build`` (config to trigger, fire-time preview) and ``describe`` (the schedule in words).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from django_tasks_sched.triggers.build import build_trigger, next_fire_times
+from django_tasks_sched.triggers.config import TRIGGER_KEYS
+from django_tasks_sched.triggers.cron import ZonedCronTrigger
+from django_tasks_sched.triggers.describe import describe_schedule
 
-
-def build_trigger(trigger: str, config: Mapping[str, Any]) -> Any:
-    raise NotImplementedError
-
-
-def describe_schedule(trigger: str, config: Mapping[str, Any]) -> str:
-    raise NotImplementedError
-
-
-def next_fire_times(trigger: Any, *, count: int, after: datetime) -> list[datetime]:
-    raise NotImplementedError
+__all__ = [
+    "TRIGGER_KEYS",
+    "ZonedCronTrigger",
+    "build_trigger",
+    "describe_schedule",
+    "next_fire_times",
+]

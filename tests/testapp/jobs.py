@@ -46,3 +46,12 @@ class Maintenance:
     @classmethod
     def rebuild(cls) -> str:
         return cls.__name__
+
+
+def log_lines(count: int) -> int:
+    import logging
+
+    log = logging.getLogger(__name__)
+    for i in range(count):
+        log.info("line %d", i)
+    return count

@@ -1,0 +1,143 @@
+"""The TaskRun admin: read-only history, cheap to list on a table of millions of rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from django_tasks_sched.admin import display
+from django_tasks_sched.models import TaskRun
+
+#: Columns that may hold megabytes; the changelist never shows them.
+HEAVY_FIELDS = ("return_value", "traceback", "log")
+
+
+class RunChangeList(ChangeList):
+    """The changelist query, without the large text columns."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        return super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(admin.ModelAdmin):
+    """Runs are written by the scheduler: viewable, deletable with permission, never edited."""
+
+    list_display = [
+        "enqueued_at",
+        "task_link",
+        "status_badge",
+        "origin",
+        "attempt",
+        "scheduled_for",
+        "started_at",
+        "duration_display",
+        "worker_id",
+    ]
+    list_display_links = ["enqueued_at"]
+    list_filter = ["status", "origin", "task__trigger"]
+    list_select_related = ["task"]
+    search_fields = ["task__name", "error"]
+    date_hierarchy = "enqueued_at"
+    # COUNT(*) over the whole table on every filtered page is what makes big changelists slow.
+    show_full_result_count = False
+    fieldsets = [
+        (
+            None,
+            {"fields": ["task_link", "status_badge", "origin", "attempt", "first_attempt"]},
+        ),
+        (
+            _("Timing"),
+            {
+                "fields": [
+                    "scheduled_for",
+                    "enqueued_at",
+                    "started_at",
+                    "finished_at",
+                    "duration_display",
+                    "worker_id",
+                ]
+            },
+        ),
+        (
+            _("Outcome"),
+            {"fields": ["return_value_display", "error", "traceback_display", "log_display"]},
+        ),
+    ]
+    readonly_fields = [
+        "task_link",
+        "status_badge",
+        "origin",
+        "attempt",
+        "first_attempt",
+        "scheduled_for",
+        "enqueued_at",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "worker_id",
+        "return_value_display",
+        "error",
+        "traceback_display",
+        "log_display",
+    ]
+
+    class Media:
+        css = {"all": ["django_tasks_sched/admin.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRun]:
+        # The page title (``__str__``) names the task: fetch it with the run.
+        return super().get_queryset(request).select_related("task")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return RunChangeList
+
+    # -- permissions: history is written by the scheduler only --------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    # Deleting runs (to prune history) follows the "Can delete task run" permission.
+
+    # -- columns ------------------------------------------------------------------------------
+
+    @admin.display(description=_("task"), ordering="task__name")
+    def task_link(self, obj: TaskRun) -> SafeString:
+        url = reverse(
+            f"{self.admin_site.name}:django_tasks_sched_task_change", args=[quote(obj.task_id)]
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.task.name)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: TaskRun) -> str | SafeString:
+        return display.status_badge(obj.status)
+
+    @admin.display(description=_("duration"))
+    def duration_display(self, obj: TaskRun) -> str:
+        return display.format_duration(obj.duration)
+
+    @admin.display(description=_("return value"))
+    def return_value_display(self, obj: TaskRun) -> str | SafeString:
+        if obj.return_value is None:
+            return "-"
+        return display.pretty_json(obj.return_value)
+
+    @admin.display(description=_("traceback"))
+    def traceback_display(self, obj: TaskRun) -> str | SafeString:
+        return display.preformatted(obj.traceback)
+
+    @admin.display(description=_("log output"))
+    def log_display(self, obj: TaskRun) -> str | SafeString:
+        return display.preformatted(obj.log)

@@ -1,0 +1,356 @@
+"""The Task admin: the schedule in words, a preview of the next fires, and the actions."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from django_tasks_sched.admin import display
+from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.forms import TaskForm
+from django_tasks_sched.models import Task, TaskRun
+
+logger = logging.getLogger(__name__)
+
+#: How many fire times the change page previews, and how many recent runs it lists.
+PREVIEW_FIRES = 5
+RECENT_RUNS = 10
+
+
+def run_now_message(count: int) -> str:
+    """The sentence reporting runs queued from the admin.
+
+    The seam for telling the user whether a live scheduler process will pick the runs up.
+    """
+    return ngettext(
+        "%(count)d task queued to run now. It waits for a scheduler process to start it.",
+        "%(count)d tasks queued to run now. They wait for a scheduler process to start them.",
+        count,
+    ) % {"count": count}
+
+
+class LastRunStatusFilter(admin.SimpleListFilter):
+    """Filter on the last run's status, with the run statuses' labels and "never run"."""
+
+    title = _("last run status")
+    parameter_name = "last_run_status"
+    NEVER = "none"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [*TaskRun.Status.choices, (self.NEVER, _("Never run"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> QuerySet[Task]:
+        value = self.value()
+        if value == self.NEVER:
+            return queryset.filter(last_run_status="")
+        if value:
+            return queryset.filter(last_run_status=value)
+        return queryset
+
+
+def _saved_schedule(obj: Task) -> Task:
+    """A detached Task holding the schedule as stored (the form may have changed ``obj``)."""
+    saved: Task | None = getattr(obj, "_dts_saved_schedule", None)
+    return saved if saved is not None else obj
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    form = TaskForm
+    list_display = [
+        "name",
+        "schedule",
+        "active",
+        "next_run_time",
+        "last_run_badge",
+        "last_run_at",
+    ]
+    list_filter = ["active", "trigger", LastRunStatusFilter, "source"]
+    search_fields = ["name", "func", "description"]
+    actions = ["run_now", "activate_tasks", "deactivate_tasks"]
+    readonly_fields = [
+        "schedule_in_words",
+        "upcoming_fire_times",
+        "consecutive_failures",
+        "source",
+        "source_ref",
+        "created_at",
+        "updated_at",
+        "next_run_time",
+        "last_run",
+        "recent_runs",
+    ]
+
+    class Media:
+        css = {"all": ["django_tasks_sched/admin.css"]}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Task | None = None) -> Any:
+        schedule = ["trigger", "trigger_config", "active", "inactive_reason"]
+        if obj is not None:
+            schedule[2:2] = ["schedule_in_words", "upcoming_fire_times"]
+        fieldsets: list[tuple[Any, dict[str, Any]]] = [
+            (_("Task"), {"fields": ["name", "description", "func", "args", "kwargs"]}),
+            (_("Schedule"), {"fields": schedule}),
+            (
+                _("Execution"),
+                {"fields": ["max_instances", "coalesce", "misfire_grace_time", "timeout"]},
+            ),
+            (
+                _("Retries and failures"),
+                {
+                    "fields": [
+                        "max_retries",
+                        "retry_delay",
+                        "retry_backoff",
+                        "retry_backoff_max",
+                        "max_consecutive_failures",
+                        *(["consecutive_failures"] if obj is not None else []),
+                    ]
+                },
+            ),
+        ]
+        if obj is not None:
+            fieldsets += [
+                (
+                    _("Origin"),
+                    {
+                        "fields": ["source", "source_ref", "created_at", "updated_at"],
+                        "description": _(
+                            "A task declared in code or in pyproject.toml is kept in step with "
+                            "its declaration when the tasks are synced; change it there."
+                        ),
+                    },
+                ),
+                (_("Status"), {"fields": ["next_run_time", "last_run", "recent_runs"]}),
+            ]
+        return fieldsets
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Task | None:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # The preview describes the saved row; a rejected POST edits ``obj`` in place.
+            obj._dts_saved_schedule = Task(
+                name=obj.name,
+                trigger=obj.trigger,
+                trigger_config=copy.deepcopy(obj.trigger_config),
+                active=obj.active,
+            )
+        return obj
+
+    # -- columns and read-only fields ---------------------------------------------------------
+
+    @admin.display(description=_("schedule"))
+    def schedule(self, obj: Task) -> str | SafeString:
+        # describe_schedule() words invalid configs itself; this guard keeps a bug in it
+        # from taking the whole list down.
+        try:
+            return obj.describe_schedule()
+        except Exception as exc:
+            logger.exception("Could not describe the schedule of task %r", obj.name)
+            return display.problem(str(exc) or type(exc).__name__)
+
+    @admin.display(description=_("last run status"), ordering="last_run_status")
+    def last_run_badge(self, obj: Task) -> str | SafeString:
+        return display.status_badge(obj.last_run_status)
+
+    @admin.display(description=_("schedule in words"))
+    def schedule_in_words(self, obj: Task) -> str | SafeString:
+        return self.schedule(_saved_schedule(obj))
+
+    @admin.display(description=_("next fire times"))
+    def upcoming_fire_times(self, obj: Task) -> str | SafeString:
+        saved = _saved_schedule(obj)
+        try:
+            times = saved.next_fire_times(count=PREVIEW_FIRES)
+        except TaskConfigError as exc:
+            return display.problem(exc.message)
+        except Exception as exc:
+            logger.exception("Could not compute the fire times of task %r", obj.name)
+            return display.problem(str(exc) or type(exc).__name__)
+        if not times:
+            return gettext("None: the schedule will not fire again.")
+        zone = display.display_zone(saved.trigger_config)
+        listing = display.fire_times_list(times, zone)
+        if not saved.active:
+            note = gettext("The task is inactive; these are the times it would fire at.")
+            return format_html('<p class="dts-note">{}</p>{}', note, listing)
+        return listing
+
+    @admin.display(description=_("last run"))
+    def last_run(self, obj: Task) -> str | SafeString:
+        if not obj.last_run_status and obj.last_run_at is None:
+            return gettext("Never run")
+        when = (
+            date_format(timezone.localtime(obj.last_run_at), "DATETIME_FORMAT")
+            if obj.last_run_at
+            else ""
+        )
+        return format_html("{} {}", display.status_badge(obj.last_run_status), when)
+
+    @admin.display(description=_("recent runs"))
+    def recent_runs(self, obj: Task) -> SafeString:
+        # Sliced and narrowed: a task may have a million runs; the page needs ten rows.
+        runs = list(
+            obj.runs.only(
+                "id",
+                "status",
+                "origin",
+                "attempt",
+                "scheduled_for",
+                "enqueued_at",
+                "started_at",
+                "finished_at",
+                "error",
+            ).order_by("-enqueued_at", "-id")[:RECENT_RUNS]
+        )
+        site = self.admin_site.name
+        changelist = reverse(f"{site}:django_tasks_sched_taskrun_changelist")
+        rows = [
+            {
+                "run": run,
+                "url": reverse(f"{site}:django_tasks_sched_taskrun_change", args=[quote(run.pk)]),
+                "badge": display.status_badge(run.status),
+                "duration": display.format_duration(run.duration),
+            }
+            for run in runs
+        ]
+        return render_to_string(
+            "admin/django_tasks_sched/task/recent_runs.html",
+            {
+                "rows": rows,
+                "all_url": f"{changelist}?{urlencode({'task__id__exact': obj.pk})}",
+            },
+        )
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Task, form: Any, change: bool) -> None:
+        if change and "active" in form.changed_data and obj.active:
+            # Ticking "active" back on means what resume() means: a fresh start.
+            obj.inactive_reason = ""
+            obj.consecutive_failures = 0
+        super().save_model(request, obj, form, change)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def has_run_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        """Whether the user may queue runs ("Can run a task now")."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.run_task")
+
+    @admin.action(description=_("Run selected tasks now"), permissions=["run"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        count = 0
+        for task in queryset:
+            task.run_now(origin=TaskRun.Origin.MANUAL)
+            self.log_change(request, task, gettext("Queued a run now."))
+            count += 1
+        self.message_user(request, run_now_message(count), messages.SUCCESS)
+
+    @admin.action(description=_("Activate selected tasks"), permissions=["change"])
+    def activate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self._set_active(request, queryset, active=True)
+
+    @admin.action(description=_("Deactivate selected tasks"), permissions=["change"])
+    def deactivate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self._set_active(request, queryset, active=False)
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet[Task], *, active: bool) -> None:
+        # One save per task, through pause()/resume(): they recompute next_run_time, which a
+        # bare UPDATE would leave stale.
+        unchanged = queryset.filter(active=active).count()
+        changed = 0
+        for task in queryset.filter(active=not active):
+            if active:
+                task.resume()
+            else:
+                task.pause()
+            self.log_change(request, task, [{"changed": {"fields": ["active"]}}])
+            changed += 1
+        if active:
+            text = ngettext("%(count)d task activated.", "%(count)d tasks activated.", changed) % {
+                "count": changed
+            }
+        else:
+            text = ngettext(
+                "%(count)d task deactivated.", "%(count)d tasks deactivated.", changed
+            ) % {"count": changed}
+        self.message_user(request, text, messages.SUCCESS if changed else messages.INFO)
+        if unchanged:
+            if active:
+                text = ngettext(
+                    "%(count)d task was already active.",
+                    "%(count)d tasks were already active.",
+                    unchanged,
+                ) % {"count": unchanged}
+            else:
+                text = ngettext(
+                    "%(count)d task was already inactive.",
+                    "%(count)d tasks were already inactive.",
+                    unchanged,
+                ) % {"count": unchanged}
+            self.message_user(request, text, messages.INFO)
+
+    # -- the "Run now" button -----------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/run-now/",
+                self.admin_site.admin_view(self.run_now_view),
+                name="{}_{}_run_now".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST only: queue one run of the task and go back to its change page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        task = self.get_object(request, unquote(object_id))
+        if task is None:
+            raise Http404
+        if not (self.has_view_permission(request, task) and self.has_run_permission(request)):
+            raise PermissionDenied
+        task.run_now(origin=TaskRun.Origin.MANUAL)
+        self.log_change(request, task, gettext("Queued a run now."))
+        self.message_user(request, run_now_message(1), messages.SUCCESS)
+        return redirect(
+            reverse(
+                f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=[quote(task.pk)],
+            )
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "has_run_permission": self.has_run_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,0 +1,151 @@
+"""The Task form: JSON as text, validated exactly as ``Task.full_clean()`` validates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django import forms
+from django.contrib.admin.widgets import AdminTextareaWidget
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
+
+from django_tasks_sched.models import Task
+
+#: The JSON fields and the value an empty text box stands for (the model's default).
+JSON_DEFAULTS: Mapping[str, type[list[Any]] | type[dict[str, Any]]] = {
+    "args": list,
+    "kwargs": dict,
+    "trigger_config": dict,
+}
+
+#: When a field fails at the form level (bad JSON, unknown choice), the model never saw its
+#: value and checked the default instead; its own errors, and those of the fields checked
+#: together with it, would only describe that default. These are dropped.
+DEPENDENT_FIELDS: Mapping[str, frozenset[str]] = {
+    "trigger": frozenset({"trigger", "trigger_config"}),
+    "trigger_config": frozenset({"trigger_config"}),
+    "func": frozenset({"func", "args", "kwargs"}),
+    "args": frozenset({"args", "kwargs"}),
+    "kwargs": frozenset({"args", "kwargs"}),
+}
+
+
+def trigger_keys() -> Mapping[str, Iterable[str]] | None:
+    """The valid ``trigger_config`` keys per trigger, if the triggers module exports them."""
+    try:
+        from django_tasks_sched import triggers
+    except ImportError:  # pragma: no cover - the package always ships it
+        return None
+    keys = getattr(triggers, "TRIGGER_KEYS", None)
+    return keys if isinstance(keys, Mapping) else None
+
+
+def trigger_keys_help() -> SafeString | None:
+    """One line per trigger listing its ``trigger_config`` keys, as safe HTML."""
+    keys = trigger_keys()
+    if not keys:
+        return None
+    rows = []
+    for trigger, names in keys.items():
+        ordered = list(names) if isinstance(names, list | tuple) else sorted(names)
+        label = Task.Trigger(trigger).label if trigger in Task.Trigger.values else trigger
+        rows.append((label, trigger, ", ".join(ordered)))
+    return format_html(
+        "{}<br>{}",
+        _("Keys by trigger:"),
+        format_html_join(mark_safe("<br>"), "<b>{}</b> (<code>{}</code>): <code>{}</code>", rows),
+    )
+
+
+class JSONTextField(forms.JSONField):
+    """JSON typed as text, where a box holding only whitespace counts as empty."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            value = ""
+        return super().to_python(value)
+
+
+class TaskForm(forms.ModelForm):
+    """Edits a Task; ``trigger_config``, ``args`` and ``kwargs`` are JSON text boxes."""
+
+    class Meta:
+        model = Task
+        fields = [
+            "name",
+            "description",
+            "func",
+            "args",
+            "kwargs",
+            "trigger",
+            "trigger_config",
+            "active",
+            "inactive_reason",
+            "max_instances",
+            "coalesce",
+            "misfire_grace_time",
+            "timeout",
+            "max_retries",
+            "retry_delay",
+            "retry_backoff",
+            "retry_backoff_max",
+            "max_consecutive_failures",
+        ]
+        field_classes = dict.fromkeys(JSON_DEFAULTS, JSONTextField)
+        widgets = {
+            "args": AdminTextareaWidget(attrs={"rows": 2, "class": "vLargeTextField dts-json"}),
+            "kwargs": AdminTextareaWidget(attrs={"rows": 2, "class": "vLargeTextField dts-json"}),
+            "trigger_config": AdminTextareaWidget(
+                attrs={"rows": 3, "class": "vLargeTextField dts-json"}
+            ),
+            "description": AdminTextareaWidget(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("trigger_config")
+        keys_help = trigger_keys_help()
+        if field is not None and keys_help:
+            # Admin renders help text as HTML; the model's text is plain, so escape it.
+            field.help_text = format_html("{}<br>{}", field.help_text, keys_help)
+
+    def _clean_json(self, name: str) -> Any:
+        value = self.cleaned_data.get(name)
+        # An empty box means "the default", not JSON null (which the column cannot hold);
+        # an explicit ``null`` is left for the model to refuse with its own message.
+        if value is None and not str(self[name].data or "").strip():
+            return JSON_DEFAULTS[name]()
+        return value
+
+    def clean_args(self) -> Any:
+        return self._clean_json("args")
+
+    def clean_kwargs(self) -> Any:
+        return self._clean_json("kwargs")
+
+    def clean_trigger_config(self) -> Any:
+        return self._clean_json("trigger_config")
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        """File model errors under their fields, never raising for a field the form lacks.
+
+        ``Task.clean()`` keys its errors by field, and ``ModelForm`` passes them here as one
+        dict; ``add_error`` raises ``ValueError`` for a key the form does not have (a field
+        made read-only), so those become non-field errors instead of a crash.
+        """
+        if field is not None or not hasattr(error, "error_dict"):
+            super().add_error(field, error)
+            return
+        failed = {name for name in getattr(self, "_errors", None) or {} if name in DEPENDENT_FIELDS}
+        suppressed = set().union(*(DEPENDENT_FIELDS[name] for name in failed))
+        remapped: dict[str, list[ValidationError]] = {}
+        for name, messages in error.error_dict.items():
+            if name in suppressed:
+                continue
+            key = name if name == NON_FIELD_ERRORS or name in self.fields else NON_FIELD_ERRORS
+            remapped.setdefault(key, []).extend(messages)
+        if remapped:
+            super().add_error(None, ValidationError(remapped))

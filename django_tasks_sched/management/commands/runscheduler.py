@@ -1,0 +1,66 @@
+"""``manage.py runscheduler``: run the scheduler in the foreground until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from django_tasks_sched.service.runner import Options, SchedulerService
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the scheduler: load active tasks, fire them on time, record every run, follow "
+        "changes to the table live. Stops gracefully on SIGINT/SIGTERM."
+    )
+    requires_system_checks = "__all__"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--workers", type=int, help="Threads that execute runs.")
+        parser.add_argument(
+            "--grace-period", type=float, help="Seconds runs get to finish at shutdown."
+        )
+        parser.add_argument(
+            "--poll-interval", type=float, help="Seconds between looks at the change stamp."
+        )
+        parser.add_argument(
+            "--log-level",
+            default="INFO",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="Level of the scheduler's log lines on stderr (default INFO).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["log_level"])
+        service = SchedulerService(
+            Options.from_settings(
+                workers=options["workers"],
+                grace_period=options["grace_period"],
+                poll_interval=options["poll_interval"],
+            )
+        )
+        status = service.run()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A run that ignored the grace period is still on a pool thread, and Python would
+        # wait for it at exit; it is already recorded INTERRUPTED, so leave now.
+        os._exit(status)
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr unless the project's LOGGING already routes our loggers."""
+    ours = logging.getLogger("django_tasks_sched")
+    ours.setLevel(level)
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(level)
+    # APScheduler logs a line per job added; with thousands of tasks that drowns the log.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))

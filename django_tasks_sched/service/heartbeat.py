@@ -1,0 +1,79 @@
+"""The heartbeat row of a scheduler process, and recovery of runs whose process died."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from datetime import timedelta
+
+from django.utils import timezone
+
+import django_tasks_sched
+from django_tasks_sched.models import SchedulerProcess, TaskRun
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_PREFIX = "scheduler:"
+
+
+def scheduler_worker_id() -> str:
+    """A unique id for this scheduler process: ``scheduler:host:pid:random``."""
+    return f"{SCHEDULER_PREFIX}{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def live_processes(timeout: float) -> list[SchedulerProcess]:
+    """Scheduler processes whose heartbeat is fresher than ``timeout`` seconds."""
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    return list(SchedulerProcess.objects.filter(last_seen__gte=cutoff))
+
+
+class Heartbeat:
+    """Keeps this process's ``SchedulerProcess`` row fresh and removes it on shutdown."""
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+
+    def beat(self) -> None:
+        """Insert or refresh the row (re-created if another process pruned it as stale)."""
+        now = timezone.now()
+        if not SchedulerProcess.objects.filter(worker_id=self.worker_id).update(last_seen=now):
+            SchedulerProcess.objects.create(
+                worker_id=self.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                version=django_tasks_sched.__version__,
+                started_at=now,
+                last_seen=now,
+            )
+
+    def stop(self) -> None:
+        SchedulerProcess.objects.filter(worker_id=self.worker_id).delete()
+
+
+def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
+    """Mark RUNNING runs of dead processes INTERRUPTED; prune their heartbeat rows.
+
+    A process is dead when its heartbeat is older than ``timeout`` (or it has none). Runs of
+    the calling process are never touched.
+    """
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    SchedulerProcess.objects.filter(last_seen__lt=cutoff).delete()
+    live = SchedulerProcess.objects.values_list("worker_id", flat=True)
+    # Only runs a scheduler process claimed can be orphaned by one dying; inline runs (a web
+    # process's run_now(inline=True), runtask) carry another kind of worker id.
+    orphans = (
+        TaskRun.objects.running()
+        .filter(worker_id__startswith=SCHEDULER_PREFIX)
+        .exclude(worker_id=own_worker_id)
+        .exclude(worker_id__in=list(live))
+    )
+    count = orphans.update(
+        status=TaskRun.Status.INTERRUPTED,
+        finished_at=timezone.now(),
+        error="Interrupted: the scheduler process running it stopped responding.",
+    )
+    if count:
+        logger.warning("Marked %d run(s) of dead scheduler processes INTERRUPTED", count)
+    return count

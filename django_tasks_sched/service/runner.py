@@ -1,0 +1,220 @@
+"""The scheduler process: APScheduler in a background thread, kept in step with the table.
+
+The main thread runs :meth:`SchedulerService.loop`: it waits on a wake-up (PostgreSQL NOTIFY,
+or the poll interval), and when the change stamp moved, reconciles the changed tasks and
+claims queued run-now requests. A slow timer does a full reconcile, refreshes the heartbeat
+and recovers runs of dead processes. The first SIGINT/SIGTERM stops gracefully; a second
+one forces.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import FrameType
+from typing import Any
+
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from django.db import close_old_connections
+from django.utils import timezone as dj_timezone
+
+from django_tasks_sched.changes import current_version
+from django_tasks_sched.conf import get_settings
+from django_tasks_sched.models import TaskRun
+from django_tasks_sched.service.claims import claim_queued_runs
+from django_tasks_sched.service.executor import FiringExecutor
+from django_tasks_sched.service.heartbeat import (
+    Heartbeat,
+    recover_orphaned_runs,
+    scheduler_worker_id,
+)
+from django_tasks_sched.service.listen import Listener
+from django_tasks_sched.service.reconcile import Reconciler
+
+logger = logging.getLogger("django_tasks_sched.scheduler")
+
+
+@dataclass
+class Options:
+    """How one scheduler process behaves; defaults come from ``TASKS_SCHED``."""
+
+    workers: int
+    poll_interval: float
+    full_sync_interval: float
+    heartbeat_interval: float
+    heartbeat_timeout: float
+    grace_period: float
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> Options:
+        conf = get_settings()
+        values = {
+            "workers": conf.WORKERS,
+            "poll_interval": conf.POLL_INTERVAL,
+            "full_sync_interval": conf.FULL_SYNC_INTERVAL,
+            "heartbeat_interval": conf.HEARTBEAT_INTERVAL,
+            "heartbeat_timeout": conf.HEARTBEAT_TIMEOUT,
+            "grace_period": conf.SHUTDOWN_GRACE_PERIOD,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class SchedulerService:
+    """One ``runscheduler`` process."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.worker_id = scheduler_worker_id()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.executor = FiringExecutor(self.worker_id, options.workers)
+        self.executor.next_fire_time = self._next_fire_time
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": self.executor},
+            timezone=timezone.utc,
+        )
+        self.reconciler = Reconciler(self.scheduler)
+        self.heartbeat = Heartbeat(self.worker_id)
+        self.version = -1
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, serve until asked to stop, shut down; returns the exit status."""
+        self.install_signal_handlers()
+        self.start()
+        try:
+            self.loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        if self.stopping.is_set():
+            logger.warning("Second stop signal: exiting now without waiting for runs")
+            os._exit(1)
+        logger.info("Stop requested; finishing running runs (grace %ss)", self.options.grace_period)
+        self.stopping.set()
+        self.wake.set()
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.heartbeat.beat()
+        recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
+        # Paused while loading, so no job fires from a half-loaded table.
+        self.scheduler.start(paused=True)
+        self.version = current_version()
+        loaded = self.reconciler.full()
+        self.reconciler.flush_next_runs()
+        self.scheduler.resume()
+        if Listener.supported():
+            Listener(self.wake, self.stopping).start()
+        self.claim_queued()
+        logger.info(
+            "Scheduler %s ready in %.2fs: %d task(s) scheduled",
+            self.worker_id,
+            time.monotonic() - started,
+            loaded.added,
+        )
+
+    def loop(self) -> None:
+        opts = self.options
+        next_full = time.monotonic() + opts.full_sync_interval
+        next_beat = time.monotonic() + opts.heartbeat_interval
+        failures = 0
+        while not self.stopping.is_set():
+            self.wake.wait(opts.poll_interval)
+            self.wake.clear()
+            if self.stopping.is_set():
+                break
+            try:
+                close_old_connections()
+                self.sync()
+                now = time.monotonic()
+                if now >= next_full:
+                    self.log_sync("full", self.reconciler.full())
+                    next_full = now + opts.full_sync_interval
+                if now >= next_beat:
+                    self.heartbeat.beat()
+                    recover_orphaned_runs(opts.heartbeat_timeout, self.worker_id)
+                    self.claim_queued()  # In case a wake-up was lost.
+                    next_beat = now + opts.heartbeat_interval
+                self.reconciler.flush_next_runs()
+                failures = 0
+            except Exception:
+                # A database outage must not end the process: log, back off, try again.
+                failures += 1
+                logger.exception("Scheduler loop failed (%d in a row); retrying", failures)
+                close_old_connections()
+                self.stopping.wait(min(30.0, 0.5 * 2**failures))
+
+    def sync(self) -> None:
+        """Reconcile and claim run-now requests if the change stamp moved."""
+        version = current_version()
+        if version == self.version:
+            return
+        # Read the stamp before the rows: a change committed meanwhile moves it again.
+        self.version = version
+        self.log_sync("incremental", self.reconciler.incremental())
+        self.claim_queued()
+
+    def claim_queued(self) -> None:
+        free = self.options.workers - self.executor.running()
+        if free <= 0:
+            return
+        for run in claim_queued_runs(self.worker_id, limit=free):
+            logger.info("Run %s of task %r claimed (run now)", run.pk, run.task.name)
+            self.executor.submit_run(run)
+
+    def shutdown(self) -> None:
+        """Stop firing, let runs finish within the grace period, record what was cut off."""
+        self.stopping.set()
+        self.scheduler.shutdown(wait=False)
+        pending = list(self.executor.futures)
+        if pending:
+            logger.info("Waiting up to %ss for %d run(s)", self.options.grace_period, len(pending))
+            concurrent.futures.wait(pending, timeout=self.options.grace_period)
+        close_old_connections()
+        cut = TaskRun.objects.running().filter(worker_id=self.worker_id)
+        count = cut.update(
+            status=TaskRun.Status.INTERRUPTED,
+            finished_at=dj_timezone.now(),
+            error="Interrupted: the scheduler shut down before the run finished.",
+        )
+        if count:
+            logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", count)
+        self.heartbeat.stop()
+        logger.info("Scheduler %s stopped", self.worker_id)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _next_fire_time(self, job_id: str) -> datetime | None:
+        job = self.scheduler.get_job(job_id)
+        return job.next_run_time if job else None
+
+    @staticmethod
+    def log_sync(kind: str, result: Any) -> None:
+        if result:
+            logger.info(
+                "Sync (%s): %d added, %d changed, %d removed",
+                kind,
+                result.added,
+                result.changed,
+                result.removed,
+            )
+
+    def threads_busy(self) -> bool:
+        return bool(self.executor.futures)

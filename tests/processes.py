@@ -1,0 +1,86 @@
+"""Spawning real ``manage.py`` processes against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    # During tests the connection's NAME is the test database's.
+    env["DTS_SUBPROCESS_DB_NAME"] = str(connection.settings_dict["NAME"])
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run a management command to completion in a new process."""
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        env=subprocess_env(**extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class SchedulerProcess:
+    """A ``runscheduler`` subprocess; its output goes to a log file read on failure."""
+
+    def __init__(self, log_path: Path, *args: str) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "django", "runscheduler", "--poll-interval", "0.1", *args],
+            env=subprocess_env(),
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_until(lambda: "ready in" in self.output(), timeout, self)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.log.close()
+        return code
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10, proc: SchedulerProcess | None = None
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with the process log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            log = proc.output() if proc else ""
+            raise AssertionError(f"condition not met within {timeout}s\n--- scheduler log ---\n{log}")
+        if proc is not None and proc.proc.poll() is not None:
+            raise AssertionError(f"scheduler exited with {proc.proc.returncode}\n{proc.output()}")
+        time.sleep(0.05)

@@ -1,0 +1,106 @@
+"""The one run path: outcome, value, error, log and summary recorded for every run."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from django.core.management import call_command
+
+from django_tasks_sched.execution import execute_run, to_json_value
+from django_tasks_sched.models import Task, TaskRun
+
+pytestmark = pytest.mark.django_db
+
+
+def make_task(func: str, *, args: list | None = None, kwargs: dict | None = None) -> Task:
+    return Task.objects.create(
+        name=func,
+        func=func,
+        args=args or [],
+        kwargs=kwargs or {},
+        trigger=Task.Trigger.INTERVAL,
+        trigger_config={"minutes": 5},
+    )
+
+
+def test_successful_run_records_value_timing_and_summary() -> None:
+    task = make_task("tests.testapp.jobs:add", args=[2, 3])
+    run = task.run_now(inline=True)
+    run.refresh_from_db()
+    assert run.status == TaskRun.Status.SUCCESSFUL
+    assert run.return_value == 5
+    assert run.result() == 5
+    assert run.started_at is not None
+    assert run.finished_at is not None
+    assert run.started_at <= run.finished_at
+    assert run.worker_id
+    task.refresh_from_db()
+    assert task.last_run_status == TaskRun.Status.SUCCESSFUL
+    assert task.last_run_at == run.started_at
+    assert task.consecutive_failures == 0
+
+
+def test_failing_run_records_error_and_traceback_and_counts_failures() -> None:
+    task = make_task("tests.testapp.jobs:fail", kwargs={"message": "disk full"})
+    for _ in range(2):
+        run = task.run_now(inline=True)
+    assert run.status == TaskRun.Status.FAILED
+    assert run.error == "RuntimeError: disk full"
+    assert "Traceback" in run.traceback
+    assert 'raise RuntimeError(message)' in run.traceback
+    task.refresh_from_db()
+    assert task.consecutive_failures == 2
+    assert task.last_run_status == TaskRun.Status.FAILED
+
+
+def test_non_json_return_value_is_stored_as_repr() -> None:
+    run = make_task("tests.testapp.jobs:returns_object").run_now(inline=True)
+    assert run.status == TaskRun.Status.SUCCESSFUL
+    assert run.return_value.startswith("<object object at ")
+    assert to_json_value({"a": [1, 2]}) == {"a": [1, 2]}
+
+
+def test_policy_is_rechecked_before_running() -> None:
+    task = make_task("tests.testapp.jobs:noop")
+    # A row edited past validation (raw UPDATE) to a callable the policy refuses.
+    Task.objects.filter(pk=task.pk).update(func="os:system", args=["true"])
+    task.refresh_from_db()
+    run = task.run_now(inline=True)
+    assert run.status == TaskRun.Status.FAILED
+    assert "not allowed" in run.error
+
+
+def test_cancelled_run_is_not_executed() -> None:
+    task = make_task("tests.testapp.jobs:noop")
+    run = task.run_now()
+    assert run.cancel() is True
+    run = execute_run(run)
+    assert run.status == TaskRun.Status.CANCELLED
+    assert run.started_at is None
+
+
+def test_run_log_output_is_captured(caplog: pytest.LogCaptureFixture) -> None:
+    # Records are captured at the levels logging is configured for (runscheduler: INFO).
+    caplog.set_level(logging.INFO)
+    run = make_task("tests.testapp.jobs:log_lines", args=[3]).run_now(inline=True)
+    assert run.status == TaskRun.Status.SUCCESSFUL
+    assert run.log.count("line ") == 3
+    assert "INFO tests.testapp.jobs: line 0" in run.log
+
+
+def test_runtask_command_prints_outcome_and_exits_nonzero_on_failure() -> None:
+    make_task("tests.testapp.jobs:add", args=[20, 22])
+    out = io.StringIO()
+    call_command("runtask", "tests.testapp.jobs:add", stdout=out)
+    assert "SUCCESSFUL" in out.getvalue()
+    assert "42" in out.getvalue()
+    assert TaskRun.objects.get().origin == TaskRun.Origin.CLI
+
+    make_task("tests.testapp.jobs:fail")
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exc:
+        call_command("runtask", "tests.testapp.jobs:fail", stdout=io.StringIO(), stderr=err)
+    assert exc.value.code == 1
+    assert "RuntimeError: boom" in err.getvalue()

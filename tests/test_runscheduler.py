@@ -1,0 +1,144 @@
+"""runscheduler as a real process: it fires, follows every kind of change, and stops cleanly."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from tests.processes import SchedulerProcess as Proc
+from tests.processes import manage, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[Proc]:
+    proc = Proc(tmp_path / "scheduler.log")
+    proc.wait_ready()
+    yield proc
+    proc.stop()
+
+
+def every_second(name: str, func: str = "tests.testapp.jobs:noop", **fields: object) -> Task:
+    return Task.objects.create(
+        name=name, func=func, trigger="interval", trigger_config={"seconds": 1}, **fields
+    )
+
+
+def runs(task: Task, **filters: object) -> int:
+    return TaskRun.objects.filter(task=task, **filters).count()
+
+
+def test_task_created_from_another_process_fires_and_is_recorded(scheduler: Proc) -> None:
+    task = every_second("tick", func="tests.testapp.jobs:add", args=[1, 2])
+    wait_until(lambda: runs(task, status="SUCCESSFUL") >= 2, 10, scheduler)
+    run = TaskRun.objects.filter(task=task, status="SUCCESSFUL").first()
+    assert run is not None
+    assert run.return_value == 3
+    assert run.origin == TaskRun.Origin.SCHEDULE
+    assert run.scheduled_for is not None
+    assert run.worker_id.startswith("scheduler:")
+    task.refresh_from_db()
+    assert task.last_run_status == "SUCCESSFUL"
+    assert task.next_run_time is not None
+
+
+def test_queryset_update_deactivation_stops_fires(scheduler: Proc) -> None:
+    task = every_second("tick")
+    wait_until(lambda: runs(task) >= 1, 10, scheduler)
+    Task.objects.filter(pk=task.pk).update(active=False)
+    time.sleep(1.5)  # propagation + any fire already in flight
+    settled = runs(task)
+    time.sleep(2.5)
+    assert runs(task) == settled
+
+
+def test_queryset_update_reactivation_and_edit_take_effect(scheduler: Proc) -> None:
+    task = every_second("tick", active=False)
+    time.sleep(1.5)
+    assert runs(task) == 0
+    Task.objects.filter(pk=task.pk).update(active=True)
+    wait_until(lambda: runs(task) >= 1, 5, scheduler)
+
+
+def test_deleted_task_stops_and_scheduler_survives(scheduler: Proc) -> None:
+    task = every_second("doomed")
+    wait_until(lambda: runs(task) >= 1, 10, scheduler)
+    Task.objects.filter(pk=task.pk).delete()
+    other = every_second("survivor")
+    wait_until(lambda: runs(other) >= 1, 10, scheduler)
+    assert "Traceback" not in scheduler.output()
+
+
+def test_run_now_from_another_process_is_started_fast(scheduler: Proc) -> None:
+    task = Task.objects.create(
+        name="manual",
+        func="tests.testapp.jobs:greet",
+        args=["Ada"],
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+    )
+    queued_at = time.monotonic()
+    run = task.run_now()
+    run.wait(timeout=5)
+    assert run.status == TaskRun.Status.SUCCESSFUL
+    assert run.result() == "Hello, Ada!"
+    assert time.monotonic() - queued_at < 3
+    assert run.worker_id.startswith("scheduler:")
+
+
+def test_failing_task_is_recorded_and_scheduler_keeps_going(scheduler: Proc) -> None:
+    bad = every_second("bad", func="tests.testapp.jobs:fail")
+    good = every_second("good")
+    wait_until(lambda: runs(bad, status="FAILED") >= 2, 10, scheduler)
+    wait_until(lambda: runs(good, status="SUCCESSFUL") >= 2, 10, scheduler)
+    failed = TaskRun.objects.filter(task=bad, status="FAILED").first()
+    assert failed is not None
+    assert failed.error == "RuntimeError: boom"
+    assert "Traceback" in failed.traceback
+
+
+def test_invalid_row_is_refused_without_stopping_the_scheduler(scheduler: Proc) -> None:
+    broken = every_second("broken")
+    # Past validation, as raw SQL or a careless migration could.
+    Task.objects.filter(pk=broken.pk).update(trigger_config={"seconds": "soon"})
+    good = every_second("good")
+    wait_until(lambda: runs(good) >= 1, 10, scheduler)
+    wait_until(lambda: "is not scheduled" in scheduler.output(), 5, scheduler)
+
+
+def test_sigterm_exits_zero_and_removes_heartbeat(tmp_path: Path) -> None:
+    proc = Proc(tmp_path / "s.log")
+    proc.wait_ready()
+    assert SchedulerProcess.objects.count() == 1
+    status = manage("schedulerstatus")
+    assert status.returncode == 0, status.stderr
+    assert "1 live scheduler" in status.stdout
+    assert proc.stop(signal.SIGTERM) == 0
+    assert SchedulerProcess.objects.count() == 0
+    status = manage("schedulerstatus")
+    assert status.returncode == 1
+    assert "No live scheduler" in status.stderr
+
+
+def test_shutdown_interrupts_runs_past_the_grace_period(tmp_path: Path) -> None:
+    proc = Proc(tmp_path / "s.log", "--grace-period", "0.5")
+    proc.wait_ready()
+    task = Task.objects.create(
+        name="slow",
+        func="tests.testapp.jobs:sleep",
+        args=[30],
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+    )
+    run = task.run_now()
+    wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "RUNNING", 5, proc)
+    assert proc.stop(signal.SIGTERM, timeout=10) == 0
+    run.refresh_from_db()
+    assert run.status == TaskRun.Status.INTERRUPTED
+    assert "shut down" in run.error
