@@ -209,9 +209,11 @@ def resolve_callable(path: str) -> Callable[..., Any]:
             error = _import_error(module_name, exc)
             # Only "this candidate does not exist" moves on to a shorter prefix; a module that
             # exists but fails to import one of its own dependencies is reported as it is.
-            if last or not _is_missing(module_name, exc):
-                raise first_missing or error from None
+            if not _is_missing(module_name, exc):
+                raise error from None
             first_missing = first_missing or error
+            if last:
+                raise first_missing from None
             continue
         except (Exception, SystemExit) as exc:
             # A broken module (syntax error, failing top-level code, even sys.exit()) must become

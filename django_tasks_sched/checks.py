@@ -18,21 +18,10 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from django_tasks_sched.conf import DEFAULTS, SETTING_NAME
+from django_tasks_sched.conf import DEFAULTS, NUMBER_RULES, SETTING_NAME, is_valid_number
 
 #: The tag to run only these checks: ``manage.py check --tag django_tasks_sched``.
 TAG = "django_tasks_sched"
-
-#: Numeric keys: (whole numbers only, smallest value, whether the smallest value is allowed).
-_NUMBERS: dict[str, tuple[bool, float, bool]] = {
-    "WORKERS": (True, 1, True),
-    "POLL_INTERVAL": (False, 0, False),
-    "FULL_SYNC_INTERVAL": (False, 0, False),
-    "HEARTBEAT_INTERVAL": (False, 0, False),
-    "HEARTBEAT_TIMEOUT": (False, 0, False),
-    "SHUTDOWN_GRACE_PERIOD": (False, 0, True),
-    "RUN_LOG_LIMIT": (True, 0, True),
-}
 
 #: Top-level packages whose code no task should be able to call by default configuration.
 _DANGEROUS_TOPS = frozenset({*sys.stdlib_module_names, "django", "django_tasks_sched"})
@@ -222,20 +211,13 @@ def _check_pyproject(value: Any) -> list[CheckMessage]:
     return []
 
 
-def _is_number(value: object, *, whole: bool) -> bool:
-    # bool is an int subclass, but "WORKERS": True is a mistake, not 1.
-    kinds: tuple[type, ...] = (int,) if whole else (int, float)
-    return isinstance(value, kinds) and not isinstance(value, bool)
-
-
 def _check_numbers(raw: Mapping[Any, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for key, (whole, low, inclusive) in _NUMBERS.items():
-        if key not in raw or key not in DEFAULTS:
+    for key, (whole, low, inclusive) in NUMBER_RULES.items():
+        if key not in raw:
             continue
         value = raw[key]
-        in_range = _is_number(value, whole=whole) and (value >= low if inclusive else value > low)
-        if in_range:
+        if is_valid_number(key, value):
             continue
         kind = "a whole number" if whole else "a number"
         bound = f"of at least {low:g}" if inclusive else f"greater than {low:g}"

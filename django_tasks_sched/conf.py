@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +70,59 @@ def user_settings() -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+#: Numeric keys: (whole numbers only, smallest value, whether the smallest value is allowed).
+NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
+    "WORKERS": (True, 1, True),
+    "POLL_INTERVAL": (False, 0, False),
+    "FULL_SYNC_INTERVAL": (False, 0, False),
+    "HEARTBEAT_INTERVAL": (False, 0, False),
+    "HEARTBEAT_TIMEOUT": (False, 0, False),
+    "SHUTDOWN_GRACE_PERIOD": (False, 0, True),
+    "RUN_LOG_LIMIT": (True, 0, True),
+}
+
+
+def is_valid_number(key: str, value: object) -> bool:
+    """Whether ``value`` is acceptable for the numeric setting ``key``."""
+    whole, low, inclusive = NUMBER_RULES[key]
+    # bool is an int subclass, but "WORKERS": True is a mistake, not 1.
+    kinds: tuple[type, ...] = (int,) if whole else (int, float)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        return False
+    return value >= low if inclusive else value > low
+
+
+def is_valid(key: str, value: object) -> bool:
+    """Whether ``value`` is usable for ``key``; the system checks say why when it is not."""
+    if key in NUMBER_RULES:
+        return is_valid_number(key, value)
+    if key == "ALLOWED_MODULES":
+        return value is None or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        )
+    if key == "TASKS":
+        return isinstance(value, (list, tuple))
+    if key == "PYPROJECT":
+        return value is None or isinstance(value, (str, PathLike))
+    return True
+
+
 @cache
 def get_settings() -> AppSettings:
-    """Return the effective settings, cached until ``TASKS_SCHED`` changes."""
-    raw = {**DEFAULTS, **user_settings()}
+    """Return the effective settings, cached until ``TASKS_SCHED`` changes.
+
+    A malformed value falls back to its default (the system checks report it), so a typo in
+    settings degrades one feature instead of crashing every task save and run.
+    """
+    raw = dict(DEFAULTS)
+    for key, value in user_settings().items():
+        if key in DEFAULTS and is_valid(key, value):
+            raw[key] = value
     allowed = raw["ALLOWED_MODULES"]
     pyproject = raw["PYPROJECT"]
     return AppSettings(
         ALLOWED_MODULES=None if allowed is None else tuple(allowed),
-        TASKS=tuple(raw["TASKS"] or ()),
+        TASKS=tuple(raw["TASKS"]),
         PYPROJECT=None if pyproject is None else Path(pyproject),
         WORKERS=int(raw["WORKERS"]),
         POLL_INTERVAL=float(raw["POLL_INTERVAL"]),

@@ -233,17 +233,18 @@ class Task(models.Model):
         def collect(exc: TaskConfigError) -> None:
             errors.setdefault(exc.field, []).append(exc.message)
 
+        # For an unknown trigger this adds, to Django's "not a valid choice", the valid ones.
         try:
             self.build_trigger()
         except TaskConfigError as exc:
             collect(exc)
         if not isinstance(self.args, list):
             errors.setdefault("args", []).append(
-                str(_("Positional arguments must be a JSON list, e.g. [1, \"a\"]."))
+                str(_('positional arguments must be a JSON list, e.g. [1, "a"]'))
             )
         if not isinstance(self.kwargs, dict):
             errors.setdefault("kwargs", []).append(
-                str(_('Keyword arguments must be a JSON object, e.g. {"days": 30}.'))
+                str(_('keyword arguments must be a JSON object, e.g. {"days": 30}'))
             )
         if self.func:
             try:
@@ -497,6 +498,15 @@ class TaskRun(models.Model):
         return bool(cancelled)
 
 
+class SchedulerProcessQuerySet(models.QuerySet["SchedulerProcess"]):
+    def alive(self, timeout: float | None = None) -> SchedulerProcessQuerySet:
+        """Processes whose heartbeat is fresher than ``timeout`` (default HEARTBEAT_TIMEOUT)."""
+        from django_tasks_sched.conf import get_settings
+
+        seconds = get_settings().HEARTBEAT_TIMEOUT if timeout is None else timeout
+        return self.filter(last_seen__gte=timezone.now() - timedelta(seconds=seconds))
+
+
 class SchedulerProcess(models.Model):
     """A live ``runscheduler`` process: its heartbeat row, removed on clean shutdown."""
 
@@ -506,6 +516,8 @@ class SchedulerProcess(models.Model):
     version = models.CharField(_("version"), max_length=32)
     started_at = models.DateTimeField(_("started"), default=timezone.now)
     last_seen = models.DateTimeField(_("last seen"), default=timezone.now, db_index=True)
+
+    objects = SchedulerProcessQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("scheduler process")

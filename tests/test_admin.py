@@ -19,7 +19,7 @@ from django.utils.html import escape
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from django_tasks_sched.forms import TaskForm
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 
 pytestmark = pytest.mark.django_db
 
@@ -474,13 +474,34 @@ def test_run_now_queues_manual_runs_and_reports(admin: Client, tasks: list[Task]
     for run in runs:
         assert (run.status, run.origin, run.scheduled_for) == ("QUEUED", "MANUAL", None)
     (text,) = message_texts(response)
-    assert text.startswith("2 tasks queued to run now.")
-    assert "scheduler" in text
+    assert text.startswith("2 tasks queued to run now, but no scheduler process is running")
+
+
+def test_run_now_message_and_banner_name_a_live_scheduler(admin: Client, tasks: list[Task]) -> None:
+    SchedulerProcess.objects.create(worker_id="scheduler:web1:42:ab", hostname="web1", pid=42)
+    response = post_action(admin, "run_now", tasks[:1])
+    (text,) = message_texts(response)
+    assert text.startswith("1 task queued to run now; a live scheduler process will start it")
+    response = admin.get(reverse("admin:django_tasks_sched_task_changelist"))
+    assertContains(response, "1 scheduler process is running")
+    assertContains(response, "web1 (pid 42")
+
+
+def test_banner_warns_when_no_scheduler_is_alive(admin: Client) -> None:
+    # A heartbeat older than HEARTBEAT_TIMEOUT does not count.
+    SchedulerProcess.objects.create(
+        worker_id="scheduler:old:1:cd",
+        hostname="old",
+        pid=1,
+        last_seen=timezone.now() - timedelta(minutes=5),
+    )
+    response = admin.get(reverse("admin:django_tasks_sched_task_changelist"))
+    assertContains(response, "No scheduler process is running")
 
 
 def test_run_now_needs_only_the_run_permission(runner: User, tasks: list[Task]) -> None:
     response = post_action(login(runner), "run_now", tasks[:1])
-    assert message_texts(response)[0].startswith("1 task queued to run now.")
+    assert message_texts(response)[0].startswith("1 task queued to run now")
     assert TaskRun.objects.count() == 1
 
 

@@ -335,10 +335,31 @@ def test_callable_path() -> None:
             "'tests.testapp.jobs.NOT_CALLABLE' is not callable (it is of type int)",
         ),
         ("tests.testapp:jobs", "is not callable (it is of type module)"),
+        # "tests.testapp.jobs.add" is no module ("jobs is not a package"): read as attributes.
+        ("tests.testapp.jobs.add.nope", "'tests.testapp.jobs:add' has no attribute 'nope'"),
     ],
 )
 def test_import_and_attribute_failures(path: str, fragment: str) -> None:
     assert fragment in refused(path)
+
+
+@override_settings(TASKS_SCHED={"ALLOWED_MODULES": ["dts_nowhere"]})
+def test_a_missing_top_level_package_names_the_longest_module_tried() -> None:
+    message = refused("dts_nowhere.jobs.cleanup")
+    assert message == "cannot import module 'dts_nowhere.jobs' (No module named 'dts_nowhere')"
+
+
+@override_settings(TASKS_SCHED={"ALLOWED_MODULES": ["dts_syntax_error"]})
+def test_a_syntax_error_becomes_a_clean_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "dts_syntax_error.py").write_text("def job(:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        message = refused("dts_syntax_error:job")
+    finally:
+        sys.modules.pop("dts_syntax_error", None)
+    assert message.startswith("importing module 'dts_syntax_error' failed: SyntaxError")
 
 
 @override_settings(TASKS_SCHED=OUTSIDE_ALLOWED)

@@ -35,3 +35,13 @@ class SettingsTests(SimpleTestCase):
 
     def test_cached_between_reads(self) -> None:
         self.assertIs(get_settings(), get_settings())
+
+    @override_settings(
+        TASKS_SCHED={"ALLOWED_MODULES": "tests", "WORKERS": "ten", "POLL_INTERVAL": 0.5}
+    )
+    def test_malformed_values_fall_back_per_key(self) -> None:
+        # A bare string must not become the prefixes ('t', 'e', 's', ...); checks report it.
+        conf = get_settings()
+        self.assertIsNone(conf.ALLOWED_MODULES)
+        self.assertEqual(conf.WORKERS, DEFAULTS["WORKERS"])
+        self.assertEqual(conf.POLL_INTERVAL, 0.5)

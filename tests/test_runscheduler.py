@@ -142,3 +142,25 @@ def test_shutdown_interrupts_runs_past_the_grace_period(tmp_path: Path) -> None:
     run.refresh_from_db()
     assert run.status == TaskRun.Status.INTERRUPTED
     assert "shut down" in run.error
+
+
+def test_list_prints_what_would_fire_and_exits() -> None:
+    Task.objects.create(
+        name="nightly",
+        func="tests.testapp.jobs:noop",
+        trigger="cron",
+        trigger_config={"crontab": "30 2 * * *", "timezone": "America/New_York"},
+    )
+    Task.objects.create(
+        name="off",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"minutes": 1},
+        active=False,
+    )
+    result = manage("runscheduler", "--list", "--count", "2")
+    assert result.returncode == 0, result.stderr
+    assert "nightly: " in result.stdout
+    assert "02:30:00 E" in result.stdout  # EST or EDT, in the task's own zone
+    assert "off" not in result.stdout
+    assert "1 active task(s) would be scheduled." in result.stdout

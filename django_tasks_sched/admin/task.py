@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django_tasks_sched.admin import display
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.forms import TaskForm
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +34,28 @@ PREVIEW_FIRES = 5
 RECENT_RUNS = 10
 
 
-def run_now_message(count: int) -> str:
-    """The sentence reporting runs queued from the admin.
+def run_now_message(count: int) -> tuple[str, int]:
+    """The sentence (and message level) reporting runs queued from the admin.
 
-    The seam for telling the user whether a live scheduler process will pick the runs up.
+    Says whether a live scheduler process will pick the runs up, or that none is running.
     """
-    return ngettext(
-        "%(count)d task queued to run now. It waits for a scheduler process to start it.",
-        "%(count)d tasks queued to run now. They wait for a scheduler process to start them.",
+    if SchedulerProcess.objects.alive().exists():
+        text = ngettext(
+            "%(count)d task queued to run now; a live scheduler process will start it "
+            "within about a second.",
+            "%(count)d tasks queued to run now; a live scheduler process will start them "
+            "within about a second.",
+            count,
+        )
+        return text % {"count": count}, messages.SUCCESS
+    text = ngettext(
+        "%(count)d task queued to run now, but no scheduler process is running: it waits "
+        "until one is started (manage.py runscheduler).",
+        "%(count)d tasks queued to run now, but no scheduler process is running: they wait "
+        "until one is started (manage.py runscheduler).",
         count,
-    ) % {"count": count}
+    )
+    return text % {"count": count}, messages.WARNING
 
 
 class LastRunStatusFilter(admin.SimpleListFilter):
@@ -85,6 +97,14 @@ class TaskAdmin(admin.ModelAdmin):
     list_filter = ["active", "trigger", LastRunStatusFilter, "source"]
     search_fields = ["name", "func", "description"]
     actions = ["run_now", "activate_tasks", "deactivate_tasks"]
+    change_list_template = "admin/django_tasks_sched/task/change_list.html"
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The banner: which scheduler processes are alive, or a warning that none is.
+        context = {"scheduler_processes": list(SchedulerProcess.objects.alive()[:20])}
+        return super().changelist_view(request, {**context, **(extra_context or {})})
     readonly_fields = [
         "schedule_in_words",
         "upcoming_fire_times",
@@ -264,7 +284,7 @@ class TaskAdmin(admin.ModelAdmin):
             task.run_now(origin=TaskRun.Origin.MANUAL)
             self.log_change(request, task, gettext("Queued a run now."))
             count += 1
-        self.message_user(request, run_now_message(count), messages.SUCCESS)
+        self.message_user(request, *run_now_message(count))
 
     @admin.action(description=_("Activate selected tasks"), permissions=["change"])
     def activate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
@@ -334,7 +354,7 @@ class TaskAdmin(admin.ModelAdmin):
             raise PermissionDenied
         task.run_now(origin=TaskRun.Origin.MANUAL)
         self.log_change(request, task, gettext("Queued a run now."))
-        self.message_user(request, run_now_message(1), messages.SUCCESS)
+        self.message_user(request, *run_now_message(1))
         return redirect(
             reverse(
                 f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",

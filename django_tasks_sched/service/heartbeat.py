@@ -23,12 +23,6 @@ def scheduler_worker_id() -> str:
     return f"{SCHEDULER_PREFIX}{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def live_processes(timeout: float) -> list[SchedulerProcess]:
-    """Scheduler processes whose heartbeat is fresher than ``timeout`` seconds."""
-    cutoff = timezone.now() - timedelta(seconds=timeout)
-    return list(SchedulerProcess.objects.filter(last_seen__gte=cutoff))
-
-
 class Heartbeat:
     """Keeps this process's ``SchedulerProcess`` row fresh and removes it on shutdown."""
 
@@ -60,7 +54,7 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
     """
     cutoff = timezone.now() - timedelta(seconds=timeout)
     SchedulerProcess.objects.filter(last_seen__lt=cutoff).delete()
-    live = SchedulerProcess.objects.values_list("worker_id", flat=True)
+    live = SchedulerProcess.objects.alive(timeout).values_list("worker_id", flat=True)
     # Only runs a scheduler process claimed can be orphaned by one dying; inline runs (a web
     # process's run_now(inline=True), runtask) carry another kind of worker id.
     orphans = (

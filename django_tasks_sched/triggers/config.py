@@ -18,9 +18,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from django_tasks_sched.exceptions import TaskConfigError
-from django_tasks_sched.triggers.cron import FieldWallClock
 from django_tasks_sched.triggers.crontab import Crontab, CrontabError, parse_crontab
 from django_tasks_sched.triggers.dates import default_zone, get_zone, parse_iso, to_instant
+from django_tasks_sched.triggers.fields import FieldWallClock
 
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
@@ -298,12 +298,20 @@ def _cron_field(name: str, value: Any) -> str:
 
 
 def _check_reachable(walls: FieldWallClock, fields: Mapping[str, str]) -> None:
-    """Refuse a day that no allowed month has: APScheduler would search until year 9999."""
+    """Refuse fields that can never meet (30 February, week 53 of June ...)."""
     days, months = walls.values("day"), walls.values("month")
-    if days is None or months is None:
-        return
-    if not any(day <= _MONTH_DAYS[month] for month in months for day in days):
+    if (
+        days is not None
+        and months is not None
+        and not any(day <= _MONTH_DAYS[month] for month in months for day in days)
+    ):
         _fail(
             _("day %(day)s never occurs in month %(month)s; choose a day that the months have")
             % {"day": _show(fields.get("day", "*")), "month": _show(fields.get("month", "*"))}
+        )
+    if walls.first_match() is None:
+        given = ", ".join(f"{key}={_show(value)}" for key, value in fields.items())
+        _fail(
+            _("the fields %(fields)s never match together; check day, week, month and day_of_week")
+            % {"fields": given}
         )

@@ -10,19 +10,9 @@ them onto real instants one constant-offset stretch of the zone at a time.
 from __future__ import annotations
 
 import random
-import threading
-import weakref
 from datetime import datetime, timedelta, tzinfo
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.cron.expressions import (
-    AllExpression,
-    MonthRangeExpression,
-    RangeExpression,
-    WeekdayRangeExpression,
-)
-from apscheduler.triggers.cron.fields import MAX_VALUES, MIN_VALUES
 
 from django_tasks_sched.triggers.crontab import Crontab
 from django_tasks_sched.triggers.dates import (
@@ -33,6 +23,7 @@ from django_tasks_sched.triggers.dates import (
     to_instant,
     zone_name,
 )
+from django_tasks_sched.triggers.fields import FieldWallClock
 
 # Looking back this far from the start catches a change that just happened (the repeated or
 # skipped stretch it leaves behind); every real DST shift is shorter.
@@ -45,77 +36,6 @@ _JUMP = timedelta(hours=26)
 # Each step advances by a day or more, or to the next change; the cap only guards a bug.
 _MAX_STEPS = 1000
 _ONE_MICROSECOND = timedelta(microseconds=1)
-_NUMERIC_EXPRESSIONS = (
-    AllExpression,
-    RangeExpression,
-    MonthRangeExpression,
-    WeekdayRangeExpression,
-)
-
-
-class _SharedCronTrigger(CronTrigger):
-    """An APScheduler ``CronTrigger`` that can be held in a weak-value cache."""
-
-    __slots__ = ("__weakref__",)
-
-
-# Field-form schedules share their APScheduler trigger (~2.4 KB each): a scheduler process
-# holds one trigger per task, and most tasks repeat a few schedules.
-_shared_field_triggers: weakref.WeakValueDictionary[tuple[tuple[str, str], ...], CronTrigger] = (
-    weakref.WeakValueDictionary()
-)
-_shared_lock = threading.Lock()
-
-
-class FieldWallClock:
-    """APScheduler's own cron fields (``hour``, ``day_of_week`` ...) as a wall clock.
-
-    The APScheduler trigger runs in UTC on naive wall times: UTC never skips or repeats, so it
-    enumerates wall times exactly, with APScheduler's meaning of every field (``day`` and
-    ``day_of_week`` both must match; ``last``, ``1st mon``, ``week``, ``year``).
-    """
-
-    __slots__ = ("trigger", "wall_clock")
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        key = tuple(sorted(fields.items()))
-        with _shared_lock:
-            trigger = _shared_field_triggers.get(key)
-            if trigger is None:
-                trigger = _SharedCronTrigger(**fields, timezone=UTC)
-                _shared_field_triggers[key] = trigger
-        self.trigger: CronTrigger = trigger
-        # Unspecified fields count as APScheduler fills them in: those below the smallest given
-        # field become their minimum (fixed), those above it "*". The field's text says which.
-        by_name = {field.name: str(field) for field in trigger.fields}
-        self.wall_clock = not (by_name["minute"].startswith("*") or by_name["hour"].startswith("*"))
-
-    def next_match(self, wall: datetime) -> datetime | None:
-        """The first wall time at or after ``wall`` (naive) that the fields match."""
-        match = self.trigger.get_next_fire_time(None, wall.replace(tzinfo=UTC))
-        return None if match is None else match.replace(tzinfo=None)
-
-    def fields(self) -> dict[str, str]:
-        """Every field as APScheduler completed it (unspecified ones filled in), for display."""
-        return {f.name: str(f) for f in self.trigger.fields}
-
-    def values(self, name: str) -> list[int] | None:
-        """The numbers field ``name`` allows, or None if it uses ``last``, ``1st mon`` etc."""
-        field = next(f for f in self.trigger.fields if f.name == name)
-        low, high = MIN_VALUES[name], MAX_VALUES[name]
-        allowed: set[int] = set()
-        for expr in field.expressions:
-            if type(expr) not in _NUMERIC_EXPRESSIONS:
-                return None
-            first = getattr(expr, "first", low)
-            last = getattr(expr, "last", None)
-            if last is None:
-                last = high
-            allowed.update(range(first, last + 1, expr.step or 1))
-        return sorted(allowed)
-
-    def __str__(self) -> str:
-        return ", ".join(f"{f.name}='{f}'" for f in self.trigger.fields if not f.is_default)
 
 
 class ZonedCronTrigger(BaseTrigger):

@@ -7,6 +7,7 @@ wall time and ignore ``fold``, which is wrong inside a repeated hour; UTC has no
 
 from __future__ import annotations
 
+import bisect
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +15,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 UTC = timezone.utc
 ONE_SECOND = timedelta(seconds=1)
+# Transitions found so far, per zone (a handful each: two a year, around the dates in use).
+_known_transitions: dict[tzinfo, tuple[datetime, ...]] = {}
+_KNOWN_PER_ZONE = 32
 
 
 def default_zone() -> ZoneInfo:
@@ -64,8 +68,13 @@ def find_transition(zone: tzinfo, before: datetime, after: datetime) -> datetime
 
     Both bounds are naive UTC datetimes whose offsets differ, with one change between them.
     ``zoneinfo`` does not expose its transitions, so bisect on whole seconds (tzdb changes fall
-    on whole seconds): about 17 probes for a day-long window, and only near a change.
+    on whole seconds): about 17 probes for a day-long window. Found changes are remembered per
+    zone, as every task in that zone asks for the same few.
     """
+    known = _known_transitions.get(zone, ())
+    index = bisect.bisect_right(known, before)
+    if index < len(known) and known[index] <= after:
+        return known[index]
     lo = before.replace(microsecond=0)
     hi = after
     start_offset = offset_at(zone, lo)
@@ -75,6 +84,8 @@ def find_transition(zone: tzinfo, before: datetime, after: datetime) -> datetime
             lo = mid
         else:
             hi = mid
+    # Replaced, never mutated, so readers in other threads always see a sorted tuple.
+    _known_transitions[zone] = tuple(sorted({*known[-_KNOWN_PER_ZONE:], hi}))
     return hi
 
 

@@ -27,9 +27,9 @@ from django_tasks_sched.triggers.config import (
     TriggerConfig,
     parse_config,
 )
-from django_tasks_sched.triggers.cron import FieldWallClock
 from django_tasks_sched.triggers.crontab import ALIASES, Crontab
 from django_tasks_sched.triggers.dates import format_local, zone_name
+from django_tasks_sched.triggers.fields import FieldWallClock
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,10 @@ def _crontab_words(crontab: Crontab) -> str:
         part if part == "*" or (_STAR_STEP.match(part) and index < 4) else _ranges(values)
         for index, (part, values) in enumerate(zip(raw, crontab.field_values(), strict=True))
     )
-    every_date, every_weekday = len(crontab.field_values()[2]) == 31, dow == "0-6"
+    weekdays = crontab.field_values()[4]
+    every_date, every_weekday = len(crontab.field_values()[2]) == 31, len(weekdays) == 7
+    if dow != "*":
+        dow = _weekdays(weekdays)
     if crontab.day_or and (every_date or every_weekday):
         dom = dow = "*"  # either side alone matches every day
     elif not crontab.day_or:
@@ -146,7 +149,7 @@ def _field_words(walls: FieldWallClock) -> str:
     if fields["week"] != "*" or "/" in year or weekdays is None:
         return _listing(walls)
     # APScheduler counts weekdays from Monday = 0; cron from Sunday = 0.
-    dow = "*" if len(weekdays) == 7 else _ranges(sorted((d + 1) % 7 for d in weekdays))
+    dow = "*" if len(weekdays) == 7 else _weekdays([(d + 1) % 7 for d in weekdays])
     if days is None:
         # A single "last" or "1st mon" has a crontab spelling when the weekday field is free.
         position = dom.split(" ")
@@ -193,6 +196,27 @@ def _ranges(values: list[int]) -> str:
         else:
             runs.append([value, value])
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _weekdays(values: list[int]) -> str:
+    """Cron weekdays as runs that may wrap past Saturday: ``[5, 6, 0]`` as ``"5-0"``."""
+    if len(values) == 7:
+        return "*"
+    present = set(values)
+    # Start the week after a missing day, so that a run such as Saturday-Sunday stays whole.
+    start = min(day for day in present if (day - 1) % 7 not in present)
+    runs: list[list[int]] = []
+    for offset in range(7):
+        day = (start + offset) % 7
+        if day not in present:
+            continue
+        if runs and (runs[-1][-1] + 1) % 7 == day:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ",".join(
+        f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)) for run in runs
+    )
 
 
 def _cron_text(expression: str) -> str:

@@ -6,9 +6,14 @@ import logging
 import os
 import sys
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.models import Task
 from django_tasks_sched.service.runner import Options, SchedulerService
 
 
@@ -28,6 +33,17 @@ class Command(BaseCommand):
             "--poll-interval", type=float, help="Seconds between looks at the change stamp."
         )
         parser.add_argument(
+            "--list",
+            action="store_true",
+            help="Print what would fire (each active task's next fire times) and exit.",
+        )
+        parser.add_argument(
+            "--count",
+            type=int,
+            default=3,
+            help="With --list: how many fire times to show per task (default 3).",
+        )
+        parser.add_argument(
             "--log-level",
             default="INFO",
             choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -35,6 +51,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["list"]:
+            self.list_fires(options["count"])
+            return
         configure_logging(options["log_level"])
         service = SchedulerService(
             Options.from_settings(
@@ -50,6 +69,31 @@ class Command(BaseCommand):
         # A run that ignored the grace period is still on a pool thread, and Python would
         # wait for it at exit; it is already recorded INTERRUPTED, so leave now.
         os._exit(status)
+
+    def list_fires(self, count: int) -> None:
+        """The dry run: every active task, its schedule in words and next fire times."""
+        tasks = Task.objects.active().order_by("next_run_time", "name")
+        shown = 0
+        for task in tasks.iterator():
+            try:
+                times = task.next_fire_times(count=count)
+            except TaskConfigError as exc:
+                self.stdout.write(f"{task.name}: NOT SCHEDULED ({exc})")
+                continue
+            zone = task_zone(task)
+            when = (
+                ", ".join(f"{t.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}" for t in times)
+                or "no further fires"
+            )
+            self.stdout.write(f"{task.name}: {task.describe_schedule()}\n    {when}")
+            shown += 1
+        self.stdout.write(f"{shown} active task(s) would be scheduled.")
+
+
+def task_zone(task: Task) -> ZoneInfo:
+    """The zone a task's times read in: its ``timezone`` key, else ``TIME_ZONE``."""
+    config = task.trigger_config if isinstance(task.trigger_config, dict) else {}
+    return ZoneInfo(config.get("timezone") or settings.TIME_ZONE)
 
 
 def configure_logging(level: str) -> None:

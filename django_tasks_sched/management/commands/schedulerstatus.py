@@ -7,15 +7,14 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from django_tasks_sched.conf import get_settings
-from django_tasks_sched.service.heartbeat import live_processes
+from django_tasks_sched.models import SchedulerProcess
 
 
 class Command(BaseCommand):
     help = "List live scheduler processes; exit with status 1 when none is alive."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        processes = live_processes(get_settings().HEARTBEAT_TIMEOUT)
+        processes = list(SchedulerProcess.objects.alive())
         now = timezone.now()
         for proc in processes:
             age = (now - proc.last_seen).total_seconds()

@@ -1,0 +1,403 @@
+"""The benchmarks. Each resets the tables, spawns real schedulers and returns table rows."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import (
+    UTC,
+    Result,
+    Scheduler,
+    create_tasks,
+    far_away_tasks,
+    iso,
+    median,
+    ms,
+    percentile,
+    reset_tables,
+    timestamp,
+    wait_until_idle,
+)
+
+
+@dataclass
+class Plan:
+    """How much to measure: ``--quick`` trims samples and windows, not the task counts."""
+
+    quick: bool
+    db: str
+    workdir: Path
+
+    @property
+    def propagation_samples(self) -> int:
+        return 20 if self.quick else 50
+
+    @property
+    def idle_window(self) -> float:
+        # The full window spans one FULL_SYNC_INTERVAL (60 s), so it includes one full pass.
+        return 30.0 if self.quick else 60.0
+
+    @property
+    def steady_rounds(self) -> int:
+        return 1 if self.quick else 3
+
+    @property
+    def burst_rounds(self) -> int:
+        return 3 if self.quick else 6
+
+    @property
+    def startup_repeats(self) -> int:
+        return 1 if self.quick else 3
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{self.db}-{name}.log"
+
+
+def _check_clean(scheduler: Scheduler, name: str) -> None:
+    errors = scheduler.errors()
+    if errors:
+        print(f"  ! {name}: the scheduler logged errors (see {scheduler.log_path}):")
+        for line in errors[:5]:
+            print(f"    {line}")
+
+
+# -- 1, 3 (10,000) and 4: one scheduler with 10,000 idle tasks -------------------------------------
+
+
+def idle_scheduler(plan: Plan) -> list[Result]:
+    """Start-up and memory at 10,000 tasks, change propagation, then idle CPU."""
+    reset_tables()
+    create_tasks(far_away_tasks(10_000, "idle"))
+    results, scheduler = startup_rows(plan, 10_000, keep_last=True)
+    assert scheduler is not None
+    results += propagation(plan, scheduler)
+    results.append(idle_cpu(plan, scheduler))
+    scheduler.stop()
+    _check_clean(scheduler, "idle")
+    return results
+
+
+def startup_rows(
+    plan: Plan, count: int, *, keep_last: bool = False
+) -> tuple[list[Result], Scheduler | None]:
+    """Start a scheduler on ``count`` tasks (repeatedly); report ready time and memory.
+
+    With ``keep_last`` the last scheduler is left running and returned.
+    """
+    kept = None
+    ready, wall, rss, peak = [], [], [], []
+    repeats = plan.startup_repeats if count <= 10_000 else max(1, plan.startup_repeats - 1)
+    for i in range(repeats):
+        scheduler = Scheduler(plan.log(f"startup-{count}-{i}"))
+        ready.append(scheduler.wait_ready())
+        assert scheduler.ready_wall is not None
+        wall.append(scheduler.ready_wall)
+        time.sleep(3)  # let the first loop pass (and its allocations) settle
+        now, high = scheduler.memory_mb()
+        rss.append(now)
+        peak.append(high)
+        if keep_last and i == repeats - 1:
+            kept = scheduler
+        else:
+            scheduler.stop()
+            _check_clean(scheduler, f"startup {count}")
+    time_target, memory_target = (1.0, 100.0) if count <= 10_000 else (10.0, 300.0)
+    label = f"{count:,}"
+    rows = [
+        Result(
+            f"3. start-up until ready, {label} tasks",
+            plan.db,
+            f"{median(ready):.2f} s (process start to ready {median(wall):.2f} s)",
+            f"≤ {time_target:.0f} s",
+            median(ready) <= time_target,
+            {"ready": ready, "wall": wall},
+        ),
+        Result(
+            f"3. resident memory, {label} tasks",
+            plan.db,
+            f"{median(rss):.0f} MB (peak {median(peak):.0f} MB)",
+            f"≤ {memory_target:.0f} MB",
+            median(rss) <= memory_target,
+            {"rss": rss, "peak": peak},
+        ),
+    ]
+    return rows, kept
+
+
+def startup_100k(plan: Plan) -> list[Result]:
+    reset_tables()
+    create_tasks(far_away_tasks(100_000, "big"))
+    return startup_rows(plan, 100_000)[0]
+
+
+def propagation(plan: Plan, scheduler: Scheduler) -> list[Result]:
+    """Commit in this process → the run's started_at in the scheduler, three ways."""
+    from django_tasks_sched.models import Task, TaskRun
+
+    samples = plan.propagation_samples
+    far = {"run_date": "2099-01-01T00:00:00"}
+    create_tasks(
+        {"name": f"prop-{how}-{i:03d}", "trigger": "date", "trigger_config": far, "active": False}
+        for how in ("save", "update")
+        for i in range(samples)
+    )
+    manual = Task.objects.create(
+        name="prop-run-now", func="benchmarks.jobs:noop", trigger="date", trigger_config=far
+    )
+
+    def wait_started(run: dict[str, int], since: float) -> float:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            started = (
+                TaskRun.objects.filter(**run, started_at__isnull=False)
+                .values_list("started_at", flat=True)
+                .first()
+            )
+            if started is not None:
+                return started.timestamp() - since
+            time.sleep(0.005)
+        return math.inf
+
+    # Each returns how to find its run, and the moment just before the write began.
+    def via_save(i: int) -> tuple[dict[str, int], float]:
+        task = Task.objects.get(name=f"prop-save-{i:03d}")
+        begun = time.time()
+        task.active = True
+        task.trigger_config = {"run_date": iso(begun)}
+        task.save()
+        return {"task_id": task.pk}, begun
+
+    def via_update(i: int) -> tuple[dict[str, int], float]:
+        pk = Task.objects.get(name=f"prop-update-{i:03d}").pk
+        begun = time.time()
+        Task.objects.filter(pk=pk).update(active=True, trigger_config={"run_date": iso(begun)})
+        return {"task_id": pk}, begun
+
+    def via_run_now(i: int) -> tuple[dict[str, int], float]:
+        begun = time.time()
+        return {"pk": manual.run_now().pk}, begun
+
+    ways: list[tuple[str, Callable[[int], tuple[dict[str, int], float]]]] = [
+        ("Task.save() enabling a due task", via_save),
+        ("QuerySet.update() enabling a due task", via_update),
+        ("task.run_now()", via_run_now),
+    ]
+    target = 1.0 if plan.db == "sqlite" else 0.2
+    rows = []
+    for label, action in ways:
+        latencies = []
+        for i in range(samples):
+            run, begun = action(i)
+            latencies.append(wait_started(run, begun))
+            # Off the poll interval's phase, so samples do not all land at the same point.
+            time.sleep(random.uniform(0.05, 0.3))
+        p95 = percentile(latencies, 95)
+        rows.append(
+            Result(
+                f"1. change propagation: {label} (p95, n={samples})",
+                plan.db,
+                f"{ms(p95)} (median {ms(median(latencies))})",
+                f"≤ {ms(target)}",
+                p95 <= target,
+                {"latencies": latencies},
+            )
+        )
+    return rows
+
+
+def idle_cpu(plan: Plan, scheduler: Scheduler) -> Result:
+    wait_until_idle()
+    time.sleep(2)
+    before, began = scheduler.cpu_seconds(), time.monotonic()
+    time.sleep(plan.idle_window)
+    used = scheduler.cpu_seconds() - before
+    share = used / (time.monotonic() - began) * 100
+    return Result(
+        f"4. idle CPU, 10,000 far-away tasks ({plan.idle_window:.0f} s)",
+        plan.db,
+        f"{share:.2f} % of a core",
+        "≤ 1 %",
+        share <= 1.0,
+        {"cpu_seconds": used},
+    )
+
+
+# -- 2 and 5: fire lateness and throughput ---------------------------------------------------------
+
+
+def _runs_between(start: float, end: float) -> list[tuple[Any, ...]]:
+    from django_tasks_sched.models import TaskRun
+
+    return list(
+        TaskRun.objects.filter(
+            scheduled_for__gte=datetime.fromtimestamp(start, UTC),
+            scheduled_for__lt=datetime.fromtimestamp(end, UTC),
+        ).values_list("task_id", "scheduled_for", "started_at", "finished_at", "status")
+    )
+
+
+def _lateness(runs: list[tuple[Any, ...]]) -> tuple[list[float], int, int]:
+    """(lateness of each started run, runs recorded MISSED, runs not SUCCESSFUL)."""
+    late = [
+        started.timestamp() - scheduled.timestamp()
+        for _, scheduled, started, _, status in runs
+        if started is not None and status != "MISSED"
+    ]
+    missed = sum(1 for run in runs if run[4] == "MISSED")
+    unsuccessful = sum(1 for run in runs if run[4] != "SUCCESSFUL")
+    return late, missed, unsuccessful
+
+
+def steady(plan: Plan) -> list[Result]:
+    """10,000 tasks every 60 s, phases spread evenly over the minute (~167 fires/s)."""
+    count, period = 10_000, 60.0
+    reset_tables()
+    origin = math.floor(time.time()) - period
+    create_tasks(
+        {
+            "name": f"steady-{i:05d}",
+            "trigger": "interval",
+            "trigger_config": {"seconds": int(period), "start_date": iso(origin + i * period / count)},
+        }
+        for i in range(count)
+    )
+    scheduler = Scheduler(plan.log("steady"))
+    scheduler.wait_ready()
+    start = time.time() + 3
+    end = start + plan.steady_rounds * period
+    time.sleep(3)
+    cpu_before = scheduler.cpu_seconds()
+    time.sleep(end - time.time())
+    cpu = (scheduler.cpu_seconds() - cpu_before) / (end - start) * 100
+    time.sleep(5)
+    wait_until_idle()
+    scheduler.stop()
+    _check_clean(scheduler, "steady")
+    expected = sum(
+        _fires_between(origin + i * period / count, period, start, end) for i in range(count)
+    )
+    runs = _runs_between(start, end)
+    late, missed, unsuccessful = _lateness(runs)
+    absent = expected - len(runs)
+    p99 = percentile(late, 99)
+    lost = missed + absent
+    return [
+        Result(
+            f"2a. fire lateness, steady 10,000 × every 60 s (p99, {expected:,} fires)",
+            plan.db,
+            f"{ms(p99)} (median {ms(median(late))}, max {ms(max(late, default=math.nan))}); "
+            f"{lost} missed; scheduler CPU {cpu:.0f} %",
+            "≤ 50 ms, none missed",
+            p99 <= 0.050 and lost == 0 and unsuccessful == 0,
+            {"expected": expected, "missed": missed, "absent": absent, "unsuccessful": unsuccessful},
+        )
+    ]
+
+
+def _fires_between(first: float, period: float, start: float, end: float) -> int:
+    """How many of first + k·period (k ≥ 0) fall in [start, end)."""
+    k0 = max(0, math.ceil((start - first) / period))
+    k1 = math.ceil((end - first) / period)
+    return max(0, k1 - k0)
+
+
+def burst(plan: Plan) -> list[Result]:
+    """1,000 tasks all due at the same instant, every 10 s."""
+    count, period = 1_000, 10.0
+    reset_tables()
+    origin = math.floor(time.time())
+    create_tasks(
+        {
+            "name": f"burst-{i:04d}",
+            "trigger": "interval",
+            "trigger_config": {"seconds": int(period), "start_date": iso(origin)},
+        }
+        for i in range(count)
+    )
+    scheduler = Scheduler(plan.log("burst"))
+    scheduler.wait_ready()
+    # Whole rounds only: from the next fire instant at least a second away.
+    start = origin + math.ceil((time.time() + 1 - origin) / period) * period
+    end = start + plan.burst_rounds * period
+    time.sleep(max(0.0, end - time.time()) + 5)
+    wait_until_idle()
+    scheduler.stop()
+    _check_clean(scheduler, "burst")
+    runs = _runs_between(start, end)
+    late, missed, unsuccessful = _lateness(runs)
+    expected = count * plan.burst_rounds
+    lost = missed + expected - len(runs)
+    p99 = percentile(late, 99)
+    return [
+        Result(
+            f"2b. fire lateness, burst 1,000 at once every 10 s (p99, {expected:,} fires)",
+            plan.db,
+            f"{ms(p99)} (median {ms(median(late))}, max {ms(max(late, default=math.nan))}); "
+            f"{lost} missed",
+            "≤ 1 s, none missed",
+            p99 <= 1.0 and lost == 0 and unsuccessful == 0,
+            {"expected": expected, "missed": missed, "unsuccessful": unsuccessful},
+        )
+    ]
+
+
+def burst_10k(plan: Plan) -> list[Result]:
+    """10,000 tasks due at one instant; also gives recorded runs per second."""
+    count = 10_000
+    reset_tables()
+    # Due a little after the scheduler is expected to be ready (start-up is benchmark 3).
+    instant = math.floor(time.time()) + 20
+    create_tasks(
+        {"name": f"instant-{i:05d}", "trigger": "date", "trigger_config": {"run_date": iso(instant)}}
+        for i in range(count)
+    )
+    scheduler = Scheduler(plan.log("burst-10k"))
+    scheduler.wait_ready()
+    if time.time() > instant - 1:
+        print("  ! burst 10k: the scheduler was ready too late; the result is not valid")
+    time.sleep(max(0.0, instant - time.time()) + 10)
+    wait_until_idle()
+    scheduler.stop()
+    _check_clean(scheduler, "burst 10k")
+    runs = _runs_between(instant, instant + 1)
+    late, missed, unsuccessful = _lateness(runs)
+    lost = missed + count - len(runs)
+    last_start = max(late, default=math.inf)
+    finished = [timestamp(run[3]) for run in runs if run[4] == "SUCCESSFUL"]
+    span = max((f for f in finished if f is not None), default=math.inf) - instant
+    rate = len(finished) / span if span > 0 else 0.0
+    rate_target = 300 if plan.db == "sqlite" else 1000
+    return [
+        Result(
+            "2c. 10,000 due at one instant: last started after",
+            plan.db,
+            f"{ms(last_start)} (p50 {ms(median(late))}); {lost} missed",
+            "≤ 10 s, none missed",
+            last_start <= 10 and lost == 0 and unsuccessful == 0,
+            {"missed": missed, "unsuccessful": unsuccessful},
+        ),
+        Result(
+            "5. recorded runs per second (no-op, 10,000 at once)",
+            plan.db,
+            f"{rate:,.0f} /s ({len(finished):,} in {span:.1f} s)",
+            f"≥ {rate_target:,} /s",
+            rate >= rate_target,
+            {"span": span},
+        ),
+    ]
+
+
+ALL: list[tuple[str, Callable[[Plan], list[Result]]]] = [
+    ("idle", idle_scheduler),
+    ("steady", steady),
+    ("burst", burst),
+    ("burst10k", burst_10k),
+    ("startup100k", startup_100k),
+]
