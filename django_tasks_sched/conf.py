@@ -89,6 +89,7 @@ def is_valid_number(key: str, value: object) -> bool:
     kinds: tuple[type, ...] = (int,) if whole else (int, float)
     if not isinstance(value, kinds) or isinstance(value, bool):
         return False
+    assert isinstance(value, int | float)  # narrowed for the type checker
     return value >= low if inclusive else value > low
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,12 +68,15 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
     delete.alters_data = True  # type: ignore[attr-defined]
 
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Task]:
+    # django-stubs 5.2 and 6.1 disagree on this signature's types; the ignores cover both.
+    def bulk_create(  # type: ignore[override, unused-ignore]
+        self, objs: Iterable[Task], *args: Any, **kwargs: Any
+    ) -> list[Task]:
         # bulk_create skips save(), so next_run_time is filled in here.
         objs = list(objs)
         for obj in objs:
             obj.next_run_time = obj.compute_next_run_time()
-        created = super().bulk_create(objs, *args, **kwargs)
+        created: list[Task] = super().bulk_create(objs, *args, **kwargs)  # type: ignore[arg-type, assignment, unused-ignore]
         if created:
             schedule_changed(self.db)
         return created

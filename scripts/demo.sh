@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare and run the example project: migrate, admin user, example tasks, dev server.
+# Prepare and run the example project: migrate, admin user, example tasks, then the scheduler
+# and the dev server together.
 # `make demo` calls this once .venv is ready. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,8 +40,8 @@ fi
 say "loading the example tasks"
 "$python" manage.py loadexampletasks
 
-# The scheduler process (`runscheduler`) arrives in a later release. Start it beside the dev
-# server as soon as the command exists, and stop it whenever this script exits.
+# The scheduler runs beside the dev server, as it would beside gunicorn in production; its log
+# (one line per run) goes to this terminal too. It is stopped whenever this script exits.
 scheduler_pid=
 cleanup() {
     if [[ -n $scheduler_pid ]] && kill -0 "$scheduler_pid" 2>/dev/null; then
@@ -52,22 +53,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-if "$python" manage.py help runscheduler >/dev/null 2>&1; then
-    say "starting the scheduler beside the dev server: manage.py runscheduler"
-    "$python" manage.py runscheduler &
-    scheduler_pid=$!
-else
-    say "no runscheduler command yet: tasks are stored and validated, but nothing fires them"
-fi
+say "starting the scheduler: manage.py runscheduler"
+"$python" manage.py runscheduler &
+scheduler_pid=$!
 
+admin=http://$host:$port/admin
 cat <<EOF_BANNER
 
   ============================================================
    django-tasks-sched demo
-     Log in at  http://$host:$port/admin/
+     Log in at  $admin/
      User       admin
      Password   admin
-     Tasks      http://$host:$port/admin/django_tasks_sched/task/
+     Tasks      $admin/django_tasks_sched/task/
+     Runs       $admin/django_tasks_sched/taskrun/
+                (the heartbeat task runs every 10 seconds;
+                 always-fails shows a failed run with its traceback)
+     Scheduler  manage.py runscheduler, logging below
      Stop       Ctrl-C
   ============================================================
 

@@ -80,7 +80,9 @@ def wait_until(
             return value
         if time.monotonic() > deadline:
             log = proc.output() if proc else ""
-            raise AssertionError(f"condition not met within {timeout}s\n--- scheduler log ---\n{log}")
+            raise AssertionError(
+                f"condition not met within {timeout}s\n--- scheduler log ---\n{log}"
+            )
         if proc is not None and proc.proc.poll() is not None:
             raise AssertionError(f"scheduler exited with {proc.proc.returncode}\n{proc.output()}")
         time.sleep(0.05)

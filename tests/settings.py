@@ -19,7 +19,8 @@ os.environ.setdefault(
     "DTS_TEST_SQLITE", str(Path(tempfile.gettempdir()) / f"dts-test-{os.getpid()}.sqlite3")
 )
 
-DATABASES = {"default": env.db_url("DATABASE_URL", default="sqlite:///" + os.environ["DTS_TEST_SQLITE"])}
+_sqlite_default = "sqlite:///" + os.environ["DTS_TEST_SQLITE"]
+DATABASES = {"default": env.db_url("DATABASE_URL", default=_sqlite_default)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DTS_TEST_SQLITE"]}
     # WAL lets the test process read while a scheduler subprocess writes.

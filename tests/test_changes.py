@@ -28,23 +28,23 @@ class StampTests(TransactionTestCase):
 
     def test_save_and_delete_bump(self) -> None:
         task = new_task()
-        self.assertEqual(self.bumps(task.save), 1)
-        self.assertEqual(self.bumps(task.delete), 1)
+        assert self.bumps(task.save) == 1
+        assert self.bumps(task.delete) == 1
 
     def test_queryset_update_bumps_and_moves_updated_at(self) -> None:
         task = new_task()
         self.bumps(task.save)
         before = Task.objects.get().updated_at
-        self.assertEqual(self.bumps(lambda: Task.objects.filter(pk=task.pk).update(active=False)), 1)
-        self.assertGreater(Task.objects.get().updated_at, before)
+        assert self.bumps(lambda: Task.objects.filter(pk=task.pk).update(active=False)) == 1
+        assert Task.objects.get().updated_at > before
 
     def test_update_touching_no_row_does_not_bump(self) -> None:
-        self.assertEqual(self.bumps(lambda: Task.objects.filter(pk=-1).update(active=False)), 0)
+        assert self.bumps(lambda: Task.objects.filter(pk=-1).update(active=False)) == 0
 
     def test_bulk_create_bumps_once_and_fills_next_run_time(self) -> None:
         tasks = [new_task(f"t{i}") for i in range(50)]
-        self.assertEqual(self.bumps(lambda: Task.objects.bulk_create(tasks)), 1)
-        self.assertEqual(Task.objects.filter(next_run_time__isnull=False).count(), 50)
+        assert self.bumps(lambda: Task.objects.bulk_create(tasks)) == 1
+        assert Task.objects.filter(next_run_time__isnull=False).count() == 50
 
     def test_many_changes_in_one_transaction_bump_once(self) -> None:
         @transaction.atomic
@@ -53,21 +53,20 @@ class StampTests(TransactionTestCase):
                 new_task(f"t{i}").save()
             Task.objects.all().delete()
 
-        self.assertEqual(self.bumps(many), 1)
+        assert self.bumps(many) == 1
 
     def test_quiet_update_does_not_bump(self) -> None:
         task = new_task()
         self.bumps(task.save)
-        self.assertEqual(
-            self.bumps(lambda: Task.objects.filter(pk=task.pk).update_quietly(last_run_status="X")),
-            0,
+        assert (
+            self.bumps(lambda: Task.objects.filter(pk=task.pk).update_quietly(last_run_status="X"))
+            == 0
         )
 
     def test_run_now_bumps(self) -> None:
         task = new_task()
         self.bumps(task.save)
-        self.assertEqual(self.bumps(task.run_now), 1)
-
+        assert self.bumps(task.run_now) == 1
 
     def test_rolled_back_change_does_not_bump(self) -> None:
         before = current_version()
@@ -77,13 +76,13 @@ class StampTests(TransactionTestCase):
                 raise RuntimeError("abort")
         except RuntimeError:
             pass
-        self.assertEqual(current_version(), before)
-        self.assertFalse(Task.objects.exists())
+        assert current_version() == before
+        assert not Task.objects.exists()
         # ... and a later change still bumps (no stale "pending" state was left behind).
         new_task().save()
-        self.assertEqual(current_version(), before + 1)
+        assert current_version() == before + 1
 
     def test_migrate_bumps(self) -> None:
         before = current_version()
         call_command("migrate", verbosity=0)
-        self.assertGreater(current_version(), before)
+        assert current_version() > before

@@ -12,29 +12,29 @@ from django_tasks_sched.conf import DEFAULTS, get_settings
 class SettingsTests(SimpleTestCase):
     def test_defaults(self) -> None:
         conf = get_settings()
-        self.assertIsNone(conf.ALLOWED_MODULES)
-        self.assertEqual(conf.TASKS, ())
-        self.assertIsNone(conf.PYPROJECT)
+        assert conf.ALLOWED_MODULES is None
+        assert conf.TASKS == ()
+        assert conf.PYPROJECT is None
 
     def test_every_default_is_a_field(self) -> None:
-        self.assertEqual(set(DEFAULTS), set(get_settings().__dataclass_fields__))
+        assert set(DEFAULTS) == set(get_settings().__dataclass_fields__)
 
     def test_override_is_seen_and_undone(self) -> None:
         with override_settings(
             TASKS_SCHED={"ALLOWED_MODULES": ["jobs", "reports"], "PYPROJECT": "/srv/app/pp.toml"}
         ):
             conf = get_settings()
-            self.assertEqual(conf.ALLOWED_MODULES, ("jobs", "reports"))
-            self.assertEqual(conf.PYPROJECT, Path("/srv/app/pp.toml"))
-        self.assertIsNone(get_settings().ALLOWED_MODULES)
+            assert conf.ALLOWED_MODULES == ("jobs", "reports")
+            assert Path("/srv/app/pp.toml") == conf.PYPROJECT
+        assert get_settings().ALLOWED_MODULES is None
 
     @override_settings(TASKS_SCHED=["not", "a", "dict"])
     def test_malformed_setting_falls_back_to_defaults(self) -> None:
         # The system checks report it (django_tasks_sched.E001); nothing else may crash on it.
-        self.assertIsNone(get_settings().ALLOWED_MODULES)
+        assert get_settings().ALLOWED_MODULES is None
 
     def test_cached_between_reads(self) -> None:
-        self.assertIs(get_settings(), get_settings())
+        assert get_settings() is get_settings()
 
     @override_settings(
         TASKS_SCHED={"ALLOWED_MODULES": "tests", "WORKERS": "ten", "POLL_INTERVAL": 0.5}
@@ -42,6 +42,6 @@ class SettingsTests(SimpleTestCase):
     def test_malformed_values_fall_back_per_key(self) -> None:
         # A bare string must not become the prefixes ('t', 'e', 's', ...); checks report it.
         conf = get_settings()
-        self.assertIsNone(conf.ALLOWED_MODULES)
-        self.assertEqual(conf.WORKERS, DEFAULTS["WORKERS"])
-        self.assertEqual(conf.POLL_INTERVAL, 0.5)
+        assert conf.ALLOWED_MODULES is None
+        assert DEFAULTS["WORKERS"] == conf.WORKERS
+        assert conf.POLL_INTERVAL == 0.5

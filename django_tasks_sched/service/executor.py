@@ -32,7 +32,7 @@ def fire_placeholder() -> None:
     """The ``func`` of every APScheduler job; never called (the executor runs the task)."""
 
 
-class FiringExecutor(BaseExecutor):  # type: ignore[misc]
+class FiringExecutor(BaseExecutor):
     """Runs due fires and queued runs on a pool of threads."""
 
     def __init__(self, worker_id: str, max_workers: int) -> None:

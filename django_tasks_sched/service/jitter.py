@@ -21,10 +21,10 @@ def jitter_offset(seed: int, nominal: datetime, jitter: float) -> timedelta:
     return timedelta(seconds=fraction * jitter)
 
 
-class DeterministicJitter(BaseTrigger):  # type: ignore[misc]
+class DeterministicJitter(BaseTrigger):
     """Wraps a trigger built without jitter and delays each fire by :func:`jitter_offset`."""
 
-    __slots__ = ("inner", "jitter", "seed", "_last")
+    __slots__ = ("_last", "inner", "jitter", "seed")
 
     def __init__(self, inner: Any, jitter: float, seed: int) -> None:
         self.inner = inner

@@ -9,6 +9,7 @@ catches what no stamp reports (raw SQL that does not touch ``updated_at``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable
@@ -185,10 +186,8 @@ class Reconciler:
     def _remove(self, task_id: int, result: SyncResult) -> None:
         known = self.known.pop(task_id, None)
         if known is not None and known.schedule:
-            try:
+            with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(str(task_id))
-            except JobLookupError:
-                pass
             result.removed += 1
         self.pending_next_run[task_id] = None
 

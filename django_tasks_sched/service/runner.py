@@ -55,7 +55,7 @@ class Options:
     @classmethod
     def from_settings(cls, **overrides: Any) -> Options:
         conf = get_settings()
-        values = {
+        values: dict[str, Any] = {
             "workers": conf.WORKERS,
             "poll_interval": conf.POLL_INTERVAL,
             "full_sync_interval": conf.FULL_SYNC_INTERVAL,

@@ -22,10 +22,10 @@ def example_tasks(now: datetime) -> list[dict[str, Any]]:
     return [
         {
             "name": "heartbeat",
-            "description": "Append a line to the heartbeat log every 30 seconds.",
+            "description": "Append a line to the heartbeat log every 10 seconds.",
             "func": f"{JOBS}:write_heartbeat",
             "trigger": Task.Trigger.INTERVAL,
-            "trigger_config": {"seconds": 30},
+            "trigger_config": {"seconds": 10},
         },
         {
             "name": "prune-expired-sessions",
@@ -57,10 +57,10 @@ def example_tasks(now: datetime) -> list[dict[str, Any]]:
         },
         {
             "name": "always-fails",
-            "description": "Raise every 5 minutes, to show a failed run with its traceback.",
+            "description": "Raise every minute, to show a failed run with its traceback.",
             "func": f"{JOBS}:always_fails",
             "trigger": Task.Trigger.INTERVAL,
-            "trigger_config": {"minutes": 5},
+            "trigger_config": {"minutes": 1},
             "max_retries": 1,
             "retry_delay": 10,
         },
