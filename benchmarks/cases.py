@@ -264,7 +264,10 @@ def steady(plan: Plan) -> list[Result]:
         {
             "name": f"steady-{i:05d}",
             "trigger": "interval",
-            "trigger_config": {"seconds": int(period), "start_date": iso(origin + i * period / count)},
+            "trigger_config": {
+                "seconds": int(period),
+                "start_date": iso(origin + i * period / count),
+            },
         }
         for i in range(count)
     )
@@ -290,13 +293,18 @@ def steady(plan: Plan) -> list[Result]:
     lost = missed + absent
     return [
         Result(
-            f"2a. fire lateness, steady 10,000 × every 60 s (p99, {expected:,} fires)",
+            f"2a. fire lateness, steady 10,000 x every 60 s (p99, {expected:,} fires)",
             plan.db,
             f"{ms(p99)} (median {ms(median(late))}, max {ms(max(late, default=math.nan))}); "
             f"{lost} missed; scheduler CPU {cpu:.0f} %",
             "≤ 50 ms, none missed",
             p99 <= 0.050 and lost == 0 and unsuccessful == 0,
-            {"expected": expected, "missed": missed, "absent": absent, "unsuccessful": unsuccessful},
+            {
+                "expected": expected,
+                "missed": missed,
+                "absent": absent,
+                "unsuccessful": unsuccessful,
+            },
         )
     ]
 
@@ -355,7 +363,11 @@ def burst_10k(plan: Plan) -> list[Result]:
     # Due a little after the scheduler is expected to be ready (start-up is benchmark 3).
     instant = math.floor(time.time()) + 20
     create_tasks(
-        {"name": f"instant-{i:05d}", "trigger": "date", "trigger_config": {"run_date": iso(instant)}}
+        {
+            "name": f"instant-{i:05d}",
+            "trigger": "date",
+            "trigger_config": {"run_date": iso(instant)},
+        }
         for i in range(count)
     )
     scheduler = Scheduler(plan.log("burst-10k"))

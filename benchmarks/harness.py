@@ -83,7 +83,9 @@ def recreate_database(db: str, url: str) -> None:
         raise SystemExit(f"refusing to recreate database {name!r}: give a benchmark database")
     maintenance = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
@@ -100,7 +102,7 @@ def reset_tables() -> None:
             cursor.execute("VACUUM ANALYZE")
         else:
             for table in tables:
-                cursor.execute(f"DELETE FROM {table}")  # noqa: S608  (our own table names)
+                cursor.execute(f"DELETE FROM {table}")
 
 
 def analyze() -> None:
@@ -134,7 +136,10 @@ def far_away_tasks(count: int, prefix: str) -> Iterable[dict[str, Any]]:
     for i in range(count):
         kind = i % 3
         if kind == 0:
-            config: dict[str, Any] = {"days": 7, "start_date": (start + timedelta(seconds=i)).isoformat()}
+            config: dict[str, Any] = {
+                "days": 7,
+                "start_date": (start + timedelta(seconds=i)).isoformat(),
+            }
             trigger = "interval"
         elif kind == 1:
             month = (datetime.now(UTC).month + 5) % 12 + 1  # at least four months away
@@ -193,7 +198,9 @@ class Scheduler:
                 self.ready_in = float(match.group(1))
                 return self.ready_in
             if self.proc.poll() is not None:
-                raise RuntimeError(f"scheduler exited with {self.proc.returncode}:\n{self.output()}")
+                raise RuntimeError(
+                    f"scheduler exited with {self.proc.returncode}:\n{self.output()}"
+                )
             time.sleep(0.02)
         raise RuntimeError(f"scheduler not ready within {timeout}s:\n{self.output()}")
 

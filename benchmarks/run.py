@@ -53,7 +53,9 @@ def main() -> int:
             return 0
     print_notes(notes)
     print_table(results, markdown=args.markdown)
-    print(f"\n{'quick' if args.quick else 'full'} run took {(time.monotonic() - began) / 60:.1f} min")
+    print(
+        f"\n{'quick' if args.quick else 'full'} run took {(time.monotonic() - began) / 60:.1f} min"
+    )
     return 0 if all(r.met for r in results) else 1
 
 
@@ -94,7 +96,9 @@ def run_database(db: str, quick: bool, only: str | None) -> tuple[list[Result], 
         print(f"-- {name} ...", flush=True)
         for row in case(plan):
             results.append(row)
-            print(f"   {row.benchmark}: {row.measured} [{'met' if row.met else 'MISSED'}]", flush=True)
+            print(
+                f"   {row.benchmark}: {row.measured} [{'met' if row.met else 'MISSED'}]", flush=True
+            )
         print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
     return results, machine_notes(db)
 
@@ -110,7 +114,9 @@ def print_notes(notes: dict[str, dict[str, str]]) -> None:
 
 def print_table(results: list[Result], *, markdown: bool) -> None:
     header = ("benchmark", "database", "measured", "target", "met")
-    rows = [(r.benchmark, r.database, r.measured, r.target, "yes" if r.met else "no") for r in results]
+    rows = [
+        (r.benchmark, r.database, r.measured, r.target, "yes" if r.met else "no") for r in results
+    ]
     print()
     if markdown:
         print("| " + " | ".join(header) + " |")
@@ -120,7 +126,11 @@ def print_table(results: list[Result], *, markdown: bool) -> None:
         return
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from django_tasks_sched.models import Task, TaskRun
 
 logger = logging.getLogger(__name__)
 
+
 def default_worker_id() -> str:
     """Identify a process running a run inline (not a scheduler) as ``inline:host:pid``."""
     return f"inline:{socket.gethostname()}:{os.getpid()}"
@@ -88,7 +89,7 @@ KEEP = object()
 
 
 def execute_run(
-    run: TaskRun, *, worker_id: str | None = None, next_run_time: datetime | None | object = KEEP
+    run: TaskRun, *, worker_id: str | None = None, next_run_time: datetime | object | None = KEEP
 ) -> TaskRun:
     """Run ``run`` in this thread and record its outcome; returns the finished run.
 
@@ -128,18 +129,14 @@ def execute_run(
         root.removeHandler(handler)
     run.finished_at = timezone.now()
     run.log = handler.text()
-    run.save(
-        update_fields=["status", "return_value", "error", "traceback", "finished_at", "log"]
-    )
+    run.save(update_fields=["status", "return_value", "error", "traceback", "finished_at", "log"])
     record_summary(run, next_run_time)
     duration = run.duration.total_seconds() if run.duration else 0.0
-    logger.info(
-        "Run %s of task %r finished: %s in %.3fs", run.pk, task.name, run.status, duration
-    )
+    logger.info("Run %s of task %r finished: %s in %.3fs", run.pk, task.name, run.status, duration)
     return run
 
 
-def record_summary(run: TaskRun, next_run_time: datetime | None | object = KEEP) -> None:
+def record_summary(run: TaskRun, next_run_time: datetime | object | None = KEEP) -> None:
     """Update the task's last-run fields with one UPDATE that does not nudge the sync."""
     failed = run.status in TaskRun.FAILED_STATUSES
     fields: dict[str, Any] = {

@@ -99,6 +99,9 @@ class Task(models.Model):
         PYPROJECT = "pyproject", _("pyproject.toml [tool.scheduled]")
         MIGRATION = "migration", _("Data migration")
 
+    #: Sources that ``synctasks`` keeps in step with their declaration (and retires).
+    DECLARED_SOURCES = frozenset({Source.DECORATOR, Source.SETTINGS, Source.PYPROJECT})
+
     name = models.CharField(
         _("name"), max_length=200, unique=True, help_text=_("Unique identity of the task.")
     )
@@ -197,6 +200,26 @@ class Task(models.Model):
         blank=True,
         help_text=_("Where in code or config the task is declared, e.g. a file and table."),
     )
+    declared_fields = models.JSONField(
+        _("declared fields"),
+        default=list,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Fields set by the task's declaration in code or config: synctasks keeps them in "
+            "step, and the admin shows them read-only."
+        ),
+    )
+    retired_at = models.DateTimeField(
+        _("retired"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When synctasks deactivated the task because its declaration disappeared; cleared "
+            "when the declaration comes back or the task is switched on or off by hand."
+        ),
+    )
     next_run_time = models.DateTimeField(
         _("next run"),
         null=True,
@@ -225,6 +248,14 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or SCHEDULE_FIELDS & set(update_fields):
+            self.next_run_time = self.compute_next_run_time()
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "next_run_time"}
+        super().save(*args, **kwargs)
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -284,7 +315,7 @@ class Task(models.Model):
         return describe_schedule(self.trigger, self.trigger_config)
 
     def next_fire_times(self, count: int = 5, after: datetime | None = None) -> list[datetime]:
-        """The next ``count`` aware datetimes the schedule fires at after ``after`` (default now)."""
+        """The next ``count`` aware datetimes the schedule fires at after ``after`` (or now)."""
         from django_tasks_sched.triggers import next_fire_times
 
         return next_fire_times(self.build_trigger(), count=count, after=after or timezone.now())
@@ -302,28 +333,29 @@ class Task(models.Model):
             return None
         return times[0] if times else None
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        update_fields = kwargs.get("update_fields")
-        if update_fields is None or SCHEDULE_FIELDS & set(update_fields):
-            self.next_run_time = self.compute_next_run_time()
-            if update_fields is not None:
-                kwargs["update_fields"] = {*update_fields, "next_run_time"}
-        super().save(*args, **kwargs)
-
     # -- verbs --------------------------------------------------------------------------------
 
     def pause(self) -> None:
         """Deactivate the task (its schedule stops firing)."""
         self.active = False
-        self.save(update_fields=["active", "updated_at"])
+        # Switched off by hand: synctasks must not switch it back on (see retired_at).
+        self.retired_at = None
+        self.save(update_fields=["active", "retired_at", "updated_at"])
 
     def resume(self) -> None:
         """Activate the task again and clear any reason it was deactivated for."""
         self.active = True
         self.inactive_reason = ""
         self.consecutive_failures = 0
+        self.retired_at = None
         self.save(
-            update_fields=["active", "inactive_reason", "consecutive_failures", "updated_at"]
+            update_fields=[
+                "active",
+                "inactive_reason",
+                "consecutive_failures",
+                "retired_at",
+                "updated_at",
+            ]
         )
 
     def run_now(self, *, inline: bool = False, origin: str | None = None) -> TaskRun:

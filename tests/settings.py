@@ -31,6 +31,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
 
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # One test database per pytest process, so that two suites on one server (CI beside a
+    # developer's run) never drop each other's database. Children inherit the number.
+    _pid = os.environ.setdefault("DTS_TEST_PID", str(os.getpid()))
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = (
+        f"test_{DATABASES['default']['NAME']}_{_pid}"
+    )
+
 # Scheduler subprocesses spawned by the tests must open the test database, not the real one.
 if os.environ.get("DTS_SUBPROCESS_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["DTS_SUBPROCESS_DB_NAME"]

@@ -49,7 +49,7 @@ def test_failing_run_records_error_and_traceback_and_counts_failures() -> None:
     assert run.status == TaskRun.Status.FAILED
     assert run.error == "RuntimeError: disk full"
     assert "Traceback" in run.traceback
-    assert 'raise RuntimeError(message)' in run.traceback
+    assert "raise RuntimeError(message)" in run.traceback
     task.refresh_from_db()
     assert task.consecutive_failures == 2
     assert task.last_run_status == TaskRun.Status.FAILED

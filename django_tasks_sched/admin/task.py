@@ -23,6 +23,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched.admin import display
+from django_tasks_sched.admin.declared import DeclaredTaskAdminMixin
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.forms import TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
@@ -84,7 +85,7 @@ def _saved_schedule(obj: Task) -> Task:
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     form = TaskForm
     list_display = [
         "name",
@@ -105,7 +106,9 @@ class TaskAdmin(admin.ModelAdmin):
         # The banner: which scheduler processes are alive, or a warning that none is.
         context = {"scheduler_processes": list(SchedulerProcess.objects.alive()[:20])}
         return super().changelist_view(request, {**context, **(extra_context or {})})
+
     readonly_fields = [
+        "declaration",
         "schedule_in_words",
         "upcoming_fire_times",
         "consecutive_failures",
@@ -125,8 +128,11 @@ class TaskAdmin(admin.ModelAdmin):
         schedule = ["trigger", "trigger_config", "active", "inactive_reason"]
         if obj is not None:
             schedule[2:2] = ["schedule_in_words", "upcoming_fire_times"]
+        task = ["name", "description", "func", "args", "kwargs"]
+        if obj is not None and obj.source != Task.Source.DATABASE:
+            task.insert(0, "declaration")  # first: it says which fields below are read-only
         fieldsets: list[tuple[Any, dict[str, Any]]] = [
-            (_("Task"), {"fields": ["name", "description", "func", "args", "kwargs"]}),
+            (_("Task"), {"fields": task}),
             (_("Schedule"), {"fields": schedule}),
             (
                 _("Execution"),

@@ -9,12 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task
 from django_tasks_sched.service.runner import Options, SchedulerService
+from django_tasks_sched.sync import sync_at_startup
 
 
 class Command(BaseCommand):
@@ -55,6 +55,7 @@ class Command(BaseCommand):
             self.list_fires(options["count"])
             return
         configure_logging(options["log_level"])
+        sync_at_startup()  # the declared tasks, as synctasks would, before any is loaded
         service = SchedulerService(
             Options.from_settings(
                 workers=options["workers"],

@@ -1,0 +1,112 @@
+"""Declared tasks in the admin: where each was declared, and its code-owned fields read-only."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from django.apps import apps
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from django_tasks_sched.models import Task
+
+#: Where to change a declared task, by source.
+WHERE_TO_CHANGE = {
+    Task.Source.DECORATOR: _("the @scheduler.task decorator on %(ref)s"),
+    Task.Source.SETTINGS: _("%(ref)s in your settings"),
+    Task.Source.PYPROJECT: _("%(ref)s"),
+}
+
+
+def owned_fields(obj: Task | None) -> list[str]:
+    """The fields a declaration owns on ``obj`` (read-only in the admin)."""
+    if obj is None or obj.source not in Task.DECLARED_SOURCES:
+        return []
+    declared = obj.declared_fields if isinstance(obj.declared_fields, list) else []
+    return [name for name in declared if isinstance(name, str)]
+
+
+def import_declaring_module(obj: Task) -> None:
+    """Import a decorated task's module, so its registration allows the callable here too.
+
+    The admin validates the whole row on save; a decorated function outside the allowed
+    modules is allowed only once its module has registered it in this process.
+    """
+    module = obj.source_ref.partition(":")[0]
+    if not module or not all(part.isidentifier() for part in module.split(".")):
+        return
+    # Only installed apps' modules: the reference is data, and importing runs code.
+    if apps.get_containing_app_config(module) is None:
+        return
+    try:
+        importlib.import_module(module)
+    except Exception:  # the form then reports the callable as it stands
+        return
+
+
+class DeclaredTaskAdminMixin(admin.ModelAdmin):
+    """For ``TaskAdmin``: the declaration note, and declared fields made read-only."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + [name for name in owned_fields(obj) if name not in readonly]
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and obj.source == Task.Source.DECORATOR:
+            import_declaring_module(obj)
+        return obj
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change and "active" in form.changed_data:
+            # Switched on or off by hand: a returning declaration must not undo it.
+            obj.retired_at = None
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description=_("declaration"))
+    def declaration(self, obj: Task) -> str | SafeString:
+        """Where the task was declared, which fields that owns, and where to change them."""
+        if obj.source == Task.Source.DATABASE:
+            return gettext("Created in the database (admin, shell or API); every field is yours.")
+        if obj.source == Task.Source.MIGRATION:
+            return gettext(
+                "Created by a data migration (%(ref)s); every field is yours to edit."
+            ) % {"ref": obj.source_ref or "-"}
+        owned = owned_fields(obj)
+        if not owned:
+            when = (
+                date_format(timezone.localtime(obj.retired_at), "DATETIME_FORMAT")
+                if (obj.retired_at)
+                else ""
+            )
+            return format_html(
+                "{} {}",
+                gettext("Its declaration (%(ref)s) disappeared, so it was retired %(when)s.")
+                % {"ref": obj.source_ref or "-", "when": when},
+                gettext("Every field is yours now: edit it, switch it on, or delete it."),
+            )
+        where = WHERE_TO_CHANGE[Task.Source(obj.source)] % {"ref": obj.source_ref}
+        labels = ", ".join(
+            str(getattr(Task._meta.get_field(name), "verbose_name", name)) for name in owned
+        )
+        return format_html(
+            '<p class="dts-note">{}</p><p>{}</p>',
+            gettext("Declared in %(source)s: %(where)s.")
+            % {"source": obj.get_source_display(), "where": where},
+            gettext(
+                "Read-only here, because the declaration owns them: %(fields)s. Change them "
+                "where the task is declared; manage.py synctasks (and the scheduler at start) "
+                "keeps this task in step. Active and the other fields are yours: a sync never "
+                "changes them."
+            )
+            % {"fields": labels},
+        )

@@ -1,0 +1,200 @@
+"""``from django_tasks_sched import scheduler``: Flask-APScheduler's job API, backed by Task rows.
+
+The method names and meanings are Flask-APScheduler's (and so APScheduler's): a job's ``id`` is
+the Task's ``name``, ``add_job()`` takes the trigger's arguments and the task's options as
+keywords, errors are APScheduler's ``ConflictingIdError`` and ``JobLookupError`` (subclassed in
+:mod:`django_tasks_sched.exceptions`), and a bad definition raises the model's
+``ValidationError``. Methods return ``Task`` rows (``get_job``) and ``TaskRun`` handles
+(``run_job``). ``jobstore`` arguments are accepted and ignored: the table is the only store.
+
+The facade is created at import time of the package, so nothing here may touch models or
+settings before a method is called; ``@scheduler.task`` only records a declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.db import IntegrityError, transaction
+
+from django_tasks_sched.callables import callable_path, register
+from django_tasks_sched.declarations import DECORATOR, declare, from_spec
+from django_tasks_sched.exceptions import ConflictingIdError, JobLookupError
+from django_tasks_sched.jobspec import DECLARABLE_FIELDS, job_spec
+
+if TYPE_CHECKING:
+    from django_tasks_sched.models import Task, TaskRun
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Scheduler:
+    """The Flask-APScheduler-compatible facade over the Task table."""
+
+    # -- adding and removing ------------------------------------------------------------------
+
+    def add_job(
+        self,
+        id: str,
+        func: str | Callable[..., Any],
+        trigger: str | None = None,
+        args: Any = None,
+        kwargs: Any = None,
+        replace_existing: bool = False,
+        **trigger_args_and_options: Any,
+    ) -> Task:
+        """Create the task ``id``; with ``replace_existing``, overwrite the one of that name.
+
+        Raises ``ConflictingIdError`` if ``id`` exists and ``replace_existing`` is false, and
+        ``ValidationError`` (the model's) for a definition ``Task.full_clean()`` refuses.
+        """
+        from django_tasks_sched.models import Task
+        from django_tasks_sched.sync import model_default
+
+        spec = job_spec(
+            func, trigger, args, kwargs, trigger_args_and_options, default_run_date=True
+        )
+        with transaction.atomic():
+            task = Task.objects.select_for_update().filter(name=id).first()
+            if task is not None and not replace_existing:
+                raise ConflictingIdError(id)
+            if task is None:
+                task = Task(name=id, source=Task.Source.DATABASE)
+            # A replaced job is a new job (as in APScheduler): what is not given is reset.
+            for name in DECLARABLE_FIELDS:
+                default = model_default(name)
+                setattr(task, name, spec.fields.get(name, default))
+            task.active = spec.active is not False
+            task.inactive_reason = ""
+            task.consecutive_failures = 0
+            task.retired_at = None
+            task.full_clean(validate_unique=False)
+            try:
+                with transaction.atomic():
+                    task.save()
+            except IntegrityError:
+                # Another process added the same id between our read and our insert.
+                raise ConflictingIdError(id) from None
+        return task
+
+    def remove_job(self, id: str, jobstore: str | None = None) -> None:
+        """Delete the task ``id`` and its run history; ``JobLookupError`` if there is none."""
+        from django_tasks_sched.models import Task
+
+        deleted, _per_model = Task.objects.filter(name=id).delete()
+        if not deleted:
+            raise JobLookupError(id)
+
+    def remove_all_jobs(self, jobstore: str | None = None) -> None:
+        """Delete every task (declared ones come back at the next sync)."""
+        from django_tasks_sched.models import Task
+
+        Task.objects.all().delete()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get_job(self, id: str, jobstore: str | None = None) -> Task | None:
+        """The task named ``id``, or None."""
+        from django_tasks_sched.models import Task
+
+        return Task.objects.filter(name=id).first()
+
+    def get_jobs(self, jobstore: str | None = None) -> list[Task]:
+        """Every task, active or paused, by name."""
+        from django_tasks_sched.models import Task
+
+        return list(Task.objects.order_by("name"))
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def modify_job(self, id: str, jobstore: str | None = None, **changes: Any) -> Task:
+        """Change the task ``id``; ``changes`` are ``add_job()``'s arguments.
+
+        Given a ``trigger``, the trigger's arguments replace the schedule (APScheduler's
+        ``reschedule_job``); without one they are merged into the current ``trigger_config``,
+        so ``modify_job("heartbeat", seconds=60)`` changes only the interval.
+        """
+        task = self._get(id)
+        given = set(changes)
+        spec = job_spec(
+            changes.pop("func", task.func),
+            changes.pop("trigger", task.trigger),
+            changes.pop("args", task.args),
+            changes.pop("kwargs", task.kwargs),
+            changes,
+        )
+        update = {k: v for k, v in spec.fields.items() if k != "trigger_config"}
+        if "trigger" in given:
+            update["trigger_config"] = spec.fields["trigger_config"]
+        elif spec.fields["trigger_config"]:
+            current = task.trigger_config if isinstance(task.trigger_config, dict) else {}
+            update["trigger_config"] = {**current, **spec.fields["trigger_config"]}
+        for name, value in update.items():
+            setattr(task, name, value)
+        if spec.active is not None:
+            task.active = spec.active
+        task.full_clean(validate_unique=False)
+        task.save()
+        return task
+
+    def pause_job(self, id: str, jobstore: str | None = None) -> Task:
+        """Stop the task's schedule until :meth:`resume_job` (``active=False``)."""
+        task = self._get(id)
+        task.pause()
+        return task
+
+    def resume_job(self, id: str, jobstore: str | None = None) -> Task:
+        """Start the task's schedule again (``active=True``)."""
+        task = self._get(id)
+        task.resume()
+        return task
+
+    def run_job(self, id: str, jobstore: str | None = None, *, inline: bool = True) -> TaskRun:
+        """Run the task now, outside its schedule, through the one run path.
+
+        As in Flask-APScheduler, the run happens in this process and the finished run is
+        returned; ``inline=False`` queues it for a scheduler process and returns the handle.
+        """
+        from django_tasks_sched.models import TaskRun
+
+        return self._get(id).run_now(inline=inline, origin=TaskRun.Origin.API)
+
+    # -- declaring ----------------------------------------------------------------------------
+
+    def task(self, trigger: str, id: str | None = None, **trigger_args: Any) -> Callable[[F], F]:
+        """Decorator: allow-list the function and declare its task.
+
+        Without ``id`` the task's name is the function's ``module:qualname``, which stays put
+        as long as the function does. The row is written by ``manage.py synctasks`` (and by
+        ``runscheduler`` when it starts), never at import time.
+        """
+
+        def decorate(func: F) -> F:
+            register(func)
+            path = callable_path(func)
+            options = dict(trigger_args)
+            spec = job_spec(
+                path, trigger, options.pop("args", None), options.pop("kwargs", None), options
+            )
+            declare(from_spec(id or path, DECORATOR, path, spec))
+            return func
+
+        return decorate
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _get(self, id: str) -> Task:
+        task = self.get_job(id)
+        if task is None:
+            raise JobLookupError(id)
+        return task
+
+    def __repr__(self) -> str:
+        return "<django_tasks_sched.scheduler: Flask-APScheduler's API over the Task table>"
+
+
+#: The facade: ``from django_tasks_sched import scheduler``.
+scheduler = Scheduler()
+
+__all__ = ["Scheduler", "scheduler"]

@@ -1,0 +1,1 @@
+"""An app whose data migrations create and remove tasks; installed only while a test migrates it."""
