@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import connection
 
@@ -37,18 +38,27 @@ def manage(*args: str, timeout: float = 60, **extra: str) -> subprocess.Complete
 
 
 class SchedulerProcess:
-    """A ``runscheduler`` subprocess; its output goes to a log file read on failure."""
+    """A ``runscheduler`` subprocess; its output goes to a log file read on failure.
 
-    def __init__(self, log_path: Path, *args: str) -> None:
+    Every instance is tracked until stopped, so a test that fails before its ``stop()`` does not
+    leave a scheduler running (tests/conftest.py kills leftovers after each test).
+    """
+
+    started: ClassVar[set[SchedulerProcess]] = set()
+
+    def __init__(self, log_path: Path, *args: str, settings: dict[str, Any] | None = None) -> None:
+        """``settings``: ``TASKS_SCHED`` keys for this process only (see tests/settings.py)."""
         self.log_path = log_path
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop())
+        extra = {"DTS_TEST_TASKS_SCHED": json.dumps(settings)} if settings else {}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "django", "runscheduler", "--poll-interval", "0.1", *args],
-            env=subprocess_env(),
+            env=subprocess_env(**extra),
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+        SchedulerProcess.started.add(self)
 
     def output(self) -> str:
         self.log.flush()
@@ -66,7 +76,13 @@ class SchedulerProcess:
             self.proc.kill()
             code = self.proc.wait()
         self.log.close()
+        SchedulerProcess.started.discard(self)
         return code
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        for proc in list(cls.started):
+            proc.stop(signal.SIGKILL, timeout=10)
 
 
 def wait_until(

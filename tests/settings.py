@@ -5,6 +5,7 @@ A file, not ``:memory:``, so scheduler subprocesses spawned by the tests share t
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -87,4 +88,5 @@ TEMPLATES = [
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # tests.testapp is a project app (under BASE_DIR), so its jobs are allowed by default.
-TASKS_SCHED: dict[str, object] = {}
+# A scheduler subprocess may be given its own keys (tests.processes.SchedulerProcess(settings=)).
+TASKS_SCHED: dict[str, object] = json.loads(os.environ.get("DTS_TEST_TASKS_SCHED", "{}"))

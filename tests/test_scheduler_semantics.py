@@ -1,0 +1,148 @@
+"""APScheduler's per-task semantics, as a real runscheduler process applies them to Task rows.
+
+max_instances, misfire grace time (a late fire is recorded as MISSED, not dropped), start and
+end dates, and the changes no ORM signal reports: ``bulk_create`` from another process and raw
+SQL, which only the periodic full reconcile can see.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from django_tasks_sched.models import Task, TaskRun
+from tests.processes import SchedulerProcess as Proc
+from tests.processes import manage, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[Proc]:
+    proc = Proc(tmp_path / "scheduler.log")
+    proc.wait_ready()
+    yield proc
+    proc.stop()
+
+
+def statuses(task: Task) -> list[str]:
+    return list(TaskRun.objects.filter(task=task).values_list("status", flat=True))
+
+
+def test_max_instances_records_overlapping_fires_as_missed(scheduler: Proc) -> None:
+    # Each run sleeps 2.5 s and the task fires every second: with max_instances=1, the fires
+    # that land while it runs are recorded as MISSED, with the reason, and never overlap.
+    task = Task.objects.create(
+        name="slow",
+        func="tests.testapp.jobs:sleep",
+        args=[2.5],
+        trigger="interval",
+        trigger_config={"seconds": 1},
+        max_instances=1,
+    )
+    wait_until(lambda: statuses(task).count("MISSED") >= 2, 15, scheduler)
+    missed = TaskRun.objects.filter(task=task, status="MISSED").first()
+    assert missed is not None
+    assert "max_instances" in missed.error
+    assert missed.scheduled_for is not None
+    # At no time were two runs of the task started and not yet finished together.
+    runs = TaskRun.objects.filter(task=task, started_at__isnull=False).order_by("started_at")
+    spans = [(r.started_at, r.finished_at or timezone.now()) for r in runs]
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end
+
+
+def test_fire_later_than_its_grace_time_is_recorded_as_missed(scheduler: Proc) -> None:
+    # A one-off fire that was due a minute ago, with a 5 s grace time: too late to run.
+    due = (timezone.now() - timedelta(minutes=1)).replace(microsecond=0)
+    task = Task.objects.create(
+        name="too-late",
+        func="tests.testapp.jobs:noop",
+        trigger="date",
+        trigger_config={"run_date": due.isoformat()},
+        misfire_grace_time=5,
+    )
+    # save() left next_run_time at the past fire, as APScheduler's date trigger would.
+    run = wait_until(lambda: TaskRun.objects.filter(task=task).first(), 10, scheduler)
+    assert run.status == TaskRun.Status.MISSED
+    assert run.scheduled_for == due
+    assert run.started_at is None
+    assert "grace" in run.error
+
+
+def test_start_and_end_dates_bound_the_fires(scheduler: Proc) -> None:
+    now = timezone.now()
+    start, end = now + timedelta(seconds=2), now + timedelta(seconds=5)
+    task = Task.objects.create(
+        name="bounded",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={
+            "seconds": 1,
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+        },
+    )
+    wait_until(lambda: timezone.now() > end + timedelta(seconds=2), 15)
+    fires = list(TaskRun.objects.filter(task=task).values_list("scheduled_for", flat=True))
+    assert 2 <= len(fires) <= 4, fires
+    assert all(start <= fire <= end for fire in fires), fires
+    task.refresh_from_db()
+    assert task.next_run_time is None  # finished: nothing left to fire
+
+
+def test_bulk_create_from_another_process_fires(scheduler: Proc) -> None:
+    created = manage(
+        "shell",
+        "-c",
+        "from django_tasks_sched.models import Task\n"
+        "Task.objects.bulk_create([Task(name=f'bulk-{i}', func='tests.testapp.jobs:noop',"
+        " trigger='interval', trigger_config={'seconds': 1}) for i in range(3)])",
+    )
+    assert created.returncode == 0, created.stderr
+    wait_until(
+        lambda: (
+            TaskRun.objects.filter(task__name__startswith="bulk-").values("task").distinct().count()
+            == 3
+        ),
+        10,
+        scheduler,
+    )
+
+
+def test_raw_sql_change_is_caught_by_the_full_reconcile(tmp_path: Path) -> None:
+    # Raw SQL moves no change stamp; only the full reconcile (here every 2 s) can see it.
+    proc = Proc(tmp_path / "s.log", settings={"FULL_SYNC_INTERVAL": 2})
+    try:
+        proc.wait_ready()
+        task = Task.objects.create(
+            name="raw",
+            func="tests.testapp.jobs:noop",
+            trigger="interval",
+            trigger_config={"seconds": 1},
+            active=False,
+        )
+        time.sleep(1)
+        assert not TaskRun.objects.filter(task=task).exists()
+        table = connection.ops.quote_name(Task._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET active = %s WHERE id = %s", [True, task.pk])
+        wait_until(lambda: TaskRun.objects.filter(task=task).exists(), 10, proc)
+    finally:
+        assert proc.stop() == 0
+
+
+def test_schedulerstatus_shows_host_pid_and_version(scheduler: Proc) -> None:
+    status = manage("schedulerstatus")
+    assert status.returncode == 0, status.stderr
+    assert str(scheduler.proc.pid) in status.stdout
+    from django_tasks_sched import __version__
+
+    assert __version__ in status.stdout
