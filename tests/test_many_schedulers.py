@@ -1,0 +1,135 @@
+"""Several runscheduler processes on one database: each fire and each queued run once.
+
+Short versions of the fault-injection runs (the long soaks are scripts, see
+docs/reliability.md): three schedulers share the work, max_instances holds across all of
+them, a queued run is executed by exactly one, and after kill -9 the survivors mark the dead
+process's runs INTERRUPTED and keep every task firing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from django_tasks_sched.models import Task, TaskRun
+from tests.processes import SchedulerProcess as Proc
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Quick failure detection, so the kill -9 test takes seconds, not the default half minute.
+FAST_HEARTBEAT = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 3}
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[list[Proc]]:
+    procs = [Proc(tmp_path / f"s{i}.log", settings=FAST_HEARTBEAT) for i in range(3)]
+    for proc in procs:
+        proc.wait_ready()
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+def traces(path: Path) -> Counter[str]:
+    return Counter(path.read_text().splitlines()) if path.exists() else Counter()
+
+
+def test_each_fire_runs_once_across_three_schedulers(three: list[Proc], tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    tasks = [
+        Task.objects.create(
+            name=f"tick-{i}",
+            func="tests.testapp.jobs:append_line",
+            args=[str(trace), f"tick-{i}"],
+            trigger="interval",
+            trigger_config={"seconds": 1},
+        )
+        for i in range(4)
+    ]
+    wait_until(lambda: all(t.runs.filter(status="SUCCESSFUL").count() >= 5 for t in tasks), 20)
+    for proc in three:
+        proc.stop()
+    for task in tasks:
+        fires = list(task.runs.exclude(status="MISSED").values_list("scheduled_for", flat=True))
+        assert len(fires) == len(set(fires)), f"{task.name}: a fire time ran twice"
+        # No fire lost between the first and the last: consecutive fires are one second apart.
+        ordered = sorted(fires)
+        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(ordered)}
+        assert gaps == {1.0}, f"{task.name}: gaps {sorted(gaps)}"
+        # Every recorded successful run executed exactly once (the trace counts executions).
+        assert traces(trace)[task.name] == task.runs.filter(status="SUCCESSFUL").count()
+    workers = set(TaskRun.objects.values_list("worker_id", flat=True))
+    assert len(workers) >= 2, f"one process did all the work: {workers}"
+
+
+def test_max_instances_holds_across_processes(three: list[Proc]) -> None:
+    task = Task.objects.create(
+        name="slow",
+        func="tests.testapp.jobs:sleep",
+        args=[2.5],
+        trigger="interval",
+        trigger_config={"seconds": 1},
+        max_instances=1,
+    )
+    wait_until(lambda: task.runs.filter(status="SUCCESSFUL").count() >= 2, 20)
+    runs = task.runs.filter(started_at__isnull=False).order_by("started_at")
+    spans = [(r.started_at, r.finished_at or timezone.now()) for r in runs]
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end, "two runs of a max_instances=1 task overlapped"
+    assert task.runs.filter(status="MISSED", error__contains="max_instances").exists()
+
+
+def test_queued_runs_are_each_executed_by_exactly_one(three: list[Proc], tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    task = Task.objects.create(
+        name="manual",
+        func="tests.testapp.jobs:append_line",
+        args=[str(trace), "x"],
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+    )
+    runs = [task.run_now() for _ in range(30)]
+    for run in runs:
+        run.wait(timeout=20)
+        assert run.status == TaskRun.Status.SUCCESSFUL
+    assert traces(trace)["x"] == 30
+
+
+def test_kill_9_interrupts_the_dead_process_runs_and_others_carry_on(tmp_path: Path) -> None:
+    victim = Proc(tmp_path / "victim.log", settings=FAST_HEARTBEAT)
+    victim.wait_ready()
+    slow = Task.objects.create(
+        name="slow",
+        func="tests.testapp.jobs:sleep",
+        args=[60],
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+    )
+    run = slow.run_now()
+    wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "RUNNING", 10, victim)
+    survivor = Proc(tmp_path / "survivor.log", settings=FAST_HEARTBEAT)
+    survivor.wait_ready()
+    tick = Task.objects.create(
+        name="tick",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+    )
+    assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
+    # The survivor sees the stale heartbeat (3 s) and records what the dead process cut off.
+    wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "INTERRUPTED", 15, survivor)
+    run.refresh_from_db()
+    assert "stopped responding" in run.error
+    # And the schedule goes on, with no gap: every second after the kill has its run.
+    before = tick.runs.count()
+    wait_until(lambda: tick.runs.count() >= before + 3, 10, survivor)
+    fires = sorted(tick.runs.values_list("scheduled_for", flat=True))
+    assert {(b - a).total_seconds() for a, b in itertools.pairwise(fires)} == {1.0}
+    assert survivor.stop() == 0
