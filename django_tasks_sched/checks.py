@@ -18,7 +18,13 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from django_tasks_sched.conf import DEFAULTS, NUMBER_RULES, SETTING_NAME, is_valid_number
+from django_tasks_sched.conf import (
+    DEFAULTS,
+    NULLABLE_NUMBERS,
+    NUMBER_RULES,
+    SETTING_NAME,
+    is_valid_number,
+)
 
 #: The tag to run only these checks: ``manage.py check --tag django_tasks_sched``.
 TAG = "django_tasks_sched"
@@ -221,6 +227,8 @@ def _check_numbers(raw: Mapping[Any, Any]) -> list[CheckMessage]:
             continue
         kind = "a whole number" if whole else "a number"
         bound = f"of at least {low:g}" if inclusive else f"greater than {low:g}"
+        if key in NULLABLE_NUMBERS:
+            bound += ", or None"
         messages.append(
             Error(
                 f"{SETTING_NAME}[{key!r}] must be {kind} {bound}, not {value!r}.",

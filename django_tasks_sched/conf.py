@@ -42,6 +42,14 @@ DEFAULTS: Mapping[str, Any] = {
     "SHUTDOWN_GRACE_PERIOD": 30,
     # Most characters of a run's own log output kept in TaskRun.log.
     "RUN_LOG_LIMIT": 65536,
+    # Run history: finished runs older than this many days are deleted (None or 0: never).
+    "RUN_RETENTION_DAYS": 30,
+    # Run history: most finished runs kept per task, the newest (None or 0: no limit).
+    "RUN_RETENTION_COUNT": None,
+    # runscheduler: seconds between pruning passes (None: the scheduler never prunes).
+    "PRUNE_INTERVAL": 300,
+    # Most runs one pruning batch deletes, in one short transaction.
+    "PRUNE_BATCH_SIZE": 1000,
 }
 
 
@@ -59,6 +67,10 @@ class AppSettings:
     HEARTBEAT_TIMEOUT: float
     SHUTDOWN_GRACE_PERIOD: float
     RUN_LOG_LIMIT: int
+    RUN_RETENTION_DAYS: int | None
+    RUN_RETENTION_COUNT: int | None
+    PRUNE_INTERVAL: float | None
+    PRUNE_BATCH_SIZE: int
 
 
 def user_settings() -> Mapping[str, Any]:
@@ -79,12 +91,21 @@ NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
     "HEARTBEAT_TIMEOUT": (False, 0, False),
     "SHUTDOWN_GRACE_PERIOD": (False, 0, True),
     "RUN_LOG_LIMIT": (True, 0, True),
+    "RUN_RETENTION_DAYS": (True, 0, True),
+    "RUN_RETENTION_COUNT": (True, 0, True),
+    "PRUNE_INTERVAL": (False, 0, False),
+    "PRUNE_BATCH_SIZE": (True, 1, True),
 }
+
+#: Numeric keys that also accept None ("no limit", or for PRUNE_INTERVAL "never").
+NULLABLE_NUMBERS = frozenset({"RUN_RETENTION_DAYS", "RUN_RETENTION_COUNT", "PRUNE_INTERVAL"})
 
 
 def is_valid_number(key: str, value: object) -> bool:
     """Whether ``value`` is acceptable for the numeric setting ``key``."""
     whole, low, inclusive = NUMBER_RULES[key]
+    if value is None:
+        return key in NULLABLE_NUMBERS
     # bool is an int subclass, but "WORKERS": True is a mistake, not 1.
     kinds: tuple[type, ...] = (int,) if whole else (int, float)
     if not isinstance(value, kinds) or isinstance(value, bool):
@@ -132,7 +153,16 @@ def get_settings() -> AppSettings:
         HEARTBEAT_TIMEOUT=float(raw["HEARTBEAT_TIMEOUT"]),
         SHUTDOWN_GRACE_PERIOD=float(raw["SHUTDOWN_GRACE_PERIOD"]),
         RUN_LOG_LIMIT=int(raw["RUN_LOG_LIMIT"]),
+        RUN_RETENTION_DAYS=_limit(raw["RUN_RETENTION_DAYS"]),
+        RUN_RETENTION_COUNT=_limit(raw["RUN_RETENTION_COUNT"]),
+        PRUNE_INTERVAL=None if raw["PRUNE_INTERVAL"] is None else float(raw["PRUNE_INTERVAL"]),
+        PRUNE_BATCH_SIZE=int(raw["PRUNE_BATCH_SIZE"]),
     )
+
+
+def _limit(value: int | None) -> int | None:
+    """A retention limit, with 0 (as Celery's ``result_expires``) meaning none, like None."""
+    return int(value) if value else None
 
 
 @receiver(setting_changed)

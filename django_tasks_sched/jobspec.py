@@ -35,6 +35,8 @@ OPTIONS = (
     "retry_backoff",
     "retry_backoff_max",
     "max_consecutive_failures",
+    "keep_runs_days",
+    "keep_runs_count",
 )
 
 #: Always set by a declaration, so always owned by it (a declared callable's arguments too).

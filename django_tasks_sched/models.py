@@ -191,6 +191,24 @@ class Task(models.Model):
     consecutive_failures = models.PositiveIntegerField(
         _("consecutive failures"), default=0, editable=False
     )
+    keep_runs_days = models.PositiveIntegerField(
+        _("keep runs for (days)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Delete this task's finished runs older than this many days. Empty: the "
+            "RUN_RETENTION_DAYS setting; 0: keep them however old."
+        ),
+    )
+    keep_runs_count = models.PositiveIntegerField(
+        _("keep at most (runs)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Keep only this many of this task's finished runs, the newest. Empty: the "
+            "RUN_RETENTION_COUNT setting; 0: no limit."
+        ),
+    )
     source = models.CharField(
         _("declared in"), max_length=16, choices=Source.choices, default=Source.DATABASE
     )

@@ -59,6 +59,15 @@ def test_add_job_takes_trigger_arguments_and_options_as_keywords() -> None:
     assert task.next_run_time is not None
 
 
+def test_add_job_takes_the_run_history_options() -> None:
+    task = scheduler.add_job(
+        "noisy", jobs.noop, trigger="interval", minutes=1, keep_runs_days=7, keep_runs_count=0
+    )
+    task.refresh_from_db()
+    assert (task.keep_runs_days, task.keep_runs_count) == (7, 0)
+    assert task.trigger_config == {"minutes": 1}
+
+
 def test_add_job_accepts_dotted_strings_and_python_values() -> None:
     start = datetime(2100, 1, 1, 9, 0, tzinfo=timezone.utc)
     task = scheduler.add_job(

@@ -146,3 +146,25 @@ def test_schedulerstatus_shows_host_pid_and_version(scheduler: Proc) -> None:
     from django_tasks_sched import __version__
 
     assert __version__ in status.stdout
+
+
+def test_scheduler_prunes_old_run_history(tmp_path: Path) -> None:
+    task = Task.objects.create(
+        name="old-history",
+        func="tests.testapp.jobs:noop",
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+    )
+    long_ago = timezone.now() - timedelta(days=90)
+    old = TaskRun.objects.create(
+        task=task, status="SUCCESSFUL", enqueued_at=long_ago, finished_at=long_ago
+    )
+    recent = TaskRun.objects.create(task=task, status="SUCCESSFUL", finished_at=timezone.now())
+    proc = Proc(tmp_path / "s.log", settings={"PRUNE_INTERVAL": 1, "RUN_RETENTION_DAYS": 30})
+    try:
+        proc.wait_ready()
+        wait_until(lambda: not TaskRun.objects.filter(pk=old.pk).exists(), 10, proc)
+        assert TaskRun.objects.filter(pk=recent.pk).exists()
+        wait_until(lambda: "Pruned 1 run(s)" in proc.output(), 5, proc)
+    finally:
+        assert proc.stop() == 0

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched.admin import display
 from django_tasks_sched.admin.declared import DeclaredTaskAdminMixin
+from django_tasks_sched.conf import get_settings
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.forms import TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
@@ -57,6 +58,23 @@ def run_now_message(count: int) -> tuple[str, int]:
         count,
     )
     return text % {"count": count}, messages.WARNING
+
+
+def retention_defaults() -> str:
+    """The run history fieldset's note: what an empty box means with the current settings."""
+    conf = get_settings()
+    days, count = conf.RUN_RETENTION_DAYS, conf.RUN_RETENTION_COUNT
+    age = ngettext("%(n)d day", "%(n)d days", days) % {"n": days} if days else gettext("forever")
+    most = (
+        ngettext("the newest %(n)d run", "the newest %(n)d runs", count) % {"n": count}
+        if count
+        else gettext("any number")
+    )
+    return gettext(
+        "Finished runs are deleted in small batches by the scheduler and by manage.py "
+        "prunetaskruns. Left empty, these follow the project's settings: runs are kept "
+        "%(age)s, %(most)s."
+    ) % {"age": age, "most": most}
 
 
 class LastRunStatusFilter(admin.SimpleListFilter):
@@ -149,6 +167,14 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                         "max_consecutive_failures",
                         *(["consecutive_failures"] if obj is not None else []),
                     ]
+                },
+            ),
+            (
+                _("Run history"),
+                {
+                    "fields": ["keep_runs_days", "keep_runs_count"],
+                    "classes": ["collapse"],
+                    "description": retention_defaults(),
                 },
             ),
         ]

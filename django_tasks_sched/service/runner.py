@@ -28,6 +28,7 @@ from django.utils import timezone as dj_timezone
 from django_tasks_sched.changes import current_version
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.models import TaskRun
+from django_tasks_sched.retention import Pruner
 from django_tasks_sched.service.claims import claim_queued_runs
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import (
@@ -122,6 +123,13 @@ class SchedulerService:
         self.scheduler.resume()
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
+        # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
+        threading.Thread(
+            target=Pruner.from_settings().run,
+            args=(self.stopping,),
+            name="dts-pruner",
+            daemon=True,
+        ).start()
         self.claim_queued()
         logger.info(
             "Scheduler %s ready in %.2fs: %d task(s) scheduled",
