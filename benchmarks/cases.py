@@ -22,7 +22,6 @@ from benchmarks.harness import (
     ms,
     percentile,
     reset_tables,
-    timestamp,
     wait_until_idle,
 )
 
@@ -60,12 +59,22 @@ class Plan:
         return self.workdir / f"{self.db}-{name}.log"
 
 
-def _check_clean(scheduler: Scheduler, name: str) -> None:
+def _check_clean(scheduler: Scheduler, name: str) -> int:
+    """Print the scheduler's errors, if any; a case whose scheduler logged errors is not met."""
     errors = scheduler.errors()
     if errors:
         print(f"  ! {name}: the scheduler logged errors (see {scheduler.log_path}):")
         for line in errors[:5]:
             print(f"    {line}")
+    return len(errors)
+
+
+def _flag_errors(rows: list[Result], errors: int) -> list[Result]:
+    for row in rows:
+        if errors:
+            row.measured += f"; scheduler logged {errors} error line(s)"
+            row.met = False
+    return rows
 
 
 # -- 1, 3 (10,000) and 4: one scheduler with 10,000 idle tasks -------------------------------------
@@ -80,8 +89,7 @@ def idle_scheduler(plan: Plan) -> list[Result]:
     results += propagation(plan, scheduler)
     results.append(idle_cpu(plan, scheduler))
     scheduler.stop()
-    _check_clean(scheduler, "idle")
-    return results
+    return _flag_errors(results, _check_clean(scheduler, "idle"))
 
 
 def startup_rows(
@@ -92,6 +100,7 @@ def startup_rows(
     With ``keep_last`` the last scheduler is left running and returned.
     """
     kept = None
+    errors = 0
     ready, wall, rss, peak = [], [], [], []
     repeats = plan.startup_repeats if count <= 10_000 else max(1, plan.startup_repeats - 1)
     for i in range(repeats):
@@ -107,16 +116,18 @@ def startup_rows(
             kept = scheduler
         else:
             scheduler.stop()
-            _check_clean(scheduler, f"startup {count}")
+            errors += _check_clean(scheduler, f"startup {count}")
     time_target, memory_target = (1.0, 100.0) if count <= 10_000 else (10.0, 300.0)
     label = f"{count:,}"
+    # The headline is what an operator waits for: from launching the command (interpreter,
+    # Django set-up, system checks) to the "ready" line. The service's own share in brackets.
     rows = [
         Result(
             f"3. start-up until ready, {label} tasks",
             plan.db,
-            f"{median(ready):.2f} s (process start to ready {median(wall):.2f} s)",
+            f"{median(wall):.2f} s (loading the tasks {median(ready):.2f} s)",
             f"≤ {time_target:.0f} s",
-            median(ready) <= time_target,
+            median(wall) <= time_target,
             {"ready": ready, "wall": wall},
         ),
         Result(
@@ -128,7 +139,7 @@ def startup_rows(
             {"rss": rss, "peak": peak},
         ),
     ]
-    return rows, kept
+    return _flag_errors(rows, errors), kept
 
 
 def startup_100k(plan: Plan) -> list[Result]:
@@ -138,19 +149,30 @@ def startup_100k(plan: Plan) -> list[Result]:
 
 
 def propagation(plan: Plan, scheduler: Scheduler) -> list[Result]:
-    """Commit in this process → the run's started_at in the scheduler, three ways."""
+    """A commit in this process → the run's start in the scheduler, four ways.
+
+    Each sample makes a task due *now* (or queues a run) and waits for the run's
+    ``started_at``, which the scheduler sets when it calls the function: the whole path of a
+    change (commit, stamp or NOTIFY, reconcile, APScheduler, claim, thread) is inside.
+    """
     from django_tasks_sched.models import Task, TaskRun
 
     samples = plan.propagation_samples
     far = {"run_date": "2099-01-01T00:00:00"}
     create_tasks(
-        {"name": f"prop-{how}-{i:03d}", "trigger": "date", "trigger_config": far, "active": False}
-        for how in ("save", "update")
+        {
+            "name": f"prop-{how}-{i:03d}",
+            "trigger": "date",
+            "trigger_config": far,
+            "active": how == "edit",
+        }
+        for how in ("save", "update", "edit")
         for i in range(samples)
     )
     manual = Task.objects.create(
         name="prop-run-now", func="benchmarks.jobs:noop", trigger="date", trigger_config=far
     )
+    time.sleep(2)  # the scheduler takes the new tasks in before the first sample
 
     def wait_started(run: dict[str, int], since: float) -> float:
         deadline = time.monotonic() + 10
@@ -174,6 +196,13 @@ def propagation(plan: Plan, scheduler: Scheduler) -> list[Result]:
         task.save()
         return {"task_id": task.pk}, begun
 
+    def via_edit(i: int) -> tuple[dict[str, int], float]:
+        task = Task.objects.get(name=f"prop-edit-{i:03d}")
+        begun = time.time()
+        task.trigger_config = {"run_date": iso(begun)}
+        task.save()
+        return {"task_id": task.pk}, begun
+
     def via_update(i: int) -> tuple[dict[str, int], float]:
         pk = Task.objects.get(name=f"prop-update-{i:03d}").pk
         begun = time.time()
@@ -185,8 +214,9 @@ def propagation(plan: Plan, scheduler: Scheduler) -> list[Result]:
         return {"pk": manual.run_now().pk}, begun
 
     ways: list[tuple[str, Callable[[int], tuple[dict[str, int], float]]]] = [
-        ("Task.save() enabling a due task", via_save),
-        ("QuerySet.update() enabling a due task", via_update),
+        ("Task.save() enabling a task, due now", via_save),
+        ("Task.save() editing an active task to fire now", via_edit),
+        ("QuerySet.update() enabling a task, due now", via_update),
         ("task.run_now()", via_run_now),
     ]
     target = 1.0 if plan.db == "sqlite" else 0.2
@@ -203,7 +233,7 @@ def propagation(plan: Plan, scheduler: Scheduler) -> list[Result]:
             Result(
                 f"1. change propagation: {label} (p95, n={samples})",
                 plan.db,
-                f"{ms(p95)} (median {ms(median(latencies))})",
+                f"{ms(p95)} (median {ms(median(latencies))}, max {ms(max(latencies))})",
                 f"≤ {ms(target)}",
                 p95 <= target,
                 {"latencies": latencies},
@@ -244,7 +274,11 @@ def _runs_between(start: float, end: float) -> list[tuple[Any, ...]]:
 
 
 def _lateness(runs: list[tuple[Any, ...]]) -> tuple[list[float], int, int]:
-    """(lateness of each started run, runs recorded MISSED, runs not SUCCESSFUL)."""
+    """(lateness of each started run, runs recorded MISSED, runs not SUCCESSFUL).
+
+    Lateness is ``started_at - scheduled_for``: ``started_at`` is when the scheduler called
+    the function, so waiting for a claim or for a free thread counts as late.
+    """
     late = [
         started.timestamp() - scheduled.timestamp()
         for _, scheduled, started, _, status in runs
@@ -253,6 +287,25 @@ def _lateness(runs: list[tuple[Any, ...]]) -> tuple[list[float], int, int]:
     missed = sum(1 for run in runs if run[4] == "MISSED")
     unsuccessful = sum(1 for run in runs if run[4] != "SUCCESSFUL")
     return late, missed, unsuccessful
+
+
+def _lateness_row(
+    name: str, plan: Plan, runs: list[tuple[Any, ...]], expected: int, target: float, extra: str
+) -> Result:
+    """A lateness row: p99 against ``target``, and no fire missed (recorded MISSED or absent)."""
+    late, missed, unsuccessful = _lateness(runs)
+    absent = expected - len(runs)
+    lost = missed + absent
+    p99 = percentile(late, 99)
+    return Result(
+        name,
+        plan.db,
+        f"{ms(p99)} (median {ms(median(late))}, max {ms(max(late, default=math.nan))}); "
+        f"{lost} missed{extra}",
+        f"≤ {ms(target)}, none missed",
+        p99 <= target and lost == 0 and unsuccessful == 0,
+        {"expected": expected, "missed": missed, "absent": absent, "unsuccessful": unsuccessful},
+    )
 
 
 def steady(plan: Plan) -> list[Result]:
@@ -282,31 +335,19 @@ def steady(plan: Plan) -> list[Result]:
     time.sleep(5)
     wait_until_idle()
     scheduler.stop()
-    _check_clean(scheduler, "steady")
+    errors = _check_clean(scheduler, "steady")
     expected = sum(
         _fires_between(origin + i * period / count, period, start, end) for i in range(count)
     )
-    runs = _runs_between(start, end)
-    late, missed, unsuccessful = _lateness(runs)
-    absent = expected - len(runs)
-    p99 = percentile(late, 99)
-    lost = missed + absent
-    return [
-        Result(
-            f"2a. fire lateness, steady 10,000 x every 60 s (p99, {expected:,} fires)",
-            plan.db,
-            f"{ms(p99)} (median {ms(median(late))}, max {ms(max(late, default=math.nan))}); "
-            f"{lost} missed; scheduler CPU {cpu:.0f} %",
-            "≤ 50 ms, none missed",
-            p99 <= 0.050 and lost == 0 and unsuccessful == 0,
-            {
-                "expected": expected,
-                "missed": missed,
-                "absent": absent,
-                "unsuccessful": unsuccessful,
-            },
-        )
-    ]
+    row = _lateness_row(
+        f"2a. fire lateness, steady: 10,000 tasks every 60 s (p99, {expected:,} fires)",
+        plan,
+        _runs_between(start, end),
+        expected,
+        0.050,
+        f"; scheduler CPU {cpu:.0f} %",
+    )
+    return _flag_errors([row], errors)
 
 
 def _fires_between(first: float, period: float, start: float, end: float) -> int:
@@ -337,27 +378,23 @@ def burst(plan: Plan) -> list[Result]:
     time.sleep(max(0.0, end - time.time()) + 5)
     wait_until_idle()
     scheduler.stop()
-    _check_clean(scheduler, "burst")
-    runs = _runs_between(start, end)
-    late, missed, unsuccessful = _lateness(runs)
+    errors = _check_clean(scheduler, "burst")
     expected = count * plan.burst_rounds
-    lost = missed + expected - len(runs)
-    p99 = percentile(late, 99)
-    return [
-        Result(
-            f"2b. fire lateness, burst 1,000 at once every 10 s (p99, {expected:,} fires)",
-            plan.db,
-            f"{ms(p99)} (median {ms(median(late))}, max {ms(max(late, default=math.nan))}); "
-            f"{lost} missed",
-            "≤ 1 s, none missed",
-            p99 <= 1.0 and lost == 0 and unsuccessful == 0,
-            {"expected": expected, "missed": missed, "unsuccessful": unsuccessful},
-        )
-    ]
+    row = _lateness_row(
+        f"2b. fire lateness, burst: 1,000 at once every 10 s (p99, {expected:,} fires)",
+        plan,
+        _runs_between(start, end),
+        expected,
+        1.0,
+        "",
+    )
+    return _flag_errors([row], errors)
 
 
 def burst_10k(plan: Plan) -> list[Result]:
     """10,000 tasks due at one instant; also gives recorded runs per second."""
+    from django_tasks_sched.models import TaskRun
+
     count = 10_000
     reset_tables()
     # Due a little after the scheduler is expected to be ready (start-up is benchmark 3).
@@ -374,36 +411,47 @@ def burst_10k(plan: Plan) -> list[Result]:
     scheduler.wait_ready()
     if time.time() > instant - 1:
         print("  ! burst 10k: the scheduler was ready too late; the result is not valid")
-    time.sleep(max(0.0, instant - time.time()) + 10)
+    time.sleep(max(0.0, instant - time.time()))
+    # Recorded means written: poll the table until every run has its final status.
+    final = TaskRun.objects.filter(scheduled_for=datetime.fromtimestamp(instant, UTC)).exclude(
+        status=TaskRun.Status.RUNNING
+    )
+    recorded, done = 0, math.inf
+    deadline = instant + 60
+    while time.time() < deadline:
+        recorded = final.count()
+        if recorded >= count:
+            done = time.time() - instant
+            break
+        time.sleep(0.05)
     wait_until_idle()
     scheduler.stop()
-    _check_clean(scheduler, "burst 10k")
+    errors = _check_clean(scheduler, "burst 10k")
     runs = _runs_between(instant, instant + 1)
     late, missed, unsuccessful = _lateness(runs)
     lost = missed + count - len(runs)
     last_start = max(late, default=math.inf)
-    finished = [timestamp(run[3]) for run in runs if run[4] == "SUCCESSFUL"]
-    span = max((f for f in finished if f is not None), default=math.inf) - instant
-    rate = len(finished) / span if span > 0 else 0.0
+    rate = recorded / done if done > 0 else 0.0
     rate_target = 300 if plan.db == "sqlite" else 1000
-    return [
+    rows = [
         Result(
-            "2c. 10,000 due at one instant: last started after",
+            "2c. burst: 10,000 due at one instant, last started after",
             plan.db,
-            f"{ms(last_start)} (p50 {ms(median(late))}); {lost} missed",
+            f"{ms(last_start)} (median {ms(median(late))}); {lost} missed",
             "≤ 10 s, none missed",
             last_start <= 10 and lost == 0 and unsuccessful == 0,
             {"missed": missed, "unsuccessful": unsuccessful},
         ),
         Result(
-            "5. recorded runs per second (no-op, 10,000 at once)",
+            "5. recorded runs per second (no-op tasks, 10,000 due at once)",
             plan.db,
-            f"{rate:,.0f} /s ({len(finished):,} in {span:.1f} s)",
+            f"{rate:,.0f} /s (all {recorded:,} recorded {done:.1f} s after the instant)",
             f"≥ {rate_target:,} /s",
             rate >= rate_target,
-            {"span": span},
+            {"done": done, "recorded": recorded},
         ),
     ]
+    return _flag_errors(rows, errors)
 
 
 ALL: list[tuple[str, Callable[[Plan], list[Result]]]] = [

@@ -83,9 +83,8 @@ def recreate_database(db: str, url: str) -> None:
         raise SystemExit(f"refusing to recreate database {name!r}: give a benchmark database")
     maintenance = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
@@ -102,7 +101,7 @@ def reset_tables() -> None:
             cursor.execute("VACUUM ANALYZE")
         else:
             for table in tables:
-                cursor.execute(f"DELETE FROM {table}")
+                cursor.execute(f"DELETE FROM {table}")  # our own table names
 
 
 def analyze() -> None:
@@ -136,10 +135,8 @@ def far_away_tasks(count: int, prefix: str) -> Iterable[dict[str, Any]]:
     for i in range(count):
         kind = i % 3
         if kind == 0:
-            config: dict[str, Any] = {
-                "days": 7,
-                "start_date": (start + timedelta(seconds=i)).isoformat(),
-            }
+            first = (start + timedelta(seconds=i)).isoformat()
+            config: dict[str, Any] = {"days": 7, "start_date": first}
             trigger = "interval"
         elif kind == 1:
             month = (datetime.now(UTC).month + 5) % 12 + 1  # at least four months away
@@ -198,10 +195,9 @@ class Scheduler:
                 self.ready_in = float(match.group(1))
                 return self.ready_in
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"scheduler exited with {self.proc.returncode}:\n{self.output()}"
-                )
-            time.sleep(0.02)
+                code = self.proc.returncode
+                raise RuntimeError(f"scheduler exited with {code}:\n{self.output()}")
+            time.sleep(0.01)
         raise RuntimeError(f"scheduler not ready within {timeout}s:\n{self.output()}")
 
     def memory_mb(self) -> tuple[float, float]:
@@ -248,8 +244,8 @@ def wait_until_idle(timeout: float = 120) -> None:
 # -- machine notes ---------------------------------------------------------------------------------
 
 
-def machine_notes(db: str) -> dict[str, str]:
-    import apscheduler
+def machine_notes(db: str, load_at_start: tuple[float, float, float]) -> dict[str, str]:
+    """The machine, the versions, and the load average (1, 5, 15 min) at start and at end."""
     import django
     from django.db import connection
 
@@ -265,13 +261,26 @@ def machine_notes(db: str) -> dict[str, str]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{os.cpu_count()} cores ({_cpu_model()})",
         "ram": f"{total_kb / 1024 / 1024:.0f} GiB",
-        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load": " ".join(f"{x:.2f}" for x in load_at_start)
+        + " at start, "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        + " at end",
         "python": platform.python_version(),
         "django": django.get_version(),
-        "apscheduler": apscheduler.__version__ if hasattr(apscheduler, "__version__") else "3.x",
+        "apscheduler": _version("APScheduler"),
+        "driver": _version("psycopg") if db != "sqlite" else f"sqlite3 {sqlite3.sqlite_version}",
         "database": server,
         "os": platform.platform(),
     }
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{distribution} {version(distribution)}"
+    except PackageNotFoundError:
+        return f"{distribution} (unknown version)"
 
 
 def _cpu_model() -> str:

@@ -74,6 +74,7 @@ def run_database(db: str, quick: bool, only: str | None) -> tuple[list[Result], 
     from benchmarks.cases import ALL, Plan
     from benchmarks.harness import database_url, machine_notes, recreate_database
 
+    load_at_start = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix=f"dts-bench-{db}-"))
     url = database_url(db, workdir)
     os.environ["DATABASE_URL"] = url
@@ -100,16 +101,16 @@ def run_database(db: str, quick: bool, only: str | None) -> tuple[list[Result], 
                 f"   {row.benchmark}: {row.measured} [{'met' if row.met else 'MISSED'}]", flush=True
             )
         print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
-    return results, machine_notes(db)
+    return results, machine_notes(db, load_at_start)
 
 
 def print_notes(notes: dict[str, dict[str, str]]) -> None:
     first = next(iter(notes.values()))
     print()
-    for key in ("date", "cpu", "ram", "load", "os", "python", "django", "apscheduler"):
+    for key in ("date", "cpu", "ram", "os", "python", "django", "apscheduler"):
         print(f"{key:>12}: {first[key]}")
     for db, values in notes.items():
-        print(f"{db:>12}: {values['database']}")
+        print(f"{db:>12}: {values['database']} ({values['driver']}); load {values['load']}")
 
 
 def print_table(results: list[Result], *, markdown: bool) -> None:
@@ -126,11 +127,8 @@ def print_table(results: list[Result], *, markdown: bool) -> None:
         return
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        print(
-            "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
+        cells = zip(row, widths, strict=True)
+        print("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def check_settings(
     if "PYPROJECT" in raw:
         messages += _check_pyproject(raw["PYPROJECT"])
     messages += _check_numbers(raw)
+    messages += _check_flags(raw)
     return messages
 
 
@@ -239,6 +240,20 @@ def _check_numbers(raw: Mapping[Any, Any]) -> list[CheckMessage]:
     if not messages:
         messages += _check_heartbeat(raw)
     return messages
+
+
+def _check_flags(raw: Mapping[Any, Any]) -> list[CheckMessage]:
+    """On/off settings must be real booleans: the string "false" would count as on."""
+    key = "MAIL_ADMINS_ON_FAILURE"
+    if key not in raw or isinstance(raw[key], bool):
+        return []
+    return [
+        Error(
+            f"{SETTING_NAME}[{key!r}] must be True or False, not {raw[key]!r}.",
+            hint=f"The default is {DEFAULTS[key]!r}; remove the key to use it.",
+            id="django_tasks_sched.E007",
+        )
+    ]
 
 
 def _check_heartbeat(raw: Mapping[Any, Any]) -> list[CheckMessage]:

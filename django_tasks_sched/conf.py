@@ -50,6 +50,9 @@ DEFAULTS: Mapping[str, Any] = {
     "PRUNE_INTERVAL": 300,
     # Most runs one pruning batch deletes, in one short transaction.
     "PRUNE_BATCH_SIZE": 1000,
+    # Email ADMINS (django.core.mail.mail_admins) when a run fails, times out or is interrupted,
+    # and when a task is deactivated after too many failures in a row.
+    "MAIL_ADMINS_ON_FAILURE": False,
 }
 
 
@@ -71,6 +74,7 @@ class AppSettings:
     RUN_RETENTION_COUNT: int | None
     PRUNE_INTERVAL: float | None
     PRUNE_BATCH_SIZE: int
+    MAIL_ADMINS_ON_FAILURE: bool
 
 
 def user_settings() -> Mapping[str, Any]:
@@ -126,6 +130,8 @@ def is_valid(key: str, value: object) -> bool:
         return isinstance(value, (list, tuple))
     if key == "PYPROJECT":
         return value is None or isinstance(value, (str, PathLike))
+    if key == "MAIL_ADMINS_ON_FAILURE":
+        return isinstance(value, bool)
     return True
 
 
@@ -157,6 +163,7 @@ def get_settings() -> AppSettings:
         RUN_RETENTION_COUNT=_limit(raw["RUN_RETENTION_COUNT"]),
         PRUNE_INTERVAL=None if raw["PRUNE_INTERVAL"] is None else float(raw["PRUNE_INTERVAL"]),
         PRUNE_BATCH_SIZE=int(raw["PRUNE_BATCH_SIZE"]),
+        MAIL_ADMINS_ON_FAILURE=raw["MAIL_ADMINS_ON_FAILURE"],
     )
 
 

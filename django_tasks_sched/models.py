@@ -392,6 +392,13 @@ class TaskRunQuerySet(models.QuerySet["TaskRun"]):
     def queued(self) -> TaskRunQuerySet:
         return self.filter(status=TaskRun.Status.QUEUED)
 
+    def due(self, now: datetime | None = None) -> TaskRunQuerySet:
+        """Queued runs that may start now (a retry waits for its ``not_before``)."""
+        now = now or timezone.now()
+        return self.queued().filter(
+            models.Q(not_before__isnull=True) | models.Q(not_before__lte=now)
+        )
+
     def running(self) -> TaskRunQuerySet:
         return self.filter(status=TaskRun.Status.RUNNING)
 
@@ -466,6 +473,12 @@ class TaskRun(models.Model):
         help_text=_("The nominal fire time; empty for a run started by hand."),
     )
     enqueued_at = models.DateTimeField(_("enqueued"), default=timezone.now)
+    not_before = models.DateTimeField(
+        _("not before"),
+        null=True,
+        blank=True,
+        help_text=_("A queued retry waits until this time; empty: as soon as possible."),
+    )
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     return_value = models.JSONField(_("return value"), null=True, blank=True)

@@ -61,7 +61,8 @@ class SchedulerProcess:
         SchedulerProcess.started.add(self)
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text()
 
     def wait_ready(self, timeout: float = 30) -> None:

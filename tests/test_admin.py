@@ -218,22 +218,32 @@ def test_search(admin: Client, query: str, expected: list[str]) -> None:
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"active__exact": "0"}, ["off"]),
+        ({"active": "0"}, ["off", "switched-off"]),
+        ({"active": "deactivated"}, ["switched-off"]),
         ({"trigger__exact": "cron"}, ["cron"]),
         ({"last_run_status": "FAILED"}, ["failed"]),
-        ({"last_run_status": "none"}, ["cron", "declared", "off", "on"]),
+        ({"last_run_status": "none"}, ["cron", "declared", "off", "on", "switched-off"]),
         ({"source__exact": "settings"}, ["declared"]),
     ],
 )
 def test_filters(admin: Client, params: dict[str, str], expected: list[str]) -> None:
     make_task("on")
     make_task("off", active=False)
+    make_task("switched-off", active=False, inactive_reason="Deactivated after 3 failed runs")
     make_task("cron", trigger=Task.Trigger.CRON, trigger_config={"crontab": "@daily"})
     make_task("failed", last_run_status=TaskRun.Status.FAILED)
     make_task("declared", source=Task.Source.SETTINGS)
     response = admin.get(TASK_CHANGELIST, params)
     assert response.status_code == 200
     assert result_names(response) == expected
+
+
+def test_tasks_switched_off_by_the_scheduler_stand_out(admin: Client) -> None:
+    make_task("paused", active=False)
+    make_task("broken", active=False, inactive_reason="Deactivated after 3 failed runs in a row")
+    page = admin.get(TASK_CHANGELIST).content.decode()
+    assert page.count("switched off</span>") == 1
+    assert 'title="Deactivated after 3 failed runs in a row"' in page
 
 
 def test_changelist_query_count_does_not_grow_with_rows(admin: Client) -> None:

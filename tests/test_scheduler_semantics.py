@@ -168,3 +168,125 @@ def test_scheduler_prunes_old_run_history(tmp_path: Path) -> None:
         wait_until(lambda: "Pruned 1 run(s)" in proc.output(), 5, proc)
     finally:
         assert proc.stop() == 0
+
+
+FAST_BEAT = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 3}
+
+
+def test_failed_run_is_retried_with_its_attempt_number(scheduler: Proc) -> None:
+    task = Task.objects.create(
+        name="flaky",
+        func="tests.testapp.jobs:fail",
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        max_retries=2,
+    )
+    first = task.run_now()
+    wait_until(lambda: task.runs.filter(status="FAILED").count() == 3, 15, scheduler)
+    time.sleep(1)
+    runs = list(task.runs.order_by("attempt"))
+    assert [(r.attempt, r.status) for r in runs] == [(1, "FAILED"), (2, "FAILED"), (3, "FAILED")]
+    assert [r.origin for r in runs[1:]] == ["RETRY", "RETRY"]
+    assert all(r.first_attempt_id == first.pk for r in runs[1:])
+
+
+def test_failure_limit_deactivates_a_task_in_the_scheduler(scheduler: Proc) -> None:
+    task = Task.objects.create(
+        name="broken",
+        func="tests.testapp.jobs:fail",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+        max_consecutive_failures=2,
+    )
+    wait_until(lambda: not Task.objects.get(pk=task.pk).active, 15, scheduler)
+    task.refresh_from_db()
+    assert "2 failed runs in a row" in task.inactive_reason
+    time.sleep(1.5)  # propagation, and a fire already in flight
+    settled = task.runs.count()
+    time.sleep(2)
+    assert task.runs.count() == settled
+
+
+def test_run_past_its_timeout_is_timed_out_and_frees_its_slot(tmp_path: Path) -> None:
+    proc = Proc(tmp_path / "s.log", "--grace-period", "0.5", settings=FAST_BEAT)
+    try:
+        proc.wait_ready()
+        task = Task.objects.create(
+            name="hangs",
+            func="tests.testapp.jobs:sleep",
+            args=[30],
+            trigger="date",
+            trigger_config={"run_date": "2099-01-01T00:00:00"},
+            timeout=1,
+        )
+        run = task.run_now()
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "TIMED_OUT", 10, proc)
+        run.refresh_from_db()
+        assert "timeout of 1s" in run.error
+        assert not TaskRun.objects.running().filter(task=task).exists()
+    finally:
+        assert proc.stop() == 0
+
+
+def _fire_gaps(task: Task) -> set[float]:
+    fires = sorted(task.runs.values_list("scheduled_for", flat=True))
+    return {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
+
+
+@pytest.mark.parametrize("coalesce", [False, True])
+def test_fires_missed_while_no_scheduler_ran_are_caught_up(tmp_path: Path, coalesce: bool) -> None:
+    task = Task.objects.create(
+        name="steady",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+        coalesce=coalesce,
+        misfire_grace_time=60,
+        # Caught-up fires start together: room for all, or max_instances records them MISSED.
+        max_instances=10,
+    )
+    first = Proc(tmp_path / "first.log")
+    first.wait_ready()
+    wait_until(lambda: task.runs.count() >= 2, 10, first)
+    assert first.stop() == 0
+    time.sleep(3.5)  # three or four fires come due with no scheduler up
+    before = task.runs.count()
+    second = Proc(tmp_path / "second.log")
+    try:
+        second.wait_ready()
+        wait_until(lambda: task.runs.count() >= before + 5, 10, second)
+    finally:
+        assert second.stop() == 0
+    # Every fire of the downtime has its record: no gap in the fire times.
+    assert _fire_gaps(task) == {1.0}
+    coalesced = task.runs.filter(status="MISSED", error__startswith="Coalesced").count()
+    if coalesce:
+        assert coalesced >= 2  # the downtime's fires folded into one run
+    else:
+        assert coalesced == 0
+        assert not task.runs.filter(status="MISSED").exists()  # each caught up and run
+
+
+def test_fires_missed_beyond_the_grace_time_while_down_are_recorded(tmp_path: Path) -> None:
+    task = Task.objects.create(
+        name="strict",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+        coalesce=False,
+        misfire_grace_time=1,
+    )
+    first = Proc(tmp_path / "first.log")
+    first.wait_ready()
+    wait_until(lambda: task.runs.count() >= 2, 10, first)
+    assert first.stop() == 0
+    time.sleep(5)
+    second = Proc(tmp_path / "second.log")
+    try:
+        second.wait_ready()
+        down = wait_until(
+            lambda: task.runs.filter(error__contains="no scheduler was running").first(), 10, second
+        )
+    finally:
+        assert second.stop() == 0
+    assert down.status == TaskRun.Status.MISSED

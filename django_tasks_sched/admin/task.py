@@ -13,6 +13,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -77,6 +78,29 @@ def retention_defaults() -> str:
     ) % {"age": age, "most": most}
 
 
+class ActiveFilter(admin.SimpleListFilter):
+    """Active or not, with the tasks the scheduler switched off (failure limit) on their own."""
+
+    title = _("active")
+    parameter_name = "active"
+    DEACTIVATED = "deactivated"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [
+            ("1", _("Yes")),
+            ("0", _("No")),
+            (self.DEACTIVATED, _("Switched off by the scheduler")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> QuerySet[Task]:
+        value = self.value()
+        if value == self.DEACTIVATED:
+            return queryset.filter(active=False).exclude(inactive_reason="")
+        if value in ("0", "1"):
+            return queryset.filter(active=value == "1")
+        return queryset
+
+
 class LastRunStatusFilter(admin.SimpleListFilter):
     """Filter on the last run's status, with the run statuses' labels and "never run"."""
 
@@ -108,12 +132,12 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "schedule",
-        "active",
+        "active_state",
         "next_run_time",
         "last_run_badge",
         "last_run_at",
     ]
-    list_filter = ["active", "trigger", LastRunStatusFilter, "source"]
+    list_filter = [ActiveFilter, "trigger", LastRunStatusFilter, "source"]
     search_fields = ["name", "func", "description"]
     actions = ["run_now", "activate_tasks", "deactivate_tasks"]
     change_list_template = "admin/django_tasks_sched/task/change_list.html"
@@ -219,6 +243,24 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         except Exception as exc:
             logger.exception("Could not describe the schedule of task %r", obj.name)
             return display.problem(str(exc) or type(exc).__name__)
+
+    @admin.display(description=_("active"), ordering="active")
+    def active_state(self, obj: Task) -> SafeString:
+        # The admin's own yes/no icon, as for a boolean column.
+        icon = format_html(
+            '<img src="{}" alt="{}">',
+            static(f"admin/img/icon-{'yes' if obj.active else 'no'}.svg"),
+            obj.active,
+        )
+        if obj.active or not obj.inactive_reason:
+            return icon
+        # Switched off by the scheduler (failure limit) or a sync: say so, with the reason.
+        return format_html(
+            '{} <span class="dts-badge dts-badge-red" title="{}">{}</span>',
+            icon,
+            obj.inactive_reason,
+            gettext("switched off"),
+        )
 
     @admin.display(description=_("last run status"), ordering="last_run_status")
     def last_run_badge(self, obj: Task) -> str | SafeString:

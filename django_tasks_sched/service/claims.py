@@ -2,112 +2,223 @@
 
 Exactly-once across scheduler processes comes from the database, not from luck: a fire is
 claimed by inserting its ``TaskRun`` under the unique constraint on (task, scheduled_for),
-inside a transaction that first locks the task row and counts its RUNNING runs against
+inside a transaction that first locks the task rows and counts their RUNNING runs against
 ``max_instances``. The lock serialises claims for one task across processes, so the count
 cannot go stale between the read and the insert.
+
+Fires are claimed in batches: one transaction locks every task of the batch, counts their
+running runs with one query and inserts all the rows with one INSERT. Ten thousand fires due
+at the same instant then cost a few dozen statements instead of tens of thousands.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
+from django_tasks_sched.execution import concrete_field, quoter
 from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.service.rawrows import column_reader
 
 logger = logging.getLogger(__name__)
 
+#: Most fires claimed in one transaction: bounds the INSERT and the ``IN (...)`` lists.
+BATCH_SIZE = 500
 
-@contextmanager
-def locked_task(task_id: int) -> Iterator[Task | None]:
-    """A transaction holding the task's row lock; yields the task (None if it was deleted)."""
+#: The task columns a run needs (the rest stay in the database).
+RUN_COLUMNS = ("id", "name", "func", "args", "kwargs", "active", "max_instances")
+
+
+class Fire(NamedTuple):
+    """One due fire of a task, as APScheduler handed it over."""
+
+    task_id: int
+    scheduled_for: datetime
+    #: The task's misfire grace time in seconds (None: no limit).
+    grace: int | None
+    #: Record the fire MISSED with this reason instead of running it (coalesced, or missed
+    #: while no scheduler was running).
+    missed_reason: str | None = None
+
+
+def take_write_lock() -> None:
+    """On SQLite, take the database's write lock now, at the start of the transaction.
+
+    SQLite has no row locks and Django opens transactions DEFERRED: a write that matches no
+    row still takes the lock, before we read, so two processes cannot both count zero running
+    instances (or both read the same QUEUED rows). Elsewhere, rows are locked as they are read.
+    """
+    if connection.vendor == "sqlite":
+        quote = connection.ops.quote_name
+        table, status = quote(TaskRun._meta.db_table), quote("status")
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET {status} = {status} WHERE 1 = 0")
+
+
+def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
+    """Record a batch of fires in one transaction; return the RUNNING runs to execute.
+
+    Each fire becomes a RUNNING run, a MISSED run (later than its grace time, or its task
+    already has ``max_instances`` running), or nothing: its task is gone or inactive, or
+    another scheduler process claimed it first (the unique constraint keeps the first row).
+    The returned runs carry their task (the columns in :data:`RUN_COLUMNS`).
+    """
+    if not fires:
+        return []
+    now = timezone.now()
+    task_ids = sorted({fire.task_id for fire in fires})
     with transaction.atomic():
-        if connection.vendor == "sqlite":
-            # SQLite has no row locks and Django opens transactions DEFERRED: a no-op write
-            # takes the database's write lock now, before we read, so two processes cannot
-            # both count zero running instances.
-            Task.objects.filter(pk=task_id).update_quietly(id=F("id"))
-            yield Task.objects.filter(pk=task_id).first()
+        take_write_lock()
+        tasks, running = _lock_tasks(task_ids)
+        rows, late = _runs_for(fires, tasks, running, now, worker_id)
+        # A conflict means another process recorded that fire: its row stands, ours is dropped.
+        TaskRun.objects.bulk_create(rows, ignore_conflicts=True)
+        ours = _inserted(list(tasks), worker_id, now)
+        # A fire missed for lateness shows in the task's summary, as a finished run would.
+        late_tasks = {
+            task_id for task_id, scheduled_for in late if (task_id, scheduled_for) in ours
+        }
+        if late_tasks:
+            Task.objects.filter(pk__in=late_tasks).update_quietly(
+                last_run_at=now, last_run_status=TaskRun.Status.MISSED
+            )
+    claimed = []
+    for row in rows:
+        row.pk = ours.get((row.task_id, row.scheduled_for))
+        if row.pk is None:
+            logger.debug("Fire %s of task %s claimed elsewhere", row.scheduled_for, row.task_id)
+        elif row.status == TaskRun.Status.RUNNING:
+            row.task = tasks[row.task_id]
+            claimed.append(row)
+    return claimed
+
+
+# The two reads of a claim are plain SQL: at a steady 170 fires a second most claims hold one
+# fire, and building these queries through the ORM cost more than the rest of the claim.
+
+
+def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, int]]:
+    """Lock the task rows; return the active tasks and how many runs each has RUNNING."""
+    ops, q = connection.ops, quoter(connection)
+    fields = [concrete_field(Task, name) for name in RUN_COLUMNS]
+    run_table, run_task = q(TaskRun._meta.db_table), q(concrete_field(TaskRun, "task").column)
+    task_pk = q(concrete_field(Task, "id").column)
+    sql = (
+        f"SELECT {', '.join(f't.{q(field.column)}' for field in fields)}, "
+        f"(SELECT COUNT(*) FROM {run_table} r WHERE r.{run_task} = t.{task_pk} "
+        f"AND r.{q(concrete_field(TaskRun, 'status').column)} = %s) "
+        f"FROM {q(Task._meta.db_table)} t WHERE t.{task_pk} IN ({_placeholders(task_ids)}) "
+        # Locked in primary-key order, the same in every process, so two processes
+        # claiming overlapping batches cannot deadlock.
+        f"ORDER BY t.{task_pk}"
+    )
+    if connection.features.has_select_for_update:
+        sql += f" {ops.for_update_sql()}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [TaskRun.Status.RUNNING, *task_ids])
+        rows = cursor.fetchall()
+    readers = [column_reader(field, connection.alias) for field in fields]
+    attnames = [field.attname for field in fields]
+    tasks: dict[int, Task] = {}
+    running: dict[int, int] = {}
+    for row in rows:
+        values = [read(value) for read, value in zip(readers, row[:-1], strict=True)]
+        task = Task.from_db(connection.alias, attnames, values)
+        if task.active:
+            tasks[task.pk] = task
+            running[task.pk] = int(row[-1])
+    return tasks, running
+
+
+def _inserted(task_ids: list[int], worker_id: str, now: datetime) -> dict[tuple[int, Any], int]:
+    """The rows this claim inserted, by (task, fire): the ignored ones have no primary key."""
+    if not task_ids:
+        return {}
+    q = quoter(connection)
+    run = {
+        name: concrete_field(TaskRun, name)
+        for name in ("id", "task", "scheduled_for", "worker_id", "enqueued_at")
+    }
+    sql = (
+        f"SELECT {q(run['id'].column)}, {q(run['task'].column)}, {q(run['scheduled_for'].column)} "
+        f"FROM {q(TaskRun._meta.db_table)} WHERE {q(run['worker_id'].column)} = %s "
+        f"AND {q(run['enqueued_at'].column)} = %s "
+        f"AND {q(run['task'].column)} IN ({_placeholders(task_ids)})"
+    )
+    params = [worker_id, run["enqueued_at"].get_db_prep_value(now, connection), *task_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    read = column_reader(run["scheduled_for"], connection.alias)
+    return {(task_id, read(when)): pk for pk, task_id, when in rows}
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _runs_for(
+    fires: Sequence[Fire],
+    tasks: dict[int, Task],
+    running: dict[int, int],
+    now: datetime,
+    worker_id: str,
+) -> tuple[list[TaskRun], list[tuple[int, datetime]]]:
+    """The unsaved rows for ``fires`` (RUNNING, or MISSED with the reason), and the late ones."""
+    rows = []
+    late = []
+    for fire in sorted(fires, key=lambda fire: (fire.task_id, fire.scheduled_for)):
+        task = tasks.get(fire.task_id)
+        if task is None:
+            continue  # deleted or deactivated since APScheduler last looked
+        row = TaskRun(
+            task_id=task.pk,
+            scheduled_for=fire.scheduled_for,
+            origin=TaskRun.Origin.SCHEDULE,
+            enqueued_at=now,
+            worker_id=worker_id,
+        )
+        lateness = (now - fire.scheduled_for).total_seconds()
+        if fire.missed_reason:
+            row.status, row.finished_at = TaskRun.Status.MISSED, now
+            late.append((task.pk, fire.scheduled_for))
+            row.error = fire.missed_reason
+        elif fire.grace is not None and lateness > fire.grace:
+            row.status, row.finished_at = TaskRun.Status.MISSED, now
+            late.append((task.pk, fire.scheduled_for))
+            row.error = (
+                f"Not run: {lateness:.1f}s late, past the misfire grace time of {fire.grace}s."
+            )
+        elif running.get(task.pk, 0) >= task.max_instances:
+            row.status, row.finished_at = TaskRun.Status.MISSED, now
+            row.error = (
+                f"Skipped: {task.max_instances} run(s) already running (max_instances reached)."
+            )
         else:
-            yield Task.objects.select_for_update().filter(pk=task_id).first()
+            row.status, row.started_at = TaskRun.Status.RUNNING, now
+            running[task.pk] = running.get(task.pk, 0) + 1
+        rows.append(row)
+    return rows, late
 
 
 def claim_fire(task_id: int, scheduled_for: datetime, worker_id: str) -> TaskRun | None:
-    """Record one fire of a task: a RUNNING run to execute, a MISSED run, or None.
-
-    None means there is nothing to do here: the task is gone or inactive, or another
-    scheduler process has already claimed this fire.
-    """
-    now = timezone.now()
-    try:
-        with locked_task(task_id) as task:
-            if task is None or not task.active:
-                return None
-            running = TaskRun.objects.filter(task_id=task_id, status=TaskRun.Status.RUNNING)
-            if running.count() >= task.max_instances:
-                return TaskRun.objects.create(
-                    task=task,
-                    scheduled_for=scheduled_for,
-                    status=TaskRun.Status.MISSED,
-                    origin=TaskRun.Origin.SCHEDULE,
-                    enqueued_at=now,
-                    finished_at=now,
-                    worker_id=worker_id,
-                    error=f"Skipped: {task.max_instances} run(s) already running "
-                    "(max_instances reached).",
-                )
-            return TaskRun.objects.create(
-                task=task,
-                scheduled_for=scheduled_for,
-                status=TaskRun.Status.RUNNING,
-                origin=TaskRun.Origin.SCHEDULE,
-                enqueued_at=now,
-                started_at=now,
-                worker_id=worker_id,
-            )
-    except IntegrityError:
-        logger.debug("Fire %s of task %s already claimed elsewhere", scheduled_for, task_id)
-        return None
-
-
-def record_missed(task_id: int, scheduled_for: datetime, worker_id: str, reason: str) -> None:
-    """Record a fire that will not run (e.g. later than its misfire grace time)."""
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            TaskRun.objects.create(
-                task_id=task_id,
-                scheduled_for=scheduled_for,
-                status=TaskRun.Status.MISSED,
-                origin=TaskRun.Origin.SCHEDULE,
-                enqueued_at=now,
-                finished_at=now,
-                worker_id=worker_id,
-                error=reason,
-            )
-    except IntegrityError:
-        pass  # Another process recorded (or ran) this fire.
-    else:
-        Task.objects.filter(pk=task_id).update_quietly(
-            last_run_at=now, last_run_status=TaskRun.Status.MISSED
-        )
+    """Claim one fire (no grace limit): its RUNNING run, or None (see :func:`claim_fires`)."""
+    runs = claim_fires([Fire(task_id, scheduled_for, None)], worker_id)
+    return runs[0] if runs else None
 
 
 def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
     """Claim up to ``limit`` QUEUED runs for this process (oldest first), as RUNNING."""
     now = timezone.now()
     with transaction.atomic():
-        queued = TaskRun.objects.queued().order_by("enqueued_at", "id")
-        if connection.vendor == "sqlite":
-            # Take the write lock first (see locked_task) so two processes cannot both read
-            # the same QUEUED rows.
-            TaskRun.objects.filter(pk=-1).update(status=F("status"))
-        else:
+        take_write_lock()
+        queued = TaskRun.objects.due().order_by("enqueued_at", "id")
+        if connection.vendor != "sqlite":
             queued = queued.select_for_update(skip_locked=True)
         ids = list(queued.values_list("pk", flat=True)[:limit])
         if not ids:

@@ -1,25 +1,33 @@
 """The APScheduler executor: APScheduler decides *when*, this module records and runs.
 
 APScheduler's own executors call the job function and lose the nominal fire time. This one
-receives the job's due ``run_times`` (already coalesced by APScheduler), applies the task's
-misfire grace time, claims each fire in the database and runs it through the one run path.
+only queues each due job's ``run_times`` (already coalesced by APScheduler). One dispatcher
+thread then does the scheduler's run bookkeeping in batches: it writes the outcomes of the runs
+that finished, claims the queued fires (misfire grace time, ``max_instances``, exactly-once:
+see :mod:`.claims`) and hands the RUNNING runs to a pool of threads, which run them through the
+one run path and pass the outcomes back. The pool threads run user code and nothing else, so
+a burst of ten thousand fires costs a few dozen transactions, not tens of thousands.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from queue import SimpleQueue
 from typing import Any
 
 from apscheduler.executors.base import BaseExecutor
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
-from django_tasks_sched.execution import execute_run
+from django_tasks_sched.execution import KEEP, Finished, execute_run, record_outcomes
 from django_tasks_sched.models import TaskRun
-from django_tasks_sched.service.claims import claim_fire, record_missed
+from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 
 logger = logging.getLogger(__name__)
 
@@ -27,78 +35,248 @@ logger = logging.getLogger(__name__)
 #: processes by the database claim instead.
 UNLIMITED_INSTANCES = 1_000_000
 
+#: Most finished runs written in one transaction.
+RECORD_BATCH_SIZE = 1000
+
+#: Seconds between the dispatcher's ``close_old_connections()`` (also its idle wake-up): per
+#: batch would reconnect hundreds of times a second under the default ``CONN_MAX_AGE = 0``.
+CONNECTION_CHECK_INTERVAL = 5.0
+
+#: Errors that say the database is unreachable: keep the work and retry it, with backoff.
+#: Any other error is the data's (e.g. a NUL character PostgreSQL refuses): isolate it.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+#: Why a coalesced fire was not run.
+COALESCED = "Coalesced: a later fire of the task, due at the same time, ran in its place."
+
 
 def fire_placeholder() -> None:
     """The ``func`` of every APScheduler job; never called (the executor runs the task)."""
 
 
 class FiringExecutor(BaseExecutor):
-    """Runs due fires and queued runs on a pool of threads."""
+    """Claims due fires in batches and runs them, and queued runs, on a pool of threads."""
 
     def __init__(self, worker_id: str, max_workers: int) -> None:
         super().__init__()
         self.worker_id = worker_id
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dts-run")
         self.futures: set[Future[Any]] = set()
-        #: Set by the service: returns the job's next fire time, for the task's display field.
-        self.next_fire_time: Callable[[str], datetime | None] = lambda job_id: None
+        #: Set by the service: the task's next fire time, for the task's display field.
+        self.next_fire_time: Callable[[int], datetime | None] = lambda task_id: None
+        #: Whether a task coalesces overdue fires (the service answers from its loaded tasks).
+        self.coalesces: Callable[[int], bool] = lambda task_id: True
+        self._fires: deque[Fire] = deque()
+        self._finished: deque[TaskRun] = deque()
+        self._wake = threading.Event()
+        self._firing_stopped = threading.Event()
+        self._closing = threading.Event()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="dts-dispatch", daemon=True)
+        self._lines = LineWriter()
+
+    # -- APScheduler's side -------------------------------------------------------------------
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        super().start(scheduler, alias)
+        self._dispatcher.start()
+        self._lines.start()
+
+    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        # Not BaseExecutor.submit_job: its per-process instance count needs a callback per
+        # fire, and max_instances is enforced across processes by the claim anyway.
+        self._do_submit_job(job, run_times)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        grace = job.misfire_grace_time
-        future = self.pool.submit(self._fire, int(job.id), list(run_times), grace)
-        self._track(future, on_done=lambda: self._run_job_success(job.id, []))
+        if self._firing_stopped.is_set():
+            return
+        task_id, grace = int(job.id), job.misfire_grace_time
+        # APScheduler's own coalescing is off (it would drop the earlier fires unrecorded):
+        # the task's setting is applied here, and each folded fire is recorded MISSED.
+        if len(run_times) > 1 and self.coalesces(task_id):
+            *earlier, last = run_times
+            self._fires.extend(Fire(task_id, when, grace, COALESCED) for when in earlier)
+            run_times = [last]
+        self._fires.extend(Fire(task_id, when, grace) for when in run_times)
+        self._wake.set()
+
+    def add_fires(self, fires: list[Fire]) -> None:
+        """Claim (or record) these fires as if APScheduler had handed them over."""
+        self._fires.extend(fires)
+        self._wake.set()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop taking fires; runs not yet started are cancelled (the service records them)."""
+        # Fires queued but not yet claimed are dropped unrecorded, as APScheduler's own
+        # executors drop the jobs they had not started.
+        self._firing_stopped.set()
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+    # -- the service's side -------------------------------------------------------------------
 
     def submit_run(self, run: TaskRun) -> None:
         """Execute an already claimed (RUNNING) run, e.g. a run-now, on the pool."""
-        self._track(self.pool.submit(self._execute, run))
+        self._submit(run)
 
-    def _track(self, future: Future[Any], on_done: Callable[[], None] | None = None) -> None:
-        self.futures.add(future)
+    def running(self) -> int:
+        """Runs claimed by this process and not finished (running, or waiting for a thread)."""
+        return len(self.futures)
 
-        def done(f: Future[Any]) -> None:
-            self.futures.discard(f)
-            if on_done is not None:
-                on_done()
+    def close(self, timeout: float = 30.0) -> None:
+        """After :meth:`shutdown`: record the outcomes still pending and stop the dispatcher."""
+        self._closing.set()
+        self._wake.set()
+        self._dispatcher.join(timeout)
+        self._lines.stop()
 
-        future.add_done_callback(done)
+    # -- the dispatcher thread ----------------------------------------------------------------
 
-    def _fire(self, task_id: int, run_times: list[datetime], grace: int | None) -> None:
-        close_old_connections()
+    def _dispatch(self) -> None:
+        failures = 0
+        next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
+        while True:
+            self._wake.wait(CONNECTION_CHECK_INTERVAL)
+            self._wake.clear()
+            closing = self._closing.is_set()
+            try:
+                # Outcomes first: a run that finished must not still count as RUNNING
+                # against max_instances when the next fire of its task is claimed.
+                self._record_finished()
+                if not self._firing_stopped.is_set():
+                    self._claim_fires()
+            except Exception:
+                failures += 1
+                logger.exception("Recording runs failed (%d in a row); retrying", failures)
+                close_old_connections()
+                if closing and failures >= 3:
+                    return
+                time.sleep(min(30.0, 0.25 * 2**failures))
+                self._wake.set()
+                continue
+            failures = 0
+            if closing and not self._finished:
+                close_old_connections()
+                return
+            if time.monotonic() >= next_check:
+                close_old_connections()
+                next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
+
+    def _claim_fires(self) -> None:
+        while self._fires and not self._firing_stopped.is_set():
+            batch = [self._fires.popleft() for _ in range(min(BATCH_SIZE, len(self._fires)))]
+            try:
+                runs = claim_fires(batch, self.worker_id)
+            except TRANSIENT_ERRORS:
+                self._fires.extendleft(reversed(batch))
+                raise
+            except Exception:
+                logger.exception("Could not claim %d fire(s) together; one by one", len(batch))
+                runs = self._claim_one_by_one(batch)
+            for run in runs:
+                self._submit(run)
+
+    def _claim_one_by_one(self, fires: list[Fire]) -> list[TaskRun]:
+        runs = []
+        for fire in fires:
+            try:
+                runs += claim_fires([fire], self.worker_id)
+            except Exception:
+                logger.exception("Could not fire task %s at %s", fire.task_id, fire.scheduled_for)
+        return runs
+
+    def _record_finished(self) -> None:
+        while self._finished:
+            count = min(RECORD_BATCH_SIZE, len(self._finished))
+            batch = [self._finished.popleft() for _ in range(count)]
+            finished: list[Finished] = [(run, self._next_run_time(run)) for run in batch]
+            try:
+                record_outcomes(finished)
+            except TRANSIENT_ERRORS:
+                self._finished.extendleft(reversed(batch))
+                raise
+            except Exception:
+                logger.exception("Could not record %d run(s) together; one by one", len(batch))
+                for item in finished:
+                    record_alone(item)
+
+    def _next_run_time(self, run: TaskRun) -> object:
+        # Scheduled runs refresh the task's next fire; a run-now leaves it alone.
+        return KEEP if run.scheduled_for is None else self.next_fire_time(run.task_id)
+
+    # -- the pool threads ---------------------------------------------------------------------
+
+    def _submit(self, run: TaskRun) -> None:
         try:
-            for scheduled_for in run_times:
-                lateness = (timezone.now() - scheduled_for).total_seconds()
-                if grace is not None and lateness > grace:
-                    record_missed(
-                        task_id,
-                        scheduled_for,
-                        self.worker_id,
-                        f"Started {lateness:.1f}s late, past the misfire grace time of {grace}s.",
-                    )
-                    continue
-                run = claim_fire(task_id, scheduled_for, self.worker_id)
-                if run is not None and run.status == TaskRun.Status.RUNNING:
-                    execute_run(
-                        run,
-                        worker_id=self.worker_id,
-                        next_run_time=self.next_fire_time(str(task_id)),
-                    )
-        except Exception:
-            # A database outage or a bug here must never kill the pool thread silently.
-            logger.exception("Could not fire task %s at %s", task_id, run_times)
-        finally:
-            close_old_connections()
+            future = self.pool.submit(self._execute, run)
+        except RuntimeError:
+            # Shutting down: the run stays RUNNING, and the service records it INTERRUPTED.
+            logger.info("Run %s of task %s not started: shutting down", run.pk, run.task_id)
+            return
+        self.futures.add(future)
+        future.add_done_callback(self.futures.discard)
 
     def _execute(self, run: TaskRun) -> None:
+        # The task's own queries follow Django's rules for long-running processes; a run that
+        # does not touch the database opens no connection here.
         close_old_connections()
         try:
-            execute_run(run, worker_id=self.worker_id)
+            execute_run(
+                run, worker_id=self.worker_id, record=self._finish, announce=self._lines.put
+            )
         except Exception:
             logger.exception("Could not execute run %s", run.pk)
         finally:
             close_old_connections()
 
-    def running(self) -> int:
-        return len(self.futures)
+    def _finish(self, run: TaskRun) -> None:
+        self._finished.append(run)
+        self._wake.set()
 
-    def shutdown(self, wait: bool = True) -> None:
-        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+class LineWriter(threading.Thread):
+    """Writes the runs' "started" and "finished" log lines, made in the pool threads.
+
+    Ten threads logging to one handler queue up on its lock, and each holder that gives up
+    the interpreter lock for its write waits to get it back: writing those lines cost more
+    than recording the runs. One thread writing them all does not (the standard library's
+    QueueListener does the same).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="dts-log", daemon=True)
+        self.queue: SimpleQueue[logging.LogRecord | None] = SimpleQueue()
+
+    def put(self, record: logging.LogRecord) -> None:
+        self.queue.put(record)
+
+    def run(self) -> None:
+        while (record := self.queue.get()) is not None:
+            try:
+                logging.getLogger(record.name).handle(record)
+            except Exception:
+                logger.exception("Could not write a run's log line")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.queue.put(None)
+        if self.is_alive():
+            self.join(timeout)
+
+
+def record_alone(item: Finished) -> None:
+    """Record one outcome; if the database refuses it, record the run FAILED with the reason."""
+    try:
+        record_outcomes([item])
+        return
+    except Exception as exc:
+        logger.exception("Could not record run %s", item[0].pk)
+        reason = f"Could not record the outcome: {type(exc).__name__}: {exc}"
+    run = item[0]
+    try:
+        TaskRun.objects.filter(pk=run.pk).update(
+            status=TaskRun.Status.FAILED,
+            started_at=run.started_at,
+            finished_at=run.finished_at or timezone.now(),
+            error=reason.replace("\x00", ""),
+        )
+    except Exception:
+        logger.exception("Could not record run %s as FAILED", run.pk)

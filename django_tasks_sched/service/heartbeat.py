@@ -12,6 +12,7 @@ from django.utils import timezone
 
 import django_tasks_sched
 from django_tasks_sched.models import SchedulerProcess, TaskRun
+from django_tasks_sched.policy import record_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -57,17 +58,26 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
     live = SchedulerProcess.objects.alive(timeout).values_list("worker_id", flat=True)
     # Only runs a scheduler process claimed can be orphaned by one dying; inline runs (a web
     # process's run_now(inline=True), runtask) carry another kind of worker id.
-    orphans = (
+    orphans = list(
         TaskRun.objects.running()
         .filter(worker_id__startswith=SCHEDULER_PREFIX)
         .exclude(worker_id=own_worker_id)
         .exclude(worker_id__in=list(live))
+        .only("id", "task_id", "attempt", "first_attempt_id")
     )
-    count = orphans.update(
-        status=TaskRun.Status.INTERRUPTED,
-        finished_at=timezone.now(),
-        error="Interrupted: the scheduler process running it stopped responding.",
-    )
-    if count:
-        logger.warning("Marked %d run(s) of dead scheduler processes INTERRUPTED", count)
-    return count
+    now = timezone.now()
+    error = "Interrupted: the scheduler process running it stopped responding."
+    interrupted = []
+    for run in orphans:
+        # One guarded UPDATE each (orphans are few): when two survivors recover at once, each
+        # run is followed up (retried) by the one whose UPDATE took it.
+        taken = TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
+            status=TaskRun.Status.INTERRUPTED, finished_at=now, error=error
+        )
+        if taken:
+            run.status, run.finished_at, run.error = TaskRun.Status.INTERRUPTED, now, error
+            interrupted.append(run)
+    if interrupted:
+        logger.warning("Marked %d run(s) of dead scheduler processes INTERRUPTED", len(interrupted))
+        record_interrupted(interrupted)
+    return len(interrupted)

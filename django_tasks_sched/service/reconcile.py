@@ -3,8 +3,13 @@
 The table is the truth; APScheduler holds a MemoryJobStore copy of the active tasks, one job
 per task (job id = the task's primary key). Reconcile is incremental: when the change stamp
 moves, only rows whose ``updated_at`` moved past the watermark are read, and a job is touched
-only if a field that shapes its schedule changed. A slow full pass compares every row and
-catches what no stamp reports (raw SQL that does not touch ``updated_at``).
+only if a field that shapes its schedule changed. A slow full pass compares every row's
+schedule columns (the trigger config as text, nothing parsed) and catches what no stamp reports
+(raw SQL that does not touch ``updated_at``); only the rows that differ are read in full.
+
+Start-up loads every row in one pass while the scheduler is paused: identical schedules share
+one trigger (and its first fire time), and jobs go straight into the store in fire-time order,
+without APScheduler's per-job validation and wake-up. 100,000 tasks load in seconds.
 """
 
 from __future__ import annotations
@@ -12,46 +17,49 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
-from django.utils import timezone
+from apscheduler.util import obj_to_ref
+from django.db import router, transaction
+from django.db.models import Case, QuerySet, TextField, When
+from django.db.models.functions import Cast
+from django.utils import timezone as dj_timezone
 
 from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.execution import concrete_field, update_rows
 from django_tasks_sched.models import Task, anchored_config
+from django_tasks_sched.service.claims import Fire
 from django_tasks_sched.service.executor import UNLIMITED_INSTANCES, fire_placeholder
 from django_tasks_sched.service.jitter import DeterministicJitter
+from django_tasks_sched.service.rawrows import column_reader, raw_rows
 from django_tasks_sched.triggers import build_trigger
 
 logger = logging.getLogger(__name__)
 
-#: The columns that decide a task's APScheduler job; nothing else is loaded into memory.
-SCHEDULE_COLUMNS = (
-    "id",
-    "name",
-    "active",
-    "trigger",
-    "trigger_config",
-    "coalesce",
-    "misfire_grace_time",
-    "created_at",
-    "updated_at",
-)
+#: What decides a task's job: compared on every full pass. The config is read as text.
+SCAN_COLUMNS = ("id", "active", "trigger", "config_text", "coalesce", "misfire_grace_time")
+#: What building a job needs besides; ``next_run_time`` to skip writing back an equal value.
+ROW_COLUMNS = (*SCAN_COLUMNS, "name", "interval_created_at", "next_run_time")
+
+#: Primary keys per ``IN (...)`` when re-reading the rows a full pass found changed.
+CHUNK_SIZE = 2000
+#: How far back a task without a misfire grace limit catches up fires missed while no
+#: scheduler ran (a one-second task down for a week would otherwise make 600,000 runs).
+NO_GRACE_CATCH_UP = timedelta(hours=1)
 
 #: Rows are re-read from a little before the watermark: other processes' clocks and commit
 #: order mean a row can commit with an updated_at slightly older than one we have seen.
 CLOCK_MARGIN = timedelta(seconds=5)
 
+FUNC_REF = obj_to_ref(fire_placeholder)
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What the reconciler last saw of a row: enough to tell whether its job must change."""
-
-    updated_at: datetime
-    schedule: tuple[Any, ...]  # () when the task has no job (inactive or invalid)
+#: (trigger, config text, coalesce, misfire grace time); () when the task has no job.
+Schedule = tuple[Any, ...]
 
 
 @dataclass
@@ -64,24 +72,72 @@ class SyncResult:
         return bool(self.added or self.changed or self.removed)
 
 
+def _with_text(queryset: QuerySet[Task]) -> QuerySet[Task]:
+    # Text, not JSON: comparing 10,000 configs then costs no parsing and no re-serialising.
+    return queryset.order_by().annotate(config_text=Cast("trigger_config", TextField()))
+
+
+def _rows(queryset: QuerySet[Task]) -> Iterator[tuple[Any, ...]]:
+    # The creation time only anchors an interval without a start_date: not read for others.
+    created = Case(When(trigger=Task.Trigger.INTERVAL, then="created_at"), default=None)
+    queryset = _with_text(queryset).annotate(interval_created_at=created)
+    return raw_rows(queryset.values_list(*ROW_COLUMNS))
+
+
+def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | None) -> Schedule:
+    # Raw values: SQLite and MySQL give booleans as 0 and 1.
+    return (trigger, text, bool(coalesce), grace) if active else ()
+
+
 class Reconciler:
     """Applies Task rows to an APScheduler scheduler (which must use the firing executor)."""
 
-    def __init__(self, scheduler: Any) -> None:
+    def __init__(self, scheduler: Any, jobstore: Any) -> None:
         self.scheduler = scheduler
-        self.known: dict[int, Known] = {}
+        self.jobstore = jobstore
+        self.known: dict[int, Schedule] = {}
         self.watermark: datetime | None = None
         #: Next fire times not yet written to the table's display column (see flush_next_runs).
         self.pending_next_run: dict[int, datetime | None] = {}
+        # Rows are read raw (see rawrows): these convert the two dates when they are needed.
+        using = Task.objects.db
+        self._read_next = column_reader(concrete_field(Task, "next_run_time"), using)
+        #: Fires found missed beyond their grace window at load, to be recorded MISSED.
+        self.missed_while_down: list[Fire] = []
+        self._read_created = column_reader(concrete_field(Task, "created_at"), using)
 
     # -- passes -------------------------------------------------------------------------------
 
+    def load(self) -> SyncResult:
+        """The first pass: every row. The scheduler must be paused and its store empty."""
+        if self.watermark is not None:
+            return self.full()
+        started = dj_timezone.now()
+        result = SyncResult()
+        jobs: list[Job] = []
+        self._apply(_rows(Task.objects.all()), result, new_jobs=jobs)
+        # In the store's own order (fire time, then id), each insert lands at the end of its
+        # sorted list: 100,000 inserts do not each shift the whole list.
+        jobs.sort(key=_store_order)
+        for job in jobs:
+            self.jobstore.add_job(job)
+        self.watermark = started
+        return result
+
     def full(self) -> SyncResult:
         """Compare every row with what is loaded; add, change and remove jobs to match."""
-        started = timezone.now()
-        rows = list(Task.objects.values_list(*SCHEDULE_COLUMNS))
-        result = self._apply(rows)
-        seen = {row[0] for row in rows}
+        started = dj_timezone.now()
+        result = SyncResult()
+        seen: set[int] = set()
+        changed: list[int] = []
+        scan = _with_text(Task.objects.order_by()).values_list(*SCAN_COLUMNS)
+        for task_id, *fields in raw_rows(scan):
+            seen.add(task_id)
+            if self.known.get(task_id) != _schedule(*fields):
+                changed.append(task_id)
+        for start in range(0, len(changed), CHUNK_SIZE):
+            ids = changed[start : start + CHUNK_SIZE]
+            self._apply(_rows(Task.objects.filter(pk__in=ids)), result)
         for task_id in set(self.known) - seen:
             self._remove(task_id, result)
         self.watermark = started
@@ -91,13 +147,10 @@ class Reconciler:
         """Apply rows changed since the last pass, and drop jobs of deleted rows."""
         if self.watermark is None:
             return self.full()
-        started = timezone.now()
-        rows = list(
-            Task.objects.filter(updated_at__gte=self.watermark - CLOCK_MARGIN).values_list(
-                *SCHEDULE_COLUMNS
-            )
-        )
-        result = self._apply(rows)
+        started = dj_timezone.now()
+        changed = Task.objects.filter(updated_at__gte=self.watermark - CLOCK_MARGIN)
+        result = SyncResult()
+        self._apply(_rows(changed), result)
         # Deletions leave no row to see; a count that differs from ours is the cheap tell.
         if Task.objects.count() != len(self.known):
             ids = set(Task.objects.values_list("id", flat=True))
@@ -106,102 +159,224 @@ class Reconciler:
             missing = ids - set(self.known)
             if missing:
                 # Rows that appeared with an old updated_at (raw SQL, restored backups).
-                self._apply(Task.objects.filter(id__in=missing).values_list(*SCHEDULE_COLUMNS))
+                self._apply(_rows(Task.objects.filter(id__in=missing)), result)
         self.watermark = started
         return result
 
     # -- applying rows ------------------------------------------------------------------------
 
-    def _apply(self, rows: Iterable[tuple[Any, ...]]) -> SyncResult:
-        result = SyncResult()
+    def _apply(
+        self, rows: Iterable[tuple[Any, ...]], result: SyncResult, new_jobs: list[Job] | None = None
+    ) -> None:
+        """Bring each row's job in line; with ``new_jobs``, collect new jobs instead of adding."""
+        now = datetime.now(timezone.utc)
+        triggers: dict[tuple[Any, ...], tuple[Any, datetime | None, float | None]] = {}
         for row in rows:
-            task_id, name, active, trigger, config, coalesce, grace, created_at, updated_at = row
+            task_id, active, trigger, text, coalesce, grace, name, created_at, stored_next = row
+            schedule = _schedule(active, trigger, text, coalesce, grace)
             old = self.known.get(task_id)
-            schedule = (
-                (trigger, json.dumps(config, sort_keys=True), coalesce, grace) if active else ()
-            )
-            if old is not None and old.schedule == schedule:
-                if old.updated_at != updated_at:
-                    self.known[task_id] = Known(updated_at, schedule)
+            if old == schedule:
                 continue
+            if schedule:
+                try:
+                    created = None if created_at is None else self._read_created(created_at)
+                    aps_trigger, first = self._trigger(
+                        triggers, task_id, trigger, text, created, now
+                    )
+                except (TaskConfigError, ValueError) as exc:
+                    # A row saved past validation: not scheduled, said so on every full pass.
+                    logger.error("Task %r (id %s) is not scheduled: %s", name, task_id, exc)
+                    schedule = ()
             if not schedule:
                 self._remove(task_id, result)
-                self.known[task_id] = Known(updated_at, ())
+                self.known[task_id] = ()
+                if stored_next is not None:
+                    self.pending_next_run[task_id] = None
                 continue
-            try:
-                aps_trigger = job_trigger(task_id, trigger, config, created_at)
-            except TaskConfigError as exc:
-                # A row saved past validation: not scheduled, and said so once per change.
-                logger.error("Task %r (id %s) is not scheduled: %s", name, task_id, exc)
-                self._remove(task_id, result)
-                self.known[task_id] = Known(updated_at, ())
-                continue
-            self._upsert(task_id, name, aps_trigger, schedule, old, result)
-            self.known[task_id] = Known(updated_at, schedule)
-        return result
+            # Converted once here (made aware, where the driver gives naive UTC).
+            stored_at = None if stored_next is None else self._read_next(stored_next)
+            if new_jobs is not None:
+                start = self._catch_up(task_id, aps_trigger, first, stored_at, grace, now)
+                new_jobs.append(
+                    _new_job(self.scheduler, task_id, name, aps_trigger, start, schedule)
+                )
+                result.added += 1
+                next_run_time = start
+            else:
+                next_run_time = self._upsert(
+                    task_id, name, aps_trigger, first, schedule, old, result
+                )
+            if stored_at != next_run_time:
+                self.pending_next_run[task_id] = next_run_time
+            self.known[task_id] = schedule
+
+    def _catch_up(
+        self,
+        task_id: int,
+        trigger: Any,
+        first: datetime | None,
+        missed: datetime | None,
+        grace: int | None,
+        now: datetime,
+    ) -> datetime | None:
+        """Where a job loaded at start resumes: at the fires missed while no scheduler ran.
+
+        The table's ``next_run_time`` is the fire the last scheduler was waiting for. Fires
+        from there that are still within the misfire grace time are handed to APScheduler at
+        once (so they run, or coalesce into one run); if the gap began before the grace
+        window, its first fire is recorded MISSED, standing for the rest of that stretch.
+        """
+        if first is None or missed is None or missed >= now or missed >= first:
+            return first
+        reach = NO_GRACE_CATCH_UP if grace is None else timedelta(seconds=grace)
+        window = now - reach
+        if missed >= window:
+            return missed
+        resume = trigger.get_next_fire_time(None, window)
+        self.missed_while_down.append(
+            Fire(
+                task_id,
+                missed,
+                grace,
+                "Not run: no scheduler was running. This record stands for every fire of the "
+                f"task from this one until {window:%Y-%m-%d %H:%M:%S} UTC, beyond the misfire "
+                "grace time; later fires were caught up.",
+            )
+        )
+        return resume if resume is not None and resume < first else first
+
+    @staticmethod
+    def _trigger(
+        cache: dict[tuple[Any, ...], tuple[Any, datetime | None, float | None]],
+        task_id: int,
+        trigger: str,
+        text: str,
+        created_at: datetime | None,
+        now: datetime,
+    ) -> tuple[Any, datetime | None]:
+        """The task's trigger and first fire time after ``now``, shared within one pass.
+
+        The trigger is the same in every scheduler process, as exactly-once claims need: an
+        interval without a start_date counts from the task's creation (APScheduler would count
+        from when the job was added), and jitter is derived from the task and the fire time
+        (APScheduler draws it at random). Triggers without jitter hold no state, so tasks with
+        the same schedule share one, and its first fire time.
+        """
+        config: Any = None
+        key = (trigger, text, None)
+        if trigger == Task.Trigger.INTERVAL:
+            config = json.loads(text)
+            anchored = anchored_config(trigger, config, created_at)
+            if anchored is not config:
+                config, key = anchored, (trigger, text, anchored["start_date"])
+        entry = cache.get(key)
+        if entry is None:
+            config = json.loads(text) if config is None else config
+            jitter = config.get("jitter") if isinstance(config, dict) else None
+            if jitter:
+                config = {k: v for k, v in config.items() if k != "jitter"}
+            inner = build_trigger(trigger, config)
+            first = inner.get_next_fire_time(None, now)
+            entry = cache[key] = (inner, first, float(jitter) if jitter else None)
+        inner, first, jitter = entry
+        if jitter is None:
+            return inner, first
+        wrapped = DeterministicJitter(inner, jitter, seed=task_id)
+        return wrapped, wrapped.get_next_fire_time(None, now)
 
     def _upsert(
         self,
         task_id: int,
         name: str,
         trigger: Any,
-        schedule: tuple[Any, ...],
-        old: Known | None,
+        first: datetime | None,
+        schedule: Schedule,
+        old: Schedule | None,
         result: SyncResult,
-    ) -> None:
+    ) -> datetime | None:
+        """Add or change the job through APScheduler (which wakes up for it); its next fire."""
         job_id = str(task_id)
-        _, _, coalesce, grace = schedule
-        options = {"coalesce": coalesce, "misfire_grace_time": grace, "name": name}
-        if old is not None and old.schedule:
-            self.scheduler.modify_job(job_id, **options)
-            if old.schedule[:2] != schedule[:2]:
-                self.scheduler.reschedule_job(job_id, trigger=trigger)
-            result.changed += 1
-        else:
-            self.scheduler.add_job(
-                fire_placeholder,
-                trigger=trigger,
-                id=job_id,
-                replace_existing=True,
-                max_instances=UNLIMITED_INSTANCES,
-                **options,
-            )
-            result.added += 1
-        job = self.scheduler.get_job(job_id)
-        self.pending_next_run[task_id] = job.next_run_time if job else None
-
-    def flush_next_runs(self) -> None:
-        """Write pending next_run_time values, grouped so 10,000 loads cost a few UPDATEs."""
-        pending, self.pending_next_run = self.pending_next_run, {}
-        by_time: dict[datetime | None, list[int]] = {}
-        for task_id, when in pending.items():
-            by_time.setdefault(when, []).append(task_id)
-        for when, ids in by_time.items():
-            for start in range(0, len(ids), 500):
-                # Quietly: this is bookkeeping, it must not nudge the sync into a loop.
-                Task.objects.filter(pk__in=ids[start : start + 500]).update_quietly(
-                    next_run_time=when
-                )
+        grace = schedule[3]
+        options: dict[str, Any] = {"coalesce": False, "misfire_grace_time": grace, "name": name}
+        if old and old[:2] != schedule[:2]:
+            options.update(trigger=trigger, next_run_time=first)
+        if old:
+            try:
+                job = self.scheduler.modify_job(job_id, **options)
+            except JobLookupError:
+                pass  # A date task that already fired: APScheduler dropped its job.
+            else:
+                result.changed += 1
+                return job.next_run_time
+        options.update(trigger=trigger, next_run_time=first)
+        self.scheduler.add_job(
+            fire_placeholder,
+            id=job_id,
+            replace_existing=True,
+            max_instances=UNLIMITED_INSTANCES,
+            **options,
+        )
+        result.added += 1
+        return first
 
     def _remove(self, task_id: int, result: SyncResult) -> None:
-        known = self.known.pop(task_id, None)
-        if known is not None and known.schedule:
+        if self.known.pop(task_id, None):
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(str(task_id))
             result.removed += 1
-        self.pending_next_run[task_id] = None
+
+    # -- the display column -------------------------------------------------------------------
+
+    def flush_next_runs(self) -> None:
+        """Write the next fire times that differ from the table's, a few statements for all."""
+        pending, self.pending_next_run = self.pending_next_run, {}
+        if not pending:
+            return
+        using = router.db_for_write(Task)
+        rows = [[task_id, when] for task_id, when in pending.items()]
+        # Raw SQL: bookkeeping must neither move updated_at nor nudge the sync into a loop.
+        with transaction.atomic(using=using):
+            update_rows(Task, ["next_run_time"], rows, using)
 
 
-def job_trigger(task_id: int, trigger: str, config: Any, created_at: datetime) -> Any:
-    """The trigger a task's job runs on: identical in every scheduler process.
+def _new_job(
+    scheduler: Any,
+    task_id: int,
+    name: str,
+    trigger: Any,
+    next_run_time: datetime | None,
+    schedule: Schedule,
+) -> Job:
+    """A job built as APScheduler's job stores restore them, without per-job validation."""
+    grace = schedule[3]
+    job = Job.__new__(Job)
+    job.__setstate__(
+        {
+            "version": 1,
+            "id": str(task_id),
+            "func": FUNC_REF,
+            "trigger": trigger,
+            "executor": "default",
+            "args": (),
+            "kwargs": {},
+            "name": name,
+            "misfire_grace_time": grace,
+            # Never APScheduler's coalescing: the executor applies the task's own, recording
+            # the fires it folds (APScheduler would drop them without a trace).
+            "coalesce": False,
+            "max_instances": UNLIMITED_INSTANCES,
+            "next_run_time": next_run_time,
+        }
+    )
+    job._scheduler = scheduler
+    job._jobstore_alias = "default"
+    return job
 
-    Two things would otherwise differ between processes and break exactly-once claims: an
-    interval with no start_date (APScheduler counts from when the job was added; here from the
-    task's creation, as Task.next_fire_times does) and jitter (random; here deterministic).
-    """
-    config = anchored_config(trigger, config, created_at)
-    jitter = config.get("jitter") if isinstance(config, dict) else None
-    if not jitter:
-        return build_trigger(trigger, config)
-    inner = build_trigger(trigger, {k: v for k, v in config.items() if k != "jitter"})
-    return DeterministicJitter(inner, float(jitter), seed=task_id)
+
+def _store_order(job: Job) -> tuple[bool, datetime, str]:
+    # The store's order: by next fire time (paused jobs, with none, last), then by id.
+    when = job.next_run_time
+    return (when is None, when or _EPOCH, job.id)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -25,9 +25,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import close_old_connections
 from django.utils import timezone as dj_timezone
 
-from django_tasks_sched.changes import current_version
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.models import TaskRun
+from django_tasks_sched.policy import expire_overdue_runs, record_interrupted
 from django_tasks_sched.retention import Pruner
 from django_tasks_sched.service.claims import claim_queued_runs
 from django_tasks_sched.service.executor import FiringExecutor
@@ -36,7 +36,7 @@ from django_tasks_sched.service.heartbeat import (
     recover_orphaned_runs,
     scheduler_worker_id,
 )
-from django_tasks_sched.service.listen import Listener
+from django_tasks_sched.service.listen import Listener, StampReader
 from django_tasks_sched.service.reconcile import Reconciler
 
 logger = logging.getLogger("django_tasks_sched.scheduler")
@@ -78,13 +78,16 @@ class SchedulerService:
         self.wake = threading.Event()
         self.executor = FiringExecutor(self.worker_id, options.workers)
         self.executor.next_fire_time = self._next_fire_time
+        self.executor.coalesces = self._coalesces
+        self.jobstore = MemoryJobStore()
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": MemoryJobStore()},
+            jobstores={"default": self.jobstore},
             executors={"default": self.executor},
             timezone=timezone.utc,
         )
-        self.reconciler = Reconciler(self.scheduler)
+        self.reconciler = Reconciler(self.scheduler, self.jobstore)
         self.heartbeat = Heartbeat(self.worker_id)
+        self.current_version = StampReader()
         self.version = -1
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -117,9 +120,12 @@ class SchedulerService:
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Paused while loading, so no job fires from a half-loaded table.
         self.scheduler.start(paused=True)
-        self.version = current_version()
-        loaded = self.reconciler.full()
-        self.reconciler.flush_next_runs()
+        self.version = self.current_version()
+        loaded = self.reconciler.load()
+        if self.reconciler.missed_while_down:
+            # Recorded MISSED by the executor's dispatcher, like any other fire.
+            self.executor.add_fires(self.reconciler.missed_while_down)
+            self.reconciler.missed_while_down = []
         self.scheduler.resume()
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
@@ -137,6 +143,8 @@ class SchedulerService:
             time.monotonic() - started,
             loaded.added,
         )
+        # The display column only: it can follow the first fires.
+        self.reconciler.flush_next_runs()
 
     def loop(self) -> None:
         opts = self.options
@@ -149,16 +157,22 @@ class SchedulerService:
             if self.stopping.is_set():
                 break
             try:
-                close_old_connections()
                 self.sync()
                 now = time.monotonic()
                 if now >= next_full:
+                    # Connection upkeep with the full pass, not every poll: under the default
+                    # CONN_MAX_AGE = 0 each call reconnects, which was most of an idle
+                    # scheduler's CPU time. A failed query closes the connection at once.
+                    close_old_connections()
                     self.log_sync("full", self.reconciler.full())
                     next_full = now + opts.full_sync_interval
                 if now >= next_beat:
                     self.heartbeat.beat()
                     recover_orphaned_runs(opts.heartbeat_timeout, self.worker_id)
-                    self.claim_queued()  # In case a wake-up was lost.
+                    # Runs past their task's timeout, in any process: TIMED_OUT, slot freed.
+                    expire_overdue_runs()
+                    # In case a wake-up was lost, and for retries whose delay has passed.
+                    self.claim_queued()
                     next_beat = now + opts.heartbeat_interval
                 self.reconciler.flush_next_runs()
                 failures = 0
@@ -171,7 +185,7 @@ class SchedulerService:
 
     def sync(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""
-        version = current_version()
+        version = self.current_version()
         if version == self.version:
             return
         # Read the stamp before the rows: a change committed meanwhile moves it again.
@@ -195,22 +209,40 @@ class SchedulerService:
         if pending:
             logger.info("Waiting up to %ss for %d run(s)", self.options.grace_period, len(pending))
             concurrent.futures.wait(pending, timeout=self.options.grace_period)
+        # The outcomes of the runs that finished are written before the rest is cut off.
+        self.executor.close()
         close_old_connections()
-        cut = TaskRun.objects.running().filter(worker_id=self.worker_id)
-        count = cut.update(
-            status=TaskRun.Status.INTERRUPTED,
-            finished_at=dj_timezone.now(),
-            error="Interrupted: the scheduler shut down before the run finished.",
+        cut = list(
+            TaskRun.objects.running()
+            .filter(worker_id=self.worker_id)
+            .only("id", "task_id", "attempt", "first_attempt_id")
         )
-        if count:
-            logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", count)
+        if cut:
+            now, error = (
+                dj_timezone.now(),
+                "Interrupted: the scheduler shut down before the run finished.",
+            )
+            TaskRun.objects.filter(pk__in=[run.pk for run in cut]).update(
+                status=TaskRun.Status.INTERRUPTED, finished_at=now, error=error
+            )
+            for run in cut:
+                run.status, run.finished_at, run.error = TaskRun.Status.INTERRUPTED, now, error
+            logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", len(cut))
+            # Retried (by another scheduler, or this one when it is back) if retries are left.
+            record_interrupted(cut)
         self.heartbeat.stop()
         logger.info("Scheduler %s stopped", self.worker_id)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _next_fire_time(self, job_id: str) -> datetime | None:
-        job = self.scheduler.get_job(job_id)
+    def _coalesces(self, task_id: int) -> bool:
+        schedule = self.reconciler.known.get(task_id)
+        return bool(schedule and schedule[2])
+
+    def _next_fire_time(self, task_id: int) -> datetime | None:
+        # The store's own lookup, without the scheduler's lock: the dispatcher asks for each
+        # run it records, while APScheduler may hold that lock for a whole burst.
+        job = self.jobstore.lookup_job(str(task_id))
         return job.next_run_time if job else None
 
     @staticmethod

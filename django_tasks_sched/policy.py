@@ -1,0 +1,213 @@
+"""What happens after a run ends badly: retries, the failure limit, timeouts, mail to ADMINS.
+
+Called by every path that gives a run a final unsuccessful status: the run path once it has
+recorded a batch of outcomes (:func:`after_outcomes`), the scheduler's watchdog for runs past
+their timeout (:func:`expire_overdue_runs`), and crash recovery for the runs of a dead process.
+Everything here is cheap when nothing failed, and never raises into the scheduler: a follow-up
+that cannot be written is logged, and the run's own record stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.mail import mail_admins
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from django_tasks_sched.changes import schedule_changed
+from django_tasks_sched.conf import get_settings
+from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.retry import retry_delay, should_retry
+
+logger = logging.getLogger(__name__)
+
+#: The Task columns a follow-up decision reads (one query for a whole batch of runs).
+POLICY_COLUMNS = (
+    "id",
+    "name",
+    "active",
+    "max_retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_backoff_max",
+    "max_consecutive_failures",
+    "consecutive_failures",
+)
+
+
+@dataclass
+class _Policy:
+    """One task's policy columns (the fields :func:`retry_delay` reads, and a few more)."""
+
+    id: int
+    name: str
+    active: bool
+    max_retries: int
+    retry_delay: int
+    retry_backoff: bool
+    retry_backoff_max: int | None
+    max_consecutive_failures: int | None
+    consecutive_failures: int
+
+
+def after_outcomes(runs: Iterable[TaskRun]) -> list[TaskRun]:
+    """Follow up finished runs: deactivate tasks at their failure limit, queue retries, mail.
+
+    Call it after the outcomes (and the tasks' ``consecutive_failures``) are committed. Returns
+    the retry runs it queued.
+    """
+    failed = [run for run in runs if run.status in TaskRun.FAILED_STATUSES]
+    if not failed:
+        return []
+    try:
+        return _follow_up(failed)
+    except DatabaseError:
+        logger.exception(
+            "Could not queue retries or apply failure limits for %d run(s)", len(failed)
+        )
+        return []
+
+
+def _follow_up(failed: Sequence[TaskRun]) -> list[TaskRun]:
+    rows = Task.objects.filter(pk__in={run.task_id for run in failed}).values(*POLICY_COLUMNS)
+    policies = {row["id"]: _Policy(**row) for row in rows}
+    deactivated = _apply_failure_limits(failed, policies)
+    now = timezone.now()
+    retries = [
+        _retry_of(run, policies[run.task_id], now)
+        for run in failed
+        if run.task_id in policies
+        and run.task_id not in deactivated
+        and should_retry(policies[run.task_id], run.status, run.attempt)
+    ]
+    if retries:
+        with transaction.atomic():
+            TaskRun.objects.bulk_create(retries)
+            # Wakes the schedulers for a retry that is due at once; a delayed one is picked up
+            # by their periodic look at the queue.
+            schedule_changed()
+        for retry in retries:
+            logger.info(
+                "Retry %d of task %r queued (attempt %d, not before %s)",
+                retry.pk,
+                policies[retry.task_id].name,
+                retry.attempt,
+                retry.not_before.isoformat() if retry.not_before else "now",
+            )
+    if get_settings().MAIL_ADMINS_ON_FAILURE:
+        for run in failed:
+            name = policies[run.task_id].name if run.task_id in policies else run.task_id
+            _mail(
+                _("Task %(name)s: run %(run)s %(status)s")
+                % {"name": name, "run": run.pk, "status": run.get_status_display().lower()},
+                f"{run.error}\n\n{run.traceback}".strip(),
+            )
+    return retries
+
+
+def _retry_of(run: TaskRun, policy: _Policy, now: datetime) -> TaskRun:
+    delay = retry_delay(policy, run.attempt)
+    return TaskRun(
+        task_id=run.task_id,
+        status=TaskRun.Status.QUEUED,
+        origin=TaskRun.Origin.RETRY,
+        attempt=run.attempt + 1,
+        first_attempt_id=run.first_attempt_id or run.pk,
+        enqueued_at=now,
+        not_before=now + delay if delay > timedelta(0) else None,
+    )
+
+
+def _apply_failure_limits(failed: Sequence[TaskRun], policies: dict[int, _Policy]) -> set[int]:
+    """Deactivate the tasks whose consecutive failures reached their limit; return their ids."""
+    errors = {run.task_id: run.error for run in failed}
+    reached = [
+        policy
+        for policy in policies.values()
+        if policy.active
+        and policy.max_consecutive_failures
+        and policy.consecutive_failures >= policy.max_consecutive_failures
+    ]
+    done: set[int] = set()
+    for policy in reached:
+        reason = _("Deactivated after %(count)d failed runs in a row. Last error: %(error)s") % {
+            "count": policy.consecutive_failures,
+            "error": errors.get(policy.id, ""),
+        }
+        # A normal update: it moves the change stamp, so every scheduler drops the task.
+        changed = Task.objects.filter(pk=policy.id, active=True).update(
+            active=False, inactive_reason=reason[:255]
+        )
+        if not changed:
+            continue  # another process got there first
+        done.add(policy.id)
+        logger.warning("Task %r deactivated: %s", policy.name, reason)
+        if get_settings().MAIL_ADMINS_ON_FAILURE:
+            _mail(_("Task %(name)s deactivated") % {"name": policy.name}, reason)
+    return done
+
+
+def expire_overdue_runs(now: datetime | None = None) -> list[TaskRun]:
+    """Mark RUNNING runs past their task's timeout TIMED_OUT; follow them up; return them.
+
+    The thread (or process) running one may still be going: its late outcome is not written
+    over the TIMED_OUT record (the run path only records runs that are still RUNNING), and
+    the run no longer counts against ``max_instances``.
+    """
+    now = now or timezone.now()
+    candidates = (
+        TaskRun.objects.running()
+        .filter(task__timeout__isnull=False, started_at__isnull=False)
+        .select_related("task")
+        .only("id", "task_id", "attempt", "first_attempt_id", "started_at", "task__timeout")
+    )
+    expired: list[TaskRun] = []
+    for run in candidates:
+        limit = timedelta(seconds=run.task.timeout or 0)
+        if run.started_at is None or run.started_at + limit > now:
+            continue
+        error = f"TimeoutError: ran longer than the task's timeout of {run.task.timeout}s"
+        # Guarded by status: the run may have finished (or been expired elsewhere) meanwhile.
+        if (
+            TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
+                status=TaskRun.Status.TIMED_OUT, finished_at=now, error=error
+            )
+            == 1
+        ):
+            run.status, run.finished_at, run.error = TaskRun.Status.TIMED_OUT, now, error
+            expired.append(run)
+    if expired:
+        _count_failures(expired)
+        for run in expired:
+            logger.warning("Run %s of task %r timed out", run.pk, run.task.name)
+        after_outcomes(expired)
+    return expired
+
+
+def _count_failures(runs: Sequence[TaskRun]) -> None:
+    """The last-run summary of runs finished outside the run path (timed out, interrupted)."""
+    for run in runs:
+        Task.objects.filter(pk=run.task_id).update_quietly(
+            last_run_status=run.status,
+            consecutive_failures=F("consecutive_failures") + 1,
+        )
+
+
+def record_interrupted(runs: Sequence[TaskRun]) -> None:
+    """Follow up runs just marked INTERRUPTED (crash recovery, shutdown past the grace)."""
+    if runs:
+        _count_failures(runs)
+        after_outcomes(runs)
+
+
+def _mail(subject: str, message: str) -> None:
+    try:
+        mail_admins(f"[django-tasks-sched] {subject}", message, fail_silently=False)
+    except Exception:
+        logger.exception("Could not mail ADMINS: %s", subject)

@@ -1,0 +1,95 @@
+"""The database server restarts under a running scheduler: it stays up, reconnects, catches up.
+
+The real server is stopped and started again (PostgreSQL with pg_ctlcluster, MariaDB with
+mysqladmin shutdown and scripts/services.sh), so these run only against those databases and
+as root, as CI does; on SQLite there is no server to restart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from django_tasks_sched.models import Task
+from tests.processes import ROOT, wait_until
+from tests.processes import SchedulerProcess as Proc
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor not in ("postgresql", "mysql"),
+        reason="needs a database server to restart (PostgreSQL or MariaDB)",
+    ),
+    pytest.mark.skipif(os.geteuid() != 0, reason="restarting the server needs root"),
+]
+
+OUTAGE = 4.0  # seconds the server stays down
+
+
+def stop_server() -> None:
+    if connection.vendor == "postgresql":
+        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"]
+        subprocess.run([*command, "-m", "fast"], check=True)
+    else:
+        admin = shutil.which("mariadb-admin") or "mysqladmin"
+        subprocess.run([admin, "-h", "127.0.0.1", "-u", "root", "shutdown"], check=True)
+        # mysqladmin returns before the port is closed.
+        wait_until(
+            lambda: (
+                subprocess.run(
+                    [admin, "-h", "127.0.0.1", "-u", "root", "ping"], capture_output=True
+                ).returncode
+                != 0
+            ),
+            30,
+        )
+
+
+def start_server() -> None:
+    service = "postgres" if connection.vendor == "postgresql" else "mariadb"
+    subprocess.run([str(ROOT / "scripts" / "services.sh"), service], check=True)
+
+
+def test_scheduler_survives_a_server_restart_and_catches_up(tmp_path: Path) -> None:
+    task = Task.objects.create(
+        name="steady",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+        coalesce=False,
+        max_instances=10,
+    )
+    proc = Proc(tmp_path / "s.log")
+    try:
+        proc.wait_ready()
+        wait_until(lambda: task.runs.count() >= 2, 10, proc)
+        connection.close()
+        stop_server()
+        try:
+            time.sleep(OUTAGE)
+            assert proc.proc.poll() is None, "the scheduler exited while the server was down"
+        finally:
+            start_server()
+        connection.close()  # the test's own connection died with the server
+        count = task.runs.count()
+        wait_until(lambda: task.runs.count() >= count + 3, 30, proc)
+        assert proc.proc.poll() is None
+    finally:
+        code = proc.stop()
+    log = proc.output()
+    assert code == 0, log
+    # Every fire of the outage was run after it (each within the misfire grace time).
+    fires = sorted(task.runs.values_list("scheduled_for", flat=True))
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
+    assert gaps == {1.0}, (gaps, log)
+    assert set(task.runs.values_list("status", flat=True)) == {"SUCCESSFUL"}, log
+    # The outage was logged as such, not as a crash.
+    assert "retrying" in log, log

@@ -1,0 +1,129 @@
+"""The reconciler in-process: the start-up load, full passes over raw SQL, the display column."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from django.db import connection
+
+from django_tasks_sched.models import Task
+from django_tasks_sched.service.executor import FiringExecutor
+from django_tasks_sched.service.jitter import DeterministicJitter
+from django_tasks_sched.service.reconcile import Reconciler
+
+pytestmark = pytest.mark.django_db
+
+NIGHTLY = {"crontab": "30 2 * * *", "timezone": "Europe/Berlin"}
+
+
+@pytest.fixture
+def reconciler() -> Iterator[Reconciler]:
+    store = MemoryJobStore()
+    scheduler = BackgroundScheduler(
+        jobstores={"default": store},
+        executors={"default": FiringExecutor("scheduler:test", 1)},
+        timezone=dt_timezone.utc,
+    )
+    scheduler.start(paused=True)
+    yield Reconciler(scheduler, store)
+    scheduler.shutdown(wait=False)
+
+
+def make(name: str, trigger: str = "cron", config: object = NIGHTLY, **fields: object) -> Task:
+    return Task.objects.create(
+        name=name, func="tests.testapp.jobs:noop", trigger=trigger, trigger_config=config, **fields
+    )
+
+
+def job_of(reconciler: Reconciler, task: Task) -> object:
+    return reconciler.jobstore.lookup_job(str(task.pk))
+
+
+def test_load_shares_one_trigger_per_schedule_and_orders_the_store(reconciler: Reconciler) -> None:
+    first, second = make("a"), make("b")
+    jittered = [make(name, config={**NIGHTLY, "jitter": 30}) for name in "cd"]
+    every = make("e", "interval", {"minutes": 5})
+    off = make("f", active=False)
+    result = reconciler.load()
+    assert (result.added, result.changed, result.removed) == (5, 0, 0)
+    a, b, c, d = (job_of(reconciler, task) for task in (first, second, *jittered))
+    assert a.trigger is b.trigger  # type: ignore[attr-defined]
+    # Jitter is each task's own (it holds state); what it wraps is shared.
+    assert isinstance(c.trigger, DeterministicJitter)  # type: ignore[attr-defined]
+    assert c.trigger is not d.trigger  # type: ignore[attr-defined]
+    assert c.trigger.inner is d.trigger.inner  # type: ignore[attr-defined]
+    assert job_of(reconciler, off) is None
+    # The interval counts from the task's creation, as every other process would.
+    job = job_of(reconciler, every)
+    assert job.next_run_time > every.created_at  # type: ignore[attr-defined]
+    assert (job.next_run_time - every.created_at.replace(microsecond=0)) % timedelta(  # type: ignore[attr-defined]
+        minutes=5
+    ) == timedelta(0)
+    times = [job.next_run_time for job in reconciler.jobstore.get_all_jobs()]
+    assert times == sorted(times)
+    # What save() stored as next_run_time agrees, but for jitter (save() stores the nominal
+    # time): only those are written back.
+    assert set(reconciler.pending_next_run) == {task.pk for task in jittered}
+
+
+def test_a_full_pass_sees_raw_sql_that_left_updated_at_alone(reconciler: Reconciler) -> None:
+    task = make("nightly")
+    Task.objects.filter(pk=task.pk).update_quietly(updated_at=task.updated_at - timedelta(hours=1))
+    task.refresh_from_db()
+    reconciler.load()
+    table = Task._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET trigger_config = %s WHERE id = %s",
+            ['{"crontab": "0 12 * * *", "timezone": "UTC"}', task.pk],
+        )
+    assert not reconciler.incremental()
+    result = reconciler.full()
+    assert (result.added, result.changed, result.removed) == (0, 1, 0)
+    job = job_of(reconciler, task)
+    assert (job.next_run_time.hour, job.next_run_time.minute) == (12, 0)  # type: ignore[attr-defined]
+    # The display column follows, written without moving updated_at.
+    reconciler.flush_next_runs()
+    stored = Task.objects.get(pk=task.pk)
+    assert stored.next_run_time == job.next_run_time  # type: ignore[attr-defined]
+    assert stored.updated_at == task.updated_at
+    # Unchanged rows cost nothing on the next pass.
+    assert not reconciler.full()
+
+
+def test_a_full_pass_drops_deleted_and_deactivated_tasks(reconciler: Reconciler) -> None:
+    gone, off = make("gone"), make("off")
+    reconciler.load()
+    Task.objects.filter(pk=gone.pk).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Task._meta.db_table} SET active = %s WHERE id = %s", [False, off.pk]
+        )
+    result = reconciler.full()
+    assert result.removed == 2
+    assert reconciler.jobstore.get_all_jobs() == []
+
+
+def test_an_invalid_row_is_not_scheduled(
+    reconciler: Reconciler, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = make("good")
+    bad = make("bad")
+    Task.objects.filter(pk=bad.pk).update(trigger_config={"crontab": "61 * * * *"})
+    reconciler.load()
+    assert job_of(reconciler, good) is not None
+    assert job_of(reconciler, bad) is None
+    assert "is not scheduled" in caplog.text
+
+
+def test_a_date_in_the_past_still_fires_once(reconciler: Reconciler) -> None:
+    past = datetime(2020, 1, 1, tzinfo=dt_timezone.utc)
+    task = make("late", "date", {"run_date": past.isoformat()})
+    reconciler.load()
+    # APScheduler fires it at once; the claim then applies the misfire grace time.
+    assert job_of(reconciler, task).next_run_time == past  # type: ignore[attr-defined]
