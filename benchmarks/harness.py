@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import platform
@@ -162,8 +163,25 @@ _READY = re.compile(r"ready in ([0-9.]+)s")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the benchmark process dies (Linux), however it dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Scheduler:
-    """A real ``manage.py runscheduler`` subprocess on the benchmark settings."""
+    """A real ``manage.py runscheduler`` subprocess on the benchmark settings.
+
+    A scheduler left running by a benchmark that crashed would reconnect to the next run's
+    database (same name) and claim half of its fires: each is stopped when the benchmark
+    process exits, and told to stop if it dies.
+    """
+
+    live: set[Scheduler] = set()
 
     def __init__(self, log_path: Path, *args: str) -> None:
         self.log_path = log_path
@@ -176,7 +194,9 @@ class Scheduler:
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
+        Scheduler.live.add(self)
         #: The scheduler's own "ready in" figure, and the wall time from spawn to that line.
         self.ready_in: float | None = None
         self.ready_wall: float | None = None
@@ -221,7 +241,14 @@ class Scheduler:
             self.proc.kill()
             code = self.proc.wait()
         self.log.close()
+        Scheduler.live.discard(self)
         return code
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """Stop every scheduler still running (at exit, after a benchmark failed)."""
+        for scheduler in list(cls.live):
+            scheduler.stop(timeout=10)
 
     def errors(self) -> list[str]:
         """Log lines at ERROR or with a traceback: a benchmark that errors is not a result."""
@@ -230,6 +257,9 @@ class Scheduler:
             for line in self.output().splitlines()
             if " ERROR " in line or line.startswith("Traceback")
         ]
+
+
+atexit.register(Scheduler.stop_all)
 
 
 def wait_until_idle(timeout: float = 120) -> None:

@@ -1,4 +1,4 @@
-"""The callable policy: which dotted paths a task may run, and whether its arguments fit.
+"""The callable policy: which dotted paths a task may run.
 
 A Task's ``func`` is code that admin users can edit, so :func:`resolve_callable` is the single
 gate every path goes through (``Task.clean()`` when the row is written, the run path again before
@@ -7,7 +7,7 @@ lies under a prefix in ``TASKS_SCHED["ALLOWED_MODULES"]``; when that key is not 
 the project's own installed apps are allowed instead (never the standard library, site-packages,
 ``django`` or this app). The policy is decided from the path alone, *before* anything is imported:
 importing a module runs its top-level code, which is exactly what must not happen for a module
-the policy refuses.
+the policy refuses. Whether a task's arguments fit the callable is :mod:`.signatures`' job.
 
 This module is imported by the package ``__init__`` (for :func:`register`), so it reads no
 settings and imports no models at import time.
@@ -16,11 +16,10 @@ settings and imports no models at import time.
 from __future__ import annotations
 
 import importlib
-import inspect
 import keyword
 import sys
 import sysconfig
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -383,52 +382,3 @@ def _check_defined_in_allowed_module(path: str, obj: Any, policy: _Policy) -> No
             % {"path": path, "module": home, "scope": policy.scope()},
             field="func",
         )
-
-
-# -- arguments -------------------------------------------------------------------------------------
-
-
-def check_arguments(func: Callable[..., Any], args: Any, kwargs: Any) -> None:
-    """Raise :class:`TaskConfigError` unless ``func(*args, **kwargs)`` fits its signature."""
-    if not isinstance(args, Sequence) or isinstance(args, str | bytes):
-        raise TaskConfigError(
-            _('positional arguments must be a JSON list, e.g. [1, "a"]'), field="args"
-        )
-    if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
-        raise TaskConfigError(
-            _('keyword arguments must be a JSON object, e.g. {"days": 30}'), field="kwargs"
-        )
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return  # some builtins have no inspectable signature: let the call itself decide
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TaskConfigError(
-            _("the arguments do not fit %(callable)s: %(problem)s")
-            % {"callable": _describe(func, signature), "problem": exc},
-            field=_field_at_fault(signature, str(exc)),
-        ) from None
-
-
-def _field_at_fault(signature: inspect.Signature, problem: str) -> str:
-    """Which of ``args`` / ``kwargs`` the user has to change, judged from inspect's message."""
-    if "keyword" in problem or "multiple values" in problem:
-        return "kwargs"
-    # "missing a required argument: 'x'" says the same for positional and keyword-only x.
-    for name, parameter in signature.parameters.items():
-        if problem.endswith(f"argument: {name!r}"):
-            return "kwargs" if parameter.kind is parameter.KEYWORD_ONLY else "args"
-    return "args"
-
-
-def _describe(func: Callable[..., Any], signature: inspect.Signature) -> str:
-    """``module:qualname(params)`` without annotations, for messages."""
-    module = getattr(func, "__module__", None) or "?"
-    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
-    bare = signature.replace(
-        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
-        return_annotation=signature.empty,
-    )
-    return f"{module}:{qualname}{bare}"

@@ -20,6 +20,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from django_tasks_sched.conf import (
     DEFAULTS,
+    EXECUTORS,
     NULLABLE_NUMBERS,
     NUMBER_RULES,
     SETTING_NAME,
@@ -68,6 +69,7 @@ def check_settings(
         messages += _check_pyproject(raw["PYPROJECT"])
     messages += _check_numbers(raw)
     messages += _check_flags(raw)
+    messages += _check_executor(raw)
     return messages
 
 
@@ -247,13 +249,24 @@ def _check_flags(raw: Mapping[Any, Any]) -> list[CheckMessage]:
     key = "MAIL_ADMINS_ON_FAILURE"
     if key not in raw or isinstance(raw[key], bool):
         return []
-    return [
-        Error(
-            f"{SETTING_NAME}[{key!r}] must be True or False, not {raw[key]!r}.",
-            hint=f"The default is {DEFAULTS[key]!r}; remove the key to use it.",
-            id="django_tasks_sched.E007",
-        )
-    ]
+    return [_not_one_of(key, raw[key], "True or False", "django_tasks_sched.E007")]
+
+
+def _check_executor(raw: Mapping[Any, Any]) -> list[CheckMessage]:
+    key = "EXECUTOR"
+    if key not in raw or raw[key] in EXECUTORS:
+        return []
+    choices = " or ".join(repr(name) for name in EXECUTORS)
+    return [_not_one_of(key, raw[key], choices, "django_tasks_sched.E008")]
+
+
+def _not_one_of(key: str, value: Any, choices: str, check_id: str) -> Error:
+    """A setting holds none of the values it accepts; the default is used until it is fixed."""
+    return Error(
+        f"{SETTING_NAME}[{key!r}] must be {choices}, not {value!r}.",
+        hint=f"The default is {DEFAULTS[key]!r}; remove the key to use it.",
+        id=check_id,
+    )
 
 
 def _check_heartbeat(raw: Mapping[Any, Any]) -> list[CheckMessage]:

@@ -31,6 +31,9 @@ DEFAULTS: Mapping[str, Any] = {
     "PYPROJECT": None,
     # runscheduler: threads that execute runs in one scheduler process.
     "WORKERS": 10,
+    # runscheduler: "thread" calls functions in those threads, "process" in a worker process
+    # per thread (a run past its timeout is killed).
+    "EXECUTOR": "thread",
     # runscheduler: seconds between looks at the change stamp (PostgreSQL also LISTENs).
     "POLL_INTERVAL": 0.25,
     # runscheduler: seconds between full reconciles that trust no stamp (catches raw SQL).
@@ -64,6 +67,7 @@ class AppSettings:
     TASKS: tuple[Mapping[str, Any], ...]
     PYPROJECT: Path | None
     WORKERS: int
+    EXECUTOR: str
     POLL_INTERVAL: float
     FULL_SYNC_INTERVAL: float
     HEARTBEAT_INTERVAL: float
@@ -85,6 +89,9 @@ def user_settings() -> Mapping[str, Any]:
     value = getattr(settings, SETTING_NAME, {})
     return value if isinstance(value, Mapping) else {}
 
+
+#: The values of ``EXECUTOR``.
+EXECUTORS = ("thread", "process")
 
 #: Numeric keys: (whole numbers only, smallest value, whether the smallest value is allowed).
 NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
@@ -132,6 +139,8 @@ def is_valid(key: str, value: object) -> bool:
         return value is None or isinstance(value, (str, PathLike))
     if key == "MAIL_ADMINS_ON_FAILURE":
         return isinstance(value, bool)
+    if key == "EXECUTOR":
+        return value in EXECUTORS
     return True
 
 
@@ -153,6 +162,7 @@ def get_settings() -> AppSettings:
         TASKS=tuple(raw["TASKS"]),
         PYPROJECT=None if pyproject is None else Path(pyproject),
         WORKERS=int(raw["WORKERS"]),
+        EXECUTOR=str(raw["EXECUTOR"]),
         POLL_INTERVAL=float(raw["POLL_INTERVAL"]),
         FULL_SYNC_INTERVAL=float(raw["FULL_SYNC_INTERVAL"]),
         HEARTBEAT_INTERVAL=float(raw["HEARTBEAT_INTERVAL"]),

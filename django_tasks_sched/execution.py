@@ -130,13 +130,55 @@ def claim(run: TaskRun, worker_id: str) -> bool:
     return bool(claimed)
 
 
+@dataclass
+class Outcome:
+    """What calling a task's function gave. Plain values, so a worker process can send it."""
+
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    return_value: Any = None
+    error: str = ""
+    traceback: str = ""
+    log: str = ""
+
+
+def call_task(func: str, args: Any, kwargs: Any, log_limit: int) -> Outcome:
+    """Check the callable policy, call ``func`` with the arguments, and say how it went.
+
+    ``started_at`` is taken when the function is called, so it is the real start even for a
+    run that waited for a thread or a worker process. What the calling thread logs meanwhile
+    is the run's log output (at most ``log_limit`` characters).
+    """
+    status, value, error, trace = TaskRun.Status.SUCCESSFUL, None, "", ""
+    with _capture.capture(log_limit) as run_log:
+        started_at = timezone.now()
+        try:
+            # The policy is checked again here: the row may have been edited, or the
+            # allow-list narrowed, since the task was saved.
+            function = resolve_callable(func)
+            value = to_json_value(function(*(args or []), **(kwargs or {})))
+        except TaskConfigError as exc:
+            status, error = TaskRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            status, error = TaskRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+            trace = traceback.format_exc()
+    return Outcome(str(status), started_at, timezone.now(), value, error, trace, run_log.text())
+
+
+def call_here(run: TaskRun) -> Outcome:
+    """Call the run's function in this thread (the thread executor, ``runtask``, inline)."""
+    task = run.task
+    return call_task(task.func, task.args, task.kwargs, get_settings().RUN_LOG_LIMIT)
+
+
 #: Marks "leave next_run_time as it is" (None is a meaningful value: no next fire).
 KEEP = object()
 
 #: A finished run and the task's next fire time to store with its summary (or :data:`KEEP`).
 Finished = tuple[TaskRun, object]
 
-#: The TaskRun columns a finished run writes (the claim wrote the others).
+#: The TaskRun columns a finished run writes (the claim wrote the others): :class:`Outcome`'s.
 OUTCOME_FIELDS = (
     "status",
     "started_at",
@@ -155,18 +197,20 @@ def execute_run(
     next_run_time: datetime | object | None = KEEP,
     record: Callable[[TaskRun], None] | None = None,
     announce: Callable[[logging.LogRecord], None] | None = None,
+    call: Callable[[TaskRun], Outcome] | None = None,
 ) -> TaskRun:
-    """Run ``run`` in this thread and record its outcome; returns the finished run.
+    """Run ``run`` and record its outcome; returns the finished run.
 
     A QUEUED run is claimed first (and left alone if it was cancelled or claimed elsewhere);
-    a RUNNING run is taken as already claimed by the caller. ``started_at`` is set when the
-    callable is called, so it is the real start even for a run that waited for a thread.
+    a RUNNING run is taken as already claimed by the caller. ``started_at`` becomes the moment
+    the function was called (see :func:`call_task`).
 
     The outcome is written by :func:`record_outcomes`, with ``next_run_time`` (when given) in
     the task's summary. A scheduler passes ``record`` instead to collect finished runs and
     write many of them at once; it then owns the summary's ``next_run_time`` too. It may pass
     ``announce`` as well, to have one thread write the "started" and "finished" log lines of
-    all its runs.
+    all its runs, and ``call`` to have the function called elsewhere than in this thread (a
+    worker process: :mod:`django_tasks_sched.service.processes`).
     """
     worker_id = worker_id or default_worker_id()
     if run.status == TaskRun.Status.QUEUED and not claim(run, worker_id):
@@ -177,26 +221,9 @@ def execute_run(
 
     task = run.task
     _log(announce, "Run %s of task %r started", run.pk, task.name)
-    with _capture.capture(get_settings().RUN_LOG_LIMIT) as run_log:
-        run.started_at = timezone.now()
-        try:
-            # The policy is checked again here: the row may have been edited, or the
-            # allow-list narrowed, since the task was saved.
-            func = resolve_callable(task.func)
-            value = func(*(task.args or []), **(task.kwargs or {}))
-        except TaskConfigError as exc:
-            run.status = TaskRun.Status.FAILED
-            run.error = f"{type(exc).__name__}: {exc}"
-            run.traceback = ""
-        except Exception as exc:
-            run.status = TaskRun.Status.FAILED
-            run.error = f"{type(exc).__name__}: {exc}"
-            run.traceback = traceback.format_exc()
-        else:
-            run.status = TaskRun.Status.SUCCESSFUL
-            run.return_value = to_json_value(value)
-    run.finished_at = timezone.now()
-    run.log = run_log.text()
+    outcome = (call or call_here)(run)
+    for name in OUTCOME_FIELDS:
+        setattr(run, name, getattr(outcome, name))
     if record is None:
         record_outcomes([(run, next_run_time)])
     else:

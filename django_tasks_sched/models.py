@@ -279,7 +279,7 @@ class Task(models.Model):
 
     def clean(self) -> None:
         """Check trigger, trigger_config, func and arguments; errors are keyed by field."""
-        from django_tasks_sched import callables
+        from django_tasks_sched import callables, signatures
 
         errors: dict[str, list[str]] = {}
 
@@ -307,7 +307,7 @@ class Task(models.Model):
             else:
                 if "args" not in errors and "kwargs" not in errors:
                     try:
-                        callables.check_arguments(func, self.args, self.kwargs)
+                        signatures.check_arguments(func, self.args, self.kwargs)
                     except TaskConfigError as exc:
                         collect(exc)
         if errors:

@@ -1,8 +1,10 @@
 """What happens after a run ends badly: retries, the failure limit, timeouts, mail to ADMINS.
 
 Called by every path that gives a run a final unsuccessful status: the run path once it has
-recorded a batch of outcomes (:func:`after_outcomes`), the scheduler's watchdog for runs past
-their timeout (:func:`expire_overdue_runs`), and crash recovery for the runs of a dead process.
+recorded a batch of outcomes (:func:`after_outcomes`), and the paths that end runs no outcome
+will come for (:func:`end_runs`): the watchdog for runs past their timeout
+(:func:`expire_overdue_runs`), crash recovery for the runs of a dead process, and a shutdown
+past its grace period.
 Everything here is cheap when nothing failed, and never raises into the scheduler: a follow-up
 that cannot be written is logged, and the run's own record stands.
 """
@@ -10,7 +12,7 @@ that cannot be written is logged, and the run's own record stands.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -165,45 +167,63 @@ def expire_overdue_runs(now: datetime | None = None) -> list[TaskRun]:
         TaskRun.objects.running()
         .filter(task__timeout__isnull=False, started_at__isnull=False)
         .select_related("task")
-        .only("id", "task_id", "attempt", "first_attempt_id", "started_at", "task__timeout")
+        .only(
+            "id",
+            "task_id",
+            "attempt",
+            "first_attempt_id",
+            "started_at",
+            "task__timeout",
+            "task__name",
+        )
     )
-    expired: list[TaskRun] = []
-    for run in candidates:
-        limit = timedelta(seconds=run.task.timeout or 0)
-        if run.started_at is None or run.started_at + limit > now:
-            continue
-        error = f"TimeoutError: ran longer than the task's timeout of {run.task.timeout}s"
-        # Guarded by status: the run may have finished (or been expired elsewhere) meanwhile.
-        if (
-            TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
-                status=TaskRun.Status.TIMED_OUT, finished_at=now, error=error
-            )
-            == 1
-        ):
-            run.status, run.finished_at, run.error = TaskRun.Status.TIMED_OUT, now, error
-            expired.append(run)
-    if expired:
-        _count_failures(expired)
-        for run in expired:
-            logger.warning("Run %s of task %r timed out", run.pk, run.task.name)
-        after_outcomes(expired)
+    overdue = [
+        run
+        for run in candidates
+        if run.started_at is not None
+        and run.started_at + timedelta(seconds=run.task.timeout or 0) <= now
+    ]
+    expired = end_runs(
+        overdue,
+        TaskRun.Status.TIMED_OUT,
+        lambda run: f"TimeoutError: ran longer than the task's timeout of {run.task.timeout}s",
+        now,
+    )
+    for run in expired:
+        logger.warning("Run %s of task %r timed out", run.pk, run.task.name)
     return expired
 
 
-def _count_failures(runs: Sequence[TaskRun]) -> None:
-    """The last-run summary of runs finished outside the run path (timed out, interrupted)."""
+def end_runs(
+    runs: Iterable[TaskRun],
+    status: str,
+    error: Callable[[TaskRun], str],
+    now: datetime | None = None,
+) -> list[TaskRun]:
+    """Give RUNNING runs a final status from outside the run path; follow up the ones ended.
+
+    For runs no outcome will come for (timed out, interrupted by a crash or a shutdown). One
+    guarded UPDATE per run (such runs are few): of two processes ending the same run at once
+    (two survivors of a dead process, or a watchdog and the run's own outcome), only the one
+    whose UPDATE took it counts the failure and queues the retry. Returns those runs.
+    """
+    now = now or timezone.now()
+    ended: list[TaskRun] = []
     for run in runs:
+        message = error(run)
+        if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
+            status=status, finished_at=now, error=message
+        ):
+            run.status, run.finished_at, run.error = status, now, message
+            ended.append(run)
+    for run in ended:
+        # The last-run summary, which the run path would have written.
         Task.objects.filter(pk=run.task_id).update_quietly(
             last_run_status=run.status,
             consecutive_failures=F("consecutive_failures") + 1,
         )
-
-
-def record_interrupted(runs: Sequence[TaskRun]) -> None:
-    """Follow up runs just marked INTERRUPTED (crash recovery, shutdown past the grace)."""
-    if runs:
-        _count_failures(runs)
-        after_outcomes(runs)
+    after_outcomes(ended)
+    return ended
 
 
 def _mail(subject: str, message: str) -> None:

@@ -46,11 +46,19 @@ class SchedulerProcess:
 
     started: ClassVar[set[SchedulerProcess]] = set()
 
-    def __init__(self, log_path: Path, *args: str, settings: dict[str, Any] | None = None) -> None:
-        """``settings``: ``TASKS_SCHED`` keys for this process only (see tests/settings.py)."""
+    def __init__(
+        self,
+        log_path: Path,
+        *args: str,
+        settings: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``settings``: ``TASKS_SCHED`` keys for this process only (see tests/settings.py);
+        ``env``: more environment variables for it."""
         self.log_path = log_path
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop())
         extra = {"DTS_TEST_TASKS_SCHED": json.dumps(settings)} if settings else {}
+        extra.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "django", "runscheduler", "--poll-interval", "0.1", *args],
             env=subprocess_env(**extra),

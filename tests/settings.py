@@ -24,9 +24,11 @@ _sqlite_default = "sqlite:///" + os.environ["DTS_TEST_SQLITE"]
 DATABASES = {"default": env.db_url("DATABASE_URL", default=_sqlite_default)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DTS_TEST_SQLITE"]}
-    # WAL lets the test process read while a scheduler subprocess writes.
+    # WAL lets the test process read while a scheduler subprocess writes. The busy timeout is
+    # shortened for the test of "database is locked" (tests/test_outages.py).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        timeout=20, init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+        timeout=float(os.environ.get("DTS_TEST_SQLITE_TIMEOUT", "20")),
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"

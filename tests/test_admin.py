@@ -659,6 +659,9 @@ def test_run_changelist(viewer: User, failed_run: TaskRun, successful_run: TaskR
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
+        ({"status": "FAILED"}, ["failed"]),
+        ({"status": "SUCCESSFUL"}, ["successful"]),
+        ({"status": "problems"}, ["failed"]),
         ({"status__exact": "FAILED"}, ["failed"]),
         ({"origin__exact": "SCHEDULE"}, ["successful", "failed"]),
         ({"task__trigger__exact": "cron"}, []),
@@ -678,6 +681,21 @@ def test_run_filters_and_search(
     response = admin.get(RUN_CHANGELIST, params)
     assert response.status_code == 200
     assert [names[run.pk] for run in response.context["cl"].result_list] == expected
+
+
+def test_not_successful_filter_gathers_every_bad_ending(admin: Client) -> None:
+    task = make_task("mixed")
+    for status in TaskRun.Status.values:
+        TaskRun.objects.create(task=task, status=status)
+    response = admin.get(RUN_CHANGELIST, {"status": "problems"})
+    assert response.status_code == 200
+    assert sorted(run.status for run in response.context["cl"].result_list) == [
+        "FAILED",
+        "INTERRUPTED",
+        "MISSED",
+        "TIMED_OUT",
+    ]
+    assertContains(response, "Not successful (failed, timed out, interrupted, missed)")
 
 
 def test_run_detail_is_read_only_and_preformatted(

@@ -15,12 +15,12 @@ from django.test import override_settings
 from django_tasks_sched import callables, register
 from django_tasks_sched.callables import (
     callable_path,
-    check_arguments,
     is_registered,
     project_app_modules,
     resolve_callable,
 )
 from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.signatures import check_arguments
 from tests.outside import jobs as outside
 from tests.testapp import jobs
 

@@ -180,6 +180,16 @@ def test_e007_booleans_pass(value: bool) -> None:
     assert check_ids(**sched(MAIL_ADMINS_ON_FAILURE=value)) == []
 
 
+@pytest.mark.parametrize("value", ["processes", "Thread", "", None, 1])
+def test_e008_executor_must_be_thread_or_process(value: Any) -> None:
+    assert check_ids(**sched(EXECUTOR=value)) == ["django_tasks_sched.E008"]
+
+
+@pytest.mark.parametrize("value", ["thread", "process"])
+def test_e008_known_executors_pass(value: str) -> None:
+    assert check_ids(**sched(EXECUTOR=value)) == []
+
+
 @pytest.mark.parametrize(
     "keys",
     [

@@ -12,9 +12,16 @@ from django.utils import timezone
 
 from django_tasks_sched.execution import KEEP, execute_run, record_outcomes
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.service.claims import Fire, claim_fire, claim_fires
+from django_tasks_sched.service.claims import Fire, claim_fires
 
 pytestmark = pytest.mark.django_db
+
+
+def claim_fire(task_id: int, scheduled_for: datetime, worker_id: str) -> TaskRun | None:
+    """Claim one fire (no grace limit): its RUNNING run, or None."""
+    runs = claim_fires([Fire(task_id, scheduled_for, None)], worker_id)
+    return runs[0] if runs else None
+
 
 # Far enough ahead that no grace time applies, and whole seconds apart.
 AT = datetime(2099, 1, 1, tzinfo=dt_timezone.utc)

@@ -4,8 +4,8 @@ Hypothesis draws batches of broken rows (bad trigger configs, unknown triggers, 
 disallowed callables, arguments the callable cannot take) and writes them with
 ``QuerySet.update()``, which skips ``full_clean()`` as raw SQL or a careless migration would. A
 running scheduler must stay up and keep firing a healthy task; a row it cannot schedule is
-logged by name and keeps no ``next_run_time``; a row it fires but cannot run is recorded as a
-FAILED run saying why.
+logged by name, keeps no ``next_run_time`` and is recorded once as a FAILED run saying why; a
+row it fires but cannot run is recorded as a FAILED run saying why.
 """
 
 from __future__ import annotations
@@ -131,7 +131,10 @@ def test_invalid_rows_never_stop_the_scheduler(
     for task in unscheduled:
         refused = f"Task {task.name!r} (id {task.pk}) is not scheduled"
         wait_until(lambda r=refused: r in scheduler.output(), 10, scheduler)
-        assert not TaskRun.objects.filter(task=task).exists()
+        # And once in its history: a FAILED run saying why, standing in for the fires.
+        (run,) = TaskRun.objects.filter(task=task)
+        assert run.status == TaskRun.Status.FAILED
+        assert run.error.startswith("Not scheduled: ")
         task.refresh_from_db()
         assert task.next_run_time is None
     # Still alive, and the healthy task still fires after all that.

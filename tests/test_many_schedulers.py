@@ -41,18 +41,24 @@ def traces(path: Path) -> Counter[str]:
     return Counter(path.read_text().splitlines()) if path.exists() else Counter()
 
 
-def test_each_fire_runs_once_across_three_schedulers(three: list[Proc], tmp_path: Path) -> None:
-    trace = tmp_path / "trace.txt"
-    tasks = [
+def traced_ticks(trace: Path, prefix: str, count: int, **fields: object) -> list[Task]:
+    """Tasks firing every second, each writing its name to ``trace`` when it really runs."""
+    return [
         Task.objects.create(
-            name=f"tick-{i}",
+            name=f"{prefix}-{i}",
             func="tests.testapp.jobs:append_line",
-            args=[str(trace), f"tick-{i}"],
+            args=[str(trace), f"{prefix}-{i}"],
             trigger="interval",
             trigger_config={"seconds": 1},
+            **fields,
         )
-        for i in range(4)
+        for i in range(count)
     ]
+
+
+def test_each_fire_runs_once_across_three_schedulers(three: list[Proc], tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    tasks = traced_ticks(trace, "tick", 4)
     wait_until(lambda: all(t.runs.filter(status="SUCCESSFUL").count() >= 5 for t in tasks), 20)
     for proc in three:
         proc.stop()
@@ -133,3 +139,35 @@ def test_kill_9_interrupts_the_dead_process_runs_and_others_carry_on(tmp_path: P
     fires = sorted(tick.runs.values_list("scheduled_for", flat=True))
     assert {(b - a).total_seconds() for a, b in itertools.pairwise(fires)} == {1.0}
     assert survivor.stop() == 0
+
+
+def test_repeated_kill_9_cycles_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    """The soak (scripts/soak.py) in small: kill -9 one of three schedulers again and again."""
+    trace = tmp_path / "trace.txt"
+    # A run cut off by a kill counts as RUNNING until the survivors notice (3 s): the fires
+    # meanwhile must still run, not be recorded MISSED for max_instances.
+    tasks = traced_ticks(trace, "soak", 5, max_instances=10)
+    procs = [Proc(tmp_path / f"s{i}-0.log", settings=FAST_HEARTBEAT) for i in range(3)]
+    for proc in procs:
+        proc.wait_ready()
+    for cycle in range(1, 5):
+        victim = cycle % 3
+        enough = 2 * cycle
+        wait_until(lambda n=enough: all(t.runs.count() >= n for t in tasks), 20, procs[victim])
+        assert procs[victim].stop(signal.SIGKILL) == -signal.SIGKILL
+        procs[victim] = Proc(tmp_path / f"s{victim}-{cycle}.log", settings=FAST_HEARTBEAT)
+        procs[victim].wait_ready()
+    before = {t.pk: t.runs.count() for t in tasks}
+    wait_until(lambda: all(t.runs.count() >= before[t.pk] + 3 for t in tasks), 20)
+    for proc in procs:
+        assert proc.stop() == 0
+    executed = traces(trace)
+    for task in tasks:
+        fires = sorted(task.runs.values_list("scheduled_for", flat=True))
+        # Fires lost: none (every second from the first to the last has its record) ...
+        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
+        assert gaps == {1.0}, f"{task.name}: gaps {sorted(gaps)}"
+        # ... and executed at most once each: no more executions than runs that started.
+        started = task.runs.filter(started_at__isnull=False).count()
+        assert executed[task.name] <= started, f"{task.name}: {executed[task.name]} > {started}"
+        assert set(task.runs.values_list("status", flat=True)) <= {"SUCCESSFUL", "INTERRUPTED"}

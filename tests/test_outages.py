@@ -1,8 +1,9 @@
-"""The database server restarts under a running scheduler: it stays up, reconnects, catches up.
+"""The database goes away under a running scheduler: it stays up, reconnects, catches up.
 
-The real server is stopped and started again (PostgreSQL with pg_ctlcluster, MariaDB with
-mysqladmin shutdown and scripts/services.sh), so these run only against those databases and
-as root, as CI does; on SQLite there is no server to restart.
+On PostgreSQL and MariaDB the real server is stopped and started again (pg_ctlcluster,
+mysqladmin shutdown and scripts/services.sh), as root, as CI runs. On SQLite, which has no
+server, another connection holds the write lock until the scheduler's writes fail with
+"database is locked".
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -21,14 +23,13 @@ from django_tasks_sched.models import Task
 from tests.processes import ROOT, wait_until
 from tests.processes import SchedulerProcess as Proc
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor not in ("postgresql", "mysql"),
-        reason="needs a database server to restart (PostgreSQL or MariaDB)",
-    ),
-    pytest.mark.skipif(os.geteuid() != 0, reason="restarting the server needs root"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+needs_a_server = pytest.mark.skipif(
+    connection.vendor not in ("postgresql", "mysql"),
+    reason="needs a database server to restart (PostgreSQL or MariaDB)",
+)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="restarting the server needs root")
 
 OUTAGE = 4.0  # seconds the server stays down
 
@@ -58,8 +59,8 @@ def start_server() -> None:
     subprocess.run([str(ROOT / "scripts" / "services.sh"), service], check=True)
 
 
-def test_scheduler_survives_a_server_restart_and_catches_up(tmp_path: Path) -> None:
-    task = Task.objects.create(
+def every_second() -> Task:
+    return Task.objects.create(
         name="steady",
         func="tests.testapp.jobs:noop",
         trigger="interval",
@@ -67,6 +68,12 @@ def test_scheduler_survives_a_server_restart_and_catches_up(tmp_path: Path) -> N
         coalesce=False,
         max_instances=10,
     )
+
+
+@needs_a_server
+@needs_root
+def test_scheduler_survives_a_server_restart_and_catches_up(tmp_path: Path) -> None:
+    task = every_second()
     proc = Proc(tmp_path / "s.log")
     try:
         proc.wait_ready()
@@ -84,6 +91,36 @@ def test_scheduler_survives_a_server_restart_and_catches_up(tmp_path: Path) -> N
         assert proc.proc.poll() is None
     finally:
         code = proc.stop()
+    assert_caught_up(task, proc, code)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's own lock")
+def test_scheduler_survives_database_is_locked_and_catches_up(tmp_path: Path) -> None:
+    task = every_second()
+    # Writers give up after half a second of waiting for the lock, not the usual twenty.
+    proc = Proc(tmp_path / "s.log", env={"DTS_TEST_SQLITE_TIMEOUT": "0.5"})
+    try:
+        proc.wait_ready()
+        wait_until(lambda: task.runs.count() >= 2, 10, proc)
+        # Another connection takes the write lock and keeps it: every claim, outcome and
+        # heartbeat of the scheduler fails with "database is locked" meanwhile.
+        holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            time.sleep(OUTAGE)
+            assert proc.proc.poll() is None, "the scheduler exited while the database was locked"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        count = task.runs.count()
+        wait_until(lambda: task.runs.count() >= count + 3, 30, proc)
+    finally:
+        code = proc.stop()
+    assert "database is locked" in proc.output()
+    assert_caught_up(task, proc, code)
+
+
+def assert_caught_up(task: Task, proc: Proc, code: int) -> None:
     log = proc.output()
     assert code == 0, log
     # Every fire of the outage was run after it (each within the misfire grace time).

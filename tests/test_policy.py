@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from django_tasks_sched.changes import current_version
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.policy import after_outcomes, expire_overdue_runs, record_interrupted
+from django_tasks_sched.policy import after_outcomes, end_runs, expire_overdue_runs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,8 +144,8 @@ def test_runs_past_their_timeout_are_timed_out_and_retried() -> None:
 
 def test_interrupted_runs_count_as_failures_and_are_retried() -> None:
     task = make_task(max_retries=1)
-    run = finished(task, status="INTERRUPTED")
-    record_interrupted([run])
+    run = finished(task, status="RUNNING")
+    end_runs([run], TaskRun.Status.INTERRUPTED, lambda run: "Interrupted: gone")
     task.refresh_from_db()
     assert task.consecutive_failures == 1
     assert TaskRun.objects.filter(origin="RETRY", first_attempt=run).exists()

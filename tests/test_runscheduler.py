@@ -110,6 +110,30 @@ def test_invalid_row_is_refused_without_stopping_the_scheduler(scheduler: Proc) 
     good = every_second("good")
     wait_until(lambda: runs(good) >= 1, 10, scheduler)
     wait_until(lambda: "is not scheduled" in scheduler.output(), 5, scheduler)
+    # Recorded in its history as well, once, however often the scheduler looks at it.
+    refusal = wait_until(lambda: broken.runs.filter(status="FAILED").first(), 5, scheduler)
+    assert "Not scheduled: " in refusal.error
+    assert refusal.error.endswith("Nothing fires until the task is corrected.")
+
+
+def test_a_refused_row_is_recorded_once_by_many_schedulers_and_again_after_each_edit(
+    tmp_path: Path,
+) -> None:
+    fast = {"FULL_SYNC_INTERVAL": 0.5}
+    procs = [Proc(tmp_path / f"s{i}.log", settings=fast) for i in range(2)]
+    for proc in procs:
+        proc.wait_ready()
+    broken = every_second("broken")
+    Task.objects.filter(pk=broken.pk).update(trigger_config={"seconds": "soon"})
+    wait_until(lambda: runs(broken, status="FAILED") == 1, 10, procs[0])
+    # Both processes refuse it on every full pass; the record stays one.
+    time.sleep(2)
+    assert runs(broken) == 1
+    # Another broken version of the row is another record.
+    Task.objects.filter(pk=broken.pk).update(trigger_config={"minutes": "later"})
+    wait_until(lambda: runs(broken, status="FAILED") == 2, 10, procs[0])
+    for proc in procs:
+        assert proc.stop() == 0
 
 
 def test_sigterm_exits_zero_and_removes_heartbeat(tmp_path: Path) -> None:

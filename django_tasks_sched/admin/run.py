@@ -28,6 +28,29 @@ class RunChangeList(ChangeList):
         return super().get_queryset(request, exclude_parameters).defer(*HEAVY_FIELDS)
 
 
+class StatusFilter(admin.SimpleListFilter):
+    """Each status, and first the runs that need a look: every way a run can end badly."""
+
+    title = _("status")
+    parameter_name = "status"
+    PROBLEMS = "problems"
+    PROBLEM_STATUSES = (*sorted(TaskRun.FAILED_STATUSES), TaskRun.Status.MISSED)
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [
+            (self.PROBLEMS, _("Not successful (failed, timed out, interrupted, missed)")),
+            *TaskRun.Status.choices,
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> QuerySet[TaskRun]:
+        value = self.value()
+        if value == self.PROBLEMS:
+            return queryset.filter(status__in=self.PROBLEM_STATUSES)
+        if value:
+            return queryset.filter(status=value)
+        return queryset
+
+
 @admin.register(TaskRun)
 class TaskRunAdmin(admin.ModelAdmin):
     """Runs are written by the scheduler: viewable, deletable with permission, never edited."""
@@ -44,7 +67,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         "worker_id",
     ]
     list_display_links = ["enqueued_at"]
-    list_filter = ["status", "origin", "task__trigger"]
+    list_filter = [StatusFilter, "origin", "task__trigger"]
     list_select_related = ["task"]
     search_fields = ["task__name", "error"]
     date_hierarchy = "enqueued_at"

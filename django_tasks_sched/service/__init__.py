@@ -3,6 +3,8 @@
 - :mod:`.runner`: the :class:`~.runner.SchedulerService` loop (sync, run-now, heartbeat, shutdown);
 - :mod:`.reconcile`: keeps APScheduler's in-memory jobs in step with the Task table;
 - :mod:`.executor`: receives due fires from APScheduler, claims them in batches and runs them;
+- :mod:`.processes` and :mod:`.worker`: the process executor's worker processes;
+- :mod:`.logs`: where log lines go when the project's ``LOGGING`` does not say;
 - :mod:`.claims`: the database claims that make each fire run exactly once;
 - :mod:`.heartbeat`: the process's heartbeat row and recovery of runs left by dead processes;
 - :mod:`.listen`: the change-stamp poll and PostgreSQL LISTEN, for near-instant wake-ups.

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 
 #: The task columns a run needs (the rest stay in the database).
-RUN_COLUMNS = ("id", "name", "func", "args", "kwargs", "active", "max_instances")
+RUN_COLUMNS = ("id", "name", "func", "args", "kwargs", "active", "max_instances", "timeout")
 
 
 class Fire(NamedTuple):
@@ -184,32 +184,22 @@ def _runs_for(
             worker_id=worker_id,
         )
         lateness = (now - fire.scheduled_for).total_seconds()
-        if fire.missed_reason:
-            row.status, row.finished_at = TaskRun.Status.MISSED, now
+        reason = fire.missed_reason
+        if not reason and fire.grace is not None and lateness > fire.grace:
+            reason = f"Not run: {lateness:.1f}s late, past the misfire grace time of {fire.grace}s."
+        if reason:
             late.append((task.pk, fire.scheduled_for))
-            row.error = fire.missed_reason
-        elif fire.grace is not None and lateness > fire.grace:
-            row.status, row.finished_at = TaskRun.Status.MISSED, now
-            late.append((task.pk, fire.scheduled_for))
-            row.error = (
-                f"Not run: {lateness:.1f}s late, past the misfire grace time of {fire.grace}s."
-            )
         elif running.get(task.pk, 0) >= task.max_instances:
-            row.status, row.finished_at = TaskRun.Status.MISSED, now
-            row.error = (
+            reason = (
                 f"Skipped: {task.max_instances} run(s) already running (max_instances reached)."
             )
+        if reason:
+            row.status, row.finished_at, row.error = TaskRun.Status.MISSED, now, reason
         else:
             row.status, row.started_at = TaskRun.Status.RUNNING, now
             running[task.pk] = running.get(task.pk, 0) + 1
         rows.append(row)
     return rows, late
-
-
-def claim_fire(task_id: int, scheduled_for: datetime, worker_id: str) -> TaskRun | None:
-    """Claim one fire (no grace limit): its RUNNING run, or None (see :func:`claim_fires`)."""
-    runs = claim_fires([Fire(task_id, scheduled_for, None)], worker_id)
-    return runs[0] if runs else None
 
 
 def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:

@@ -6,7 +6,9 @@ thread then does the scheduler's run bookkeeping in batches: it writes the outco
 that finished, claims the queued fires (misfire grace time, ``max_instances``, exactly-once:
 see :mod:`.claims`) and hands the RUNNING runs to a pool of threads, which run them through the
 one run path and pass the outcomes back. The pool threads run user code and nothing else, so
-a burst of ten thousand fires costs a few dozen transactions, not tens of thousands.
+a burst of ten thousand fires costs a few dozen transactions, not tens of thousands. With the
+process executor each pool thread calls the function in a worker process instead
+(:mod:`.processes`), and the bookkeeping stays the same.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from queue import SimpleQueue
 from typing import Any
@@ -28,6 +30,7 @@ from django.utils import timezone
 from django_tasks_sched.execution import KEEP, Finished, execute_run, record_outcomes
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
+from django_tasks_sched.service.processes import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +61,12 @@ def fire_placeholder() -> None:
 class FiringExecutor(BaseExecutor):
     """Claims due fires in batches and runs them, and queued runs, on a pool of threads."""
 
-    def __init__(self, worker_id: str, max_workers: int) -> None:
+    def __init__(self, worker_id: str, max_workers: int, *, processes: bool = False) -> None:
         super().__init__()
         self.worker_id = worker_id
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dts-run")
+        #: With ``processes``, each thread calls the function in a worker process of its own.
+        self.workers = WorkerPool(max_workers) if processes else None
         self.futures: set[Future[Any]] = set()
         #: Set by the service: the task's next fire time, for the task's display field.
         self.next_fire_time: Callable[[int], datetime | None] = lambda task_id: None
@@ -121,6 +126,17 @@ class FiringExecutor(BaseExecutor):
     def running(self) -> int:
         """Runs claimed by this process and not finished (running, or waiting for a thread)."""
         return len(self.futures)
+
+    def stop_runs(self, timeout: float = 10.0) -> None:
+        """After the grace period: stop the runs still going, where they can be stopped.
+
+        Worker processes are killed, and their runs recorded INTERRUPTED by their threads. A
+        thread cannot be stopped: its run is left for the service to record INTERRUPTED.
+        """
+        if self.workers is None:
+            return
+        self.workers.stop()
+        wait(list(self.futures), timeout=timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """After :meth:`shutdown`: record the outcomes still pending and stop the dispatcher."""
@@ -221,7 +237,11 @@ class FiringExecutor(BaseExecutor):
         close_old_connections()
         try:
             execute_run(
-                run, worker_id=self.worker_id, record=self._finish, announce=self._lines.put
+                run,
+                worker_id=self.worker_id,
+                record=self._finish,
+                announce=self._lines.put,
+                call=self.workers.call if self.workers else None,
             )
         except Exception:
             logger.exception("Could not execute run %s", run.pk)

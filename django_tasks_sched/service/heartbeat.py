@@ -12,7 +12,7 @@ from django.utils import timezone
 
 import django_tasks_sched
 from django_tasks_sched.models import SchedulerProcess, TaskRun
-from django_tasks_sched.policy import record_interrupted
+from django_tasks_sched.policy import end_runs
 
 logger = logging.getLogger(__name__)
 
@@ -65,19 +65,8 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
         .exclude(worker_id__in=list(live))
         .only("id", "task_id", "attempt", "first_attempt_id")
     )
-    now = timezone.now()
     error = "Interrupted: the scheduler process running it stopped responding."
-    interrupted = []
-    for run in orphans:
-        # One guarded UPDATE each (orphans are few): when two survivors recover at once, each
-        # run is followed up (retried) by the one whose UPDATE took it.
-        taken = TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
-            status=TaskRun.Status.INTERRUPTED, finished_at=now, error=error
-        )
-        if taken:
-            run.status, run.finished_at, run.error = TaskRun.Status.INTERRUPTED, now, error
-            interrupted.append(run)
+    interrupted = end_runs(orphans, TaskRun.Status.INTERRUPTED, lambda run: error)
     if interrupted:
         logger.warning("Marked %d run(s) of dead scheduler processes INTERRUPTED", len(interrupted))
-        record_interrupted(interrupted)
     return len(interrupted)

@@ -32,7 +32,7 @@ from django.utils import timezone as dj_timezone
 
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.execution import concrete_field, update_rows
-from django_tasks_sched.models import Task, anchored_config
+from django_tasks_sched.models import Task, TaskRun, anchored_config
 from django_tasks_sched.service.claims import Fire
 from django_tasks_sched.service.executor import UNLIMITED_INSTANCES, fire_placeholder
 from django_tasks_sched.service.jitter import DeterministicJitter
@@ -102,6 +102,9 @@ class Reconciler:
         # Rows are read raw (see rawrows): these convert the two dates when they are needed.
         using = Task.objects.db
         self._read_next = column_reader(concrete_field(Task, "next_run_time"), using)
+        #: Rows refused, with the schedule refused, already recorded in the run history (each
+        #: full pass refuses them again; the record is written once).
+        self.refused: dict[int, Schedule] = {}
         #: Fires found missed beyond their grace window at load, to be recorded MISSED.
         self.missed_while_down: list[Fire] = []
         self._read_created = column_reader(concrete_field(Task, "created_at"), using)
@@ -140,6 +143,7 @@ class Reconciler:
             self._apply(_rows(Task.objects.filter(pk__in=ids)), result)
         for task_id in set(self.known) - seen:
             self._remove(task_id, result)
+            self.refused.pop(task_id, None)
         self.watermark = started
         return result
 
@@ -156,6 +160,7 @@ class Reconciler:
             ids = set(Task.objects.values_list("id", flat=True))
             for task_id in set(self.known) - ids:
                 self._remove(task_id, result)
+                self.refused.pop(task_id, None)
             missing = ids - set(self.known)
             if missing:
                 # Rows that appeared with an old updated_at (raw SQL, restored backups).
@@ -171,9 +176,14 @@ class Reconciler:
         """Bring each row's job in line; with ``new_jobs``, collect new jobs instead of adding."""
         now = datetime.now(timezone.utc)
         triggers: dict[tuple[Any, ...], tuple[Any, datetime | None, float | None]] = {}
+        refused: dict[int, str] = {}
+        pending_refusals: dict[int, Schedule] = {}
         for row in rows:
             task_id, active, trigger, text, coalesce, grace, name, created_at, stored_next = row
             schedule = _schedule(active, trigger, text, coalesce, grace)
+            if not schedule or self.refused.get(task_id) != schedule:
+                # Switched off, or edited: a refusal from now on is a new one.
+                self.refused.pop(task_id, None)
             old = self.known.get(task_id)
             if old == schedule:
                 continue
@@ -184,8 +194,12 @@ class Reconciler:
                         triggers, task_id, trigger, text, created, now
                     )
                 except (TaskConfigError, ValueError) as exc:
-                    # A row saved past validation: not scheduled, said so on every full pass.
+                    # A row saved past validation: not scheduled, said so in the log on every
+                    # full pass, and once in the run history.
                     logger.error("Task %r (id %s) is not scheduled: %s", name, task_id, exc)
+                    if task_id not in self.refused:
+                        refused[task_id] = str(exc)
+                    pending_refusals[task_id] = schedule
                     schedule = ()
             if not schedule:
                 self._remove(task_id, result)
@@ -209,6 +223,10 @@ class Reconciler:
             if stored_at != next_run_time:
                 self.pending_next_run[task_id] = next_run_time
             self.known[task_id] = schedule
+        if refused:
+            record_refusals(refused)
+        # Only once recorded: a pass that failed before this point records them next time.
+        self.refused.update(pending_refusals)
 
     def _catch_up(
         self,
@@ -337,6 +355,33 @@ class Reconciler:
         # Raw SQL: bookkeeping must neither move updated_at nor nudge the sync into a loop.
         with transaction.atomic(using=using):
             update_rows(Task, ["next_run_time"], rows, using)
+
+
+def record_refusals(refused: dict[int, str]) -> None:
+    """Record each refused version of a row as one FAILED run, however many schedulers see it.
+
+    Each process writes it once per refused schedule (the reconciler remembers); the run is
+    keyed on the row's ``updated_at`` in the place of a fire time, so the one-run-per-fire
+    constraint keeps one record however many processes (or restarts) write it, and an edited,
+    still broken row gets a new one. No retry and no failure count follow: there is nothing to
+    run until the row is fixed.
+    """
+    now = dj_timezone.now()
+    stamps = dict(Task.objects.filter(pk__in=refused).values_list("id", "updated_at"))
+    runs = [
+        TaskRun(
+            task_id=task_id,
+            status=TaskRun.Status.FAILED,
+            origin=TaskRun.Origin.SCHEDULE,
+            scheduled_for=stamps[task_id],
+            enqueued_at=now,
+            finished_at=now,
+            error=f"Not scheduled: {reason}. Nothing fires until the task is corrected.",
+        )
+        for task_id, reason in refused.items()
+        if task_id in stamps
+    ]
+    TaskRun.objects.bulk_create(runs, ignore_conflicts=True)
 
 
 def _new_job(

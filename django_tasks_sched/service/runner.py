@@ -23,11 +23,10 @@ from typing import Any
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import close_old_connections
-from django.utils import timezone as dj_timezone
 
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.models import TaskRun
-from django_tasks_sched.policy import expire_overdue_runs, record_interrupted
+from django_tasks_sched.policy import end_runs, expire_overdue_runs
 from django_tasks_sched.retention import Pruner
 from django_tasks_sched.service.claims import claim_queued_runs
 from django_tasks_sched.service.executor import FiringExecutor
@@ -52,6 +51,7 @@ class Options:
     heartbeat_interval: float
     heartbeat_timeout: float
     grace_period: float
+    executor: str = "thread"
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> Options:
@@ -63,6 +63,7 @@ class Options:
             "heartbeat_interval": conf.HEARTBEAT_INTERVAL,
             "heartbeat_timeout": conf.HEARTBEAT_TIMEOUT,
             "grace_period": conf.SHUTDOWN_GRACE_PERIOD,
+            "executor": conf.EXECUTOR,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -76,7 +77,9 @@ class SchedulerService:
         self.worker_id = scheduler_worker_id()
         self.stopping = threading.Event()
         self.wake = threading.Event()
-        self.executor = FiringExecutor(self.worker_id, options.workers)
+        self.executor = FiringExecutor(
+            self.worker_id, options.workers, processes=options.executor == "process"
+        )
         self.executor.next_fire_time = self._next_fire_time
         self.executor.coalesces = self._coalesces
         self.jobstore = MemoryJobStore()
@@ -137,6 +140,8 @@ class SchedulerService:
             daemon=True,
         ).start()
         self.claim_queued()
+        if self.executor.workers is not None:
+            logger.info("Functions are called in %d worker processes", self.options.workers)
         logger.info(
             "Scheduler %s ready in %.2fs: %d task(s) scheduled",
             self.worker_id,
@@ -209,27 +214,20 @@ class SchedulerService:
         if pending:
             logger.info("Waiting up to %ss for %d run(s)", self.options.grace_period, len(pending))
             concurrent.futures.wait(pending, timeout=self.options.grace_period)
+        self.executor.stop_runs()
         # The outcomes of the runs that finished are written before the rest is cut off.
         self.executor.close()
         close_old_connections()
-        cut = list(
-            TaskRun.objects.running()
-            .filter(worker_id=self.worker_id)
-            .only("id", "task_id", "attempt", "first_attempt_id")
+        cut = TaskRun.objects.running().filter(worker_id=self.worker_id)
+        error = "Interrupted: the scheduler shut down before the run finished."
+        # Retried (by another scheduler, or this one when it is back) if retries are left.
+        interrupted = end_runs(
+            cut.only("id", "task_id", "attempt", "first_attempt_id"),
+            TaskRun.Status.INTERRUPTED,
+            lambda run: error,
         )
-        if cut:
-            now, error = (
-                dj_timezone.now(),
-                "Interrupted: the scheduler shut down before the run finished.",
-            )
-            TaskRun.objects.filter(pk__in=[run.pk for run in cut]).update(
-                status=TaskRun.Status.INTERRUPTED, finished_at=now, error=error
-            )
-            for run in cut:
-                run.status, run.finished_at, run.error = TaskRun.Status.INTERRUPTED, now, error
-            logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", len(cut))
-            # Retried (by another scheduler, or this one when it is back) if retries are left.
-            record_interrupted(cut)
+        if interrupted:
+            logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", len(interrupted))
         self.heartbeat.stop()
         logger.info("Scheduler %s stopped", self.worker_id)
 
@@ -255,6 +253,3 @@ class SchedulerService:
                 result.changed,
                 result.removed,
             )
-
-    def threads_busy(self) -> bool:
-        return bool(self.executor.futures)

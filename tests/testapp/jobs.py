@@ -62,3 +62,37 @@ def append_line(path: str, text: str) -> str:
     with open(path, "a") as handle:
         handle.write(text + "\n")
     return text
+
+
+def process_id() -> int:
+    """The process that called it (the process executor calls it in a worker process)."""
+    import os
+
+    return os.getpid()
+
+
+def record_pid_and_sleep(path: str, seconds: float) -> None:
+    """Write this process's id to ``path``, then hang: something to kill."""
+    import os
+    from pathlib import Path
+
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def exit_process(code: int) -> None:
+    """End the calling process at once, as a crash in C code would."""
+    import os
+
+    os._exit(code)
+
+
+def raise_system_exit() -> None:
+    raise SystemExit(3)
+
+
+def count_tasks() -> int:
+    """Use the ORM: in a worker process, Django must be set up."""
+    from django_tasks_sched.models import Task
+
+    return Task.objects.count()

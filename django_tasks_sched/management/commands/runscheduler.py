@@ -9,10 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_tasks_sched.conf import EXECUTORS, get_settings
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task
+from django_tasks_sched.service.logs import log_to_stderr
 from django_tasks_sched.service.runner import Options, SchedulerService
 from django_tasks_sched.sync import sync_at_startup
 
@@ -26,6 +28,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workers", type=int, help="Threads that execute runs.")
+        parser.add_argument(
+            "--executor",
+            choices=EXECUTORS,
+            help="Where functions are called: in the worker threads (thread), or in a worker "
+            "process per thread, killed when a run passes its timeout (process).",
+        )
         parser.add_argument(
             "--grace-period", type=float, help="Seconds runs get to finish at shutdown."
         )
@@ -55,12 +63,19 @@ class Command(BaseCommand):
             self.list_fires(options["count"])
             return
         configure_logging(options["log_level"])
+        executor = options["executor"] or get_settings().EXECUTOR
+        if executor == "process" and not os.environ.get("DJANGO_SETTINGS_MODULE"):
+            raise CommandError(
+                "The process executor needs DJANGO_SETTINGS_MODULE set: its worker processes "
+                "load the settings from it."
+            )
         sync_at_startup()  # the declared tasks, as synctasks would, before any is loaded
         service = SchedulerService(
             Options.from_settings(
                 workers=options["workers"],
                 grace_period=options["grace_period"],
                 poll_interval=options["poll_interval"],
+                executor=executor,
             )
         )
         status = service.run()
@@ -101,11 +116,6 @@ def configure_logging(level: str) -> None:
     """Log to stderr unless the project's LOGGING already routes our loggers."""
     ours = logging.getLogger("django_tasks_sched")
     ours.setLevel(level)
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(level)
+    log_to_stderr(level)
     # APScheduler logs a line per job added; with thousands of tasks that drowns the log.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,179 @@
+"""The process executor: runs called in worker processes, so a run past its timeout is stopped.
+
+A thread cannot be stopped from outside: in the thread executor, a run past its ``timeout`` is
+recorded TIMED_OUT and its ``max_instances`` slot freed, but the function goes on until it
+returns. Here each of the executor's threads borrows a worker process for a run, sends it the
+function's dotted path and arguments, and waits for the
+:class:`~django_tasks_sched.execution.Outcome`. At the task's timeout it kills the process
+(SIGKILL: nothing in the function can hold it up), records the run TIMED_OUT and starts a fresh
+process. A process that dies during
+a run (``os._exit``, a crash in C code, the kernel's OOM killer) fails that run, with the
+reason, and is replaced the same way. The scheduler process itself never runs task code.
+
+Worker processes are *spawned*, not forked: forking a process that runs threads can copy a
+lock held by another thread, and the child would wait on it forever. Each one imports the
+settings module named by ``DJANGO_SETTINGS_MODULE`` and calls ``django.setup()``, so the tasks
+use the ORM as in any Django process. All database writes of the run bookkeeping stay in the
+scheduler process, batched as in the thread executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from multiprocessing.connection import Connection
+from queue import SimpleQueue
+from typing import Any
+
+from django.utils import timezone
+
+from django_tasks_sched.conf import get_settings
+from django_tasks_sched.execution import Outcome
+from django_tasks_sched.models import TaskRun
+from django_tasks_sched.service.worker import worker_main
+
+logger = logging.getLogger(__name__)
+
+#: The multiprocessing context: see the module's docstring for why not fork.
+CONTEXT = multiprocessing.get_context("spawn")
+
+
+class WorkerPool:
+    """A fixed number of worker processes, each lent to one executor thread at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.workers = [WorkerProcess() for _ in range(size)]
+        self._idle: SimpleQueue[WorkerProcess] = SimpleQueue()
+        for worker in self.workers:
+            self._idle.put(worker)
+        self.stopping = threading.Event()
+
+    def call(self, run: TaskRun) -> Outcome:
+        """Call the run's function in an idle worker process (the executor's ``call``)."""
+        worker = self._idle.get()
+        try:
+            return worker.call(run, self.stopping)
+        finally:
+            self._idle.put(worker)
+
+    def stop(self) -> None:
+        """Stop every worker process now; runs still going are recorded INTERRUPTED."""
+        self.stopping.set()
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            worker.process.join(1)
+
+
+class WorkerProcess:
+    """One worker process and the pipe to it; started again after it was killed or died."""
+
+    def __init__(self) -> None:
+        self.process: Any = None
+        self.connection: Connection | None = None
+        self.start()
+
+    def start(self) -> None:
+        ours, theirs = CONTEXT.Pipe()
+        self.process = CONTEXT.Process(
+            target=worker_main,
+            args=(theirs, os.getpid(), logging.getLogger().level),
+            name="dts-worker",
+            daemon=True,
+        )
+        self.process.start()
+        theirs.close()
+        self.connection = ours
+        logger.debug("Worker process %s started", self.process.pid)
+
+    def call(self, run: TaskRun, stopping: threading.Event) -> Outcome:
+        task = run.task
+        if not self.process.is_alive():
+            self.restart()
+        request = (task.func, task.args, task.kwargs, get_settings().RUN_LOG_LIMIT)
+        try:
+            self._send(request)
+        except OSError:  # it died between the look above and now
+            self._reap()
+            self.restart()
+            self._send(request)
+        started = timezone.now()
+        deadline = self._deadline(run)
+        assert self.connection is not None
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if self.connection.poll(wait):
+            try:
+                outcome: Outcome = self.connection.recv()
+                return outcome
+            except (EOFError, OSError):
+                pass  # the process died, or was stopped: below
+            code = self._reap()
+            if stopping.is_set():
+                return _outcome(
+                    TaskRun.Status.INTERRUPTED,
+                    started,
+                    "Interrupted: the scheduler shut down before the run finished; "
+                    "its worker process was stopped.",
+                )
+            self.restart()
+            return _outcome(
+                TaskRun.Status.FAILED,
+                started,
+                f"WorkerProcessError: the worker process running it exited with code {code}.",
+            )
+        # Past the timeout: kill the process, whatever the function is doing.
+        pid = self.process.pid
+        self.process.kill()
+        self._reap()
+        self.restart()
+        logger.warning(
+            "Run %s of task %r passed its timeout of %ss: worker process %s killed",
+            run.pk,
+            task.name,
+            task.timeout,
+            pid,
+        )
+        return _outcome(
+            TaskRun.Status.TIMED_OUT,
+            started,
+            f"TimeoutError: ran longer than the task's timeout of {task.timeout}s; "
+            "its worker process was killed.",
+        )
+
+    def _send(self, request: object) -> None:
+        assert self.connection is not None
+        self.connection.send(request)
+
+    @staticmethod
+    def _deadline(run: TaskRun) -> float | None:
+        """When the run is due to be stopped (``time.monotonic()``), counted from its claim.
+
+        From the claim, as the watchdog counts (``expire_overdue_runs``): the two agree on
+        when a run has overrun, and this one acts first.
+        """
+        timeout = run.task.timeout
+        if not timeout:
+            return None
+        spent = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
+        return time.monotonic() + max(0.0, timeout - spent)
+
+    def _reap(self) -> int | None:
+        self.process.join(5)
+        return self.process.exitcode
+
+    def restart(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+        self.start()
+
+    def stop(self) -> None:
+        """Kill the process: busy, its thread sees the pipe close; idle, no harm done."""
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _outcome(status: str, started: Any, error: str) -> Outcome:
+    return Outcome(str(status), started, timezone.now(), error=error)
