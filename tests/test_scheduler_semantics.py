@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from django.db import connection
 from django.utils import timezone
 
 from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.service.claims import Fire
+from django_tasks_sched.service.runner import resume_points
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import manage, wait_until
 
@@ -265,6 +268,49 @@ def test_fires_missed_while_no_scheduler_ran_are_caught_up(tmp_path: Path, coale
     else:
         assert coalesced == 0
         assert not task.runs.filter(status="MISSED").exists()  # each caught up and run
+
+
+def test_a_run_finishing_during_shutdown_keeps_where_its_task_resumes(tmp_path: Path) -> None:
+    # APScheduler's memory store forgets its jobs at shutdown: a run that finishes in the
+    # grace period must still store the task's next fire, or the next scheduler to start
+    # would not know where to catch up from.
+    task = Task.objects.create(
+        name="slow",
+        func="tests.testapp.jobs:sleep",
+        args=[1],
+        trigger="interval",
+        trigger_config={"seconds": 2},
+        misfire_grace_time=60,
+    )
+    first = Proc(tmp_path / "first.log")
+    first.wait_ready()
+    run = wait_until(lambda: task.runs.filter(status="RUNNING").first(), 10, first)
+    assert first.stop() == 0
+    run.refresh_from_db()
+    task.refresh_from_db()
+    assert run.status == TaskRun.Status.SUCCESSFUL
+    assert task.next_run_time == run.scheduled_for + timedelta(seconds=2)
+    time.sleep(3)  # a fire or two come due with no scheduler up
+    before = task.runs.count()
+    second = Proc(tmp_path / "second.log")
+    try:
+        second.wait_ready()
+        wait_until(lambda: task.runs.count() >= before + 2, 10, second)
+    finally:
+        assert second.stop() == 0
+    assert _fire_gaps(task) == {2.0}
+
+
+def test_resume_points_start_at_the_earliest_fire_dropped_at_shutdown() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=dt_timezone.utc)
+    second = timedelta(seconds=1)
+    dropped = [
+        Fire(1, t0 + 3 * second, None),
+        Fire(1, t0 + 2 * second, None, "Coalesced"),
+        Fire(3, t0, None),  # a fire handed over for a task whose job is gone since
+    ]
+    points = resume_points({1: t0 + 4 * second, 2: t0 + 9 * second, 4: None}, dropped)
+    assert points == {1: t0 + 2 * second, 2: t0 + 9 * second, 3: t0, 4: None}
 
 
 def test_fires_missed_beyond_the_grace_time_while_down_are_recorded(tmp_path: Path) -> None:

@@ -119,6 +119,10 @@ class FiringExecutor(BaseExecutor):
 
     # -- the service's side -------------------------------------------------------------------
 
+    def unclaimed_fires(self) -> list[Fire]:
+        """After :meth:`shutdown`: the fires handed over that were never claimed (dropped)."""
+        return list(self._fires)
+
     def submit_run(self, run: TaskRun) -> None:
         """Execute an already claimed (RUNNING) run, e.g. a run-now, on the pool."""
         self._submit(run)

@@ -22,13 +22,14 @@ from typing import Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, router, transaction
 
 from django_tasks_sched.conf import get_settings
-from django_tasks_sched.models import TaskRun
+from django_tasks_sched.execution import update_rows
+from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import end_runs, expire_overdue_runs
 from django_tasks_sched.retention import Pruner
-from django_tasks_sched.service.claims import claim_queued_runs
+from django_tasks_sched.service.claims import Fire, claim_queued_runs
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import (
     Heartbeat,
@@ -92,6 +93,8 @@ class SchedulerService:
         self.heartbeat = Heartbeat(self.worker_id)
         self.current_version = StampReader()
         self.version = -1
+        #: From shutdown on: each task's next fire time as it was when firing stopped.
+        self.resume_points: dict[int, datetime | None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -209,7 +212,10 @@ class SchedulerService:
     def shutdown(self) -> None:
         """Stop firing, let runs finish within the grace period, record what was cut off."""
         self.stopping.set()
+        jobs = {int(job.id): job.next_run_time for job in self.jobstore.get_all_jobs()}
+        # Stops the executor taking fires, and empties APScheduler's memory store.
         self.scheduler.shutdown(wait=False)
+        self.resume_points = resume_points(jobs, self.executor.unclaimed_fires())
         pending = list(self.executor.futures)
         if pending:
             logger.info("Waiting up to %ss for %d run(s)", self.options.grace_period, len(pending))
@@ -218,6 +224,7 @@ class SchedulerService:
         # The outcomes of the runs that finished are written before the rest is cut off.
         self.executor.close()
         close_old_connections()
+        self._store_resume_points({fire.task_id for fire in self.executor.unclaimed_fires()})
         cut = TaskRun.objects.running().filter(worker_id=self.worker_id)
         error = "Interrupted: the scheduler shut down before the run finished."
         # Retried (by another scheduler, or this one when it is back) if retries are left.
@@ -233,11 +240,25 @@ class SchedulerService:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def _store_resume_points(self, task_ids: set[int]) -> None:
+        """Store where tasks with dropped fires resume, so the next scheduler catches them up."""
+        if not task_ids or self.resume_points is None:
+            return
+        rows = [[task_id, self.resume_points.get(task_id)] for task_id in task_ids]
+        using = router.db_for_write(Task)
+        try:
+            with transaction.atomic(using=using):
+                update_rows(Task, ["next_run_time"], rows, using)
+        except DatabaseError:
+            logger.exception("Could not store where %d task(s) resume", len(rows))
+
     def _coalesces(self, task_id: int) -> bool:
         schedule = self.reconciler.known.get(task_id)
         return bool(schedule and schedule[2])
 
     def _next_fire_time(self, task_id: int) -> datetime | None:
+        if self.resume_points is not None:
+            return self.resume_points.get(task_id)
         # The store's own lookup, without the scheduler's lock: the dispatcher asks for each
         # run it records, while APScheduler may hold that lock for a whole burst.
         job = self.jobstore.lookup_job(str(task_id))
@@ -253,3 +274,21 @@ class SchedulerService:
                 result.changed,
                 result.removed,
             )
+
+
+def resume_points(
+    next_fires: dict[int, datetime | None], unclaimed: list[Fire]
+) -> dict[int, datetime | None]:
+    """Where each task resumes after this scheduler stops: what runs finishing late record.
+
+    APScheduler's memory store forgets its jobs at shutdown, and fires it handed over but
+    the executor never claimed are dropped. The earliest of those, or else the job's next
+    fire time, is stored as ``next_run_time``, so the next scheduler to start catches up
+    from there; a fire that was claimed after all is not claimed twice.
+    """
+    points = dict(next_fires)
+    for fire in unclaimed:
+        known = points.get(fire.task_id)
+        if known is None or fire.scheduled_for < known:
+            points[fire.task_id] = fire.scheduled_for
+    return points
