@@ -29,6 +29,11 @@ from django_tasks_sched.retry import retry_delay, should_retry
 
 logger = logging.getLogger(__name__)
 
+#: Seconds past a run's timeout before the watchdog records it TIMED_OUT. A process executor
+#: stops its own runs at the timeout itself and records that it killed the worker; the margin
+#: lets it do so first, and the watchdog stays the backstop (threads, dead or stalled schedulers).
+WATCHDOG_MARGIN = 1.0
+
 #: The Task columns a follow-up decision reads (one query for a whole batch of runs).
 POLICY_COLUMNS = (
     "id",
@@ -181,7 +186,7 @@ def expire_overdue_runs(now: datetime | None = None) -> list[TaskRun]:
         run
         for run in candidates
         if run.started_at is not None
-        and run.started_at + timedelta(seconds=run.task.timeout or 0) <= now
+        and run.started_at + timedelta(seconds=(run.task.timeout or 0) + WATCHDOG_MARGIN) <= now
     ]
     expired = end_runs(
         overdue,

@@ -126,12 +126,16 @@ def test_a_refused_row_is_recorded_once_by_many_schedulers_and_again_after_each_
     broken = every_second("broken")
     Task.objects.filter(pk=broken.pk).update(trigger_config={"seconds": "soon"})
     wait_until(lambda: runs(broken, status="FAILED") == 1, 10, procs[0])
-    # Both processes refuse it on every full pass; the record stays one.
+    # Both processes refuse it on every full pass; the record stays one, and each process
+    # logs the error once, not on every pass.
     time.sleep(2)
     assert runs(broken) == 1
-    # Another broken version of the row is another record.
+    refused = f"Task 'broken' (id {broken.pk}) is not scheduled"
+    assert [proc.output().count(refused) for proc in procs] == [1, 1]
+    # Another broken version of the row is another record, and another error in each log.
     Task.objects.filter(pk=broken.pk).update(trigger_config={"minutes": "later"})
     wait_until(lambda: runs(broken, status="FAILED") == 2, 10, procs[0])
+    wait_until(lambda: all(p.output().count(refused) == 2 for p in procs), 5, procs[0])
     for proc in procs:
         assert proc.stop() == 0
 

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -67,6 +67,9 @@ class SyncResult:
     added: int = 0
     changed: int = 0
     removed: int = 0
+    #: Found at load: fires missed beyond their grace window while no scheduler ran, for the
+    #: executor to record MISSED.
+    missed: list[Fire] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed)
@@ -105,8 +108,6 @@ class Reconciler:
         #: Rows refused, with the schedule refused, already recorded in the run history (each
         #: full pass refuses them again; the record is written once).
         self.refused: dict[int, Schedule] = {}
-        #: Fires found missed beyond their grace window at load, to be recorded MISSED.
-        self.missed_while_down: list[Fire] = []
         self._read_created = column_reader(concrete_field(Task, "created_at"), using)
 
     # -- passes -------------------------------------------------------------------------------
@@ -194,10 +195,12 @@ class Reconciler:
                         triggers, task_id, trigger, text, created, now
                     )
                 except (TaskConfigError, ValueError) as exc:
-                    # A row saved past validation: not scheduled, said so in the log on every
-                    # full pass, and once in the run history.
-                    logger.error("Task %r (id %s) is not scheduled: %s", name, task_id, exc)
-                    if task_id not in self.refused:
+                    # A row saved past validation: not scheduled, said so once in the run
+                    # history and once in each process's log (each full pass finds it again).
+                    repeat = task_id in self.refused
+                    level = logging.DEBUG if repeat else logging.ERROR
+                    logger.log(level, "Task %r (id %s) is not scheduled: %s", name, task_id, exc)
+                    if not repeat:
                         refused[task_id] = str(exc)
                     pending_refusals[task_id] = schedule
                     schedule = ()
@@ -210,7 +213,7 @@ class Reconciler:
             # Converted once here (made aware, where the driver gives naive UTC).
             stored_at = None if stored_next is None else self._read_next(stored_next)
             if new_jobs is not None:
-                start = self._catch_up(task_id, aps_trigger, first, stored_at, grace, now)
+                start = self._catch_up(task_id, aps_trigger, first, stored_at, grace, now, result)
                 new_jobs.append(
                     _new_job(self.scheduler, task_id, name, aps_trigger, start, schedule)
                 )
@@ -236,6 +239,7 @@ class Reconciler:
         missed: datetime | None,
         grace: int | None,
         now: datetime,
+        result: SyncResult,
     ) -> datetime | None:
         """Where a job loaded at start resumes: at the fires missed while no scheduler ran.
 
@@ -251,7 +255,7 @@ class Reconciler:
         if missed >= window:
             return missed
         resume = trigger.get_next_fire_time(None, window)
-        self.missed_while_down.append(
+        result.missed.append(
             Fire(
                 task_id,
                 missed,

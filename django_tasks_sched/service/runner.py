@@ -128,10 +128,9 @@ class SchedulerService:
         self.scheduler.start(paused=True)
         self.version = self.current_version()
         loaded = self.reconciler.load()
-        if self.reconciler.missed_while_down:
+        if loaded.missed:
             # Recorded MISSED by the executor's dispatcher, like any other fire.
-            self.executor.add_fires(self.reconciler.missed_while_down)
-            self.reconciler.missed_while_down = []
+            self.executor.add_fires(loaded.missed)
         self.scheduler.resume()
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
