@@ -58,7 +58,7 @@ def test_failing_run_records_error_and_traceback_and_counts_failures() -> None:
 def test_non_json_return_value_is_stored_as_repr() -> None:
     run = make_task("tests.testapp.jobs:returns_object").run_now(inline=True)
     assert run.status == TaskRun.Status.SUCCESSFUL
-    assert run.return_value.startswith("<object object at ")
+    assert str(run.return_value).startswith("<object object at ")
     assert to_json_value({"a": [1, 2]}) == {"a": [1, 2]}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,14 @@ def broken_task(name: str, changes: dict[str, Any]) -> Task:
     return task
 
 
+def first_failed_run(task: Task) -> TaskRun | None:
+    return task.runs.filter(status="FAILED").first()
+
+
+def logged(scheduler: Proc, text: str) -> bool:
+    return text in scheduler.output()
+
+
 @settings(
     max_examples=4,
     deadline=None,
@@ -126,11 +135,11 @@ def test_invalid_rows_never_stop_the_scheduler(
     failing = [broken_task(f"call-{example}-{i}", c) for i, c in enumerate(bad_calls)]
 
     for task in failing:
-        run = wait_until(lambda t=task: t.runs.filter(status="FAILED").first(), 10, scheduler)
+        run = wait_until(partial(first_failed_run, task), 10, scheduler)
         assert run.error, f"{task.name}: a FAILED run must say why"
     for task in unscheduled:
         refused = f"Task {task.name!r} (id {task.pk}) is not scheduled"
-        wait_until(lambda r=refused: r in scheduler.output(), 10, scheduler)
+        wait_until(partial(logged, scheduler, refused), 10, scheduler)
         # And once in its history: a FAILED run saying why, standing in for the fires.
         (run,) = TaskRun.objects.filter(task=task)
         assert run.status == TaskRun.Status.FAILED

@@ -8,16 +8,16 @@ process's runs INTERRUPTED and keep every task firing.
 
 from __future__ import annotations
 
-import itertools
 import signal
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from django_tasks_sched.models import Task, TaskRun
+from tests.history import fire_gaps, runs_overlapped
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import wait_until
 
@@ -56,6 +56,10 @@ def traced_ticks(trace: Path, prefix: str, count: int, **fields: object) -> list
     ]
 
 
+def all_have_runs(tasks: list[Task], count: int) -> bool:
+    return all(task.runs.count() >= count for task in tasks)
+
+
 def test_each_fire_runs_once_across_three_schedulers(three: list[Proc], tmp_path: Path) -> None:
     trace = tmp_path / "trace.txt"
     tasks = traced_ticks(trace, "tick", 4)
@@ -66,8 +70,7 @@ def test_each_fire_runs_once_across_three_schedulers(three: list[Proc], tmp_path
         fires = list(task.runs.exclude(status="MISSED").values_list("scheduled_for", flat=True))
         assert len(fires) == len(set(fires)), f"{task.name}: a fire time ran twice"
         # No fire lost between the first and the last: consecutive fires are one second apart.
-        ordered = sorted(fires)
-        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(ordered)}
+        gaps = fire_gaps(task.runs.exclude(status="MISSED"))
         assert gaps == {1.0}, f"{task.name}: gaps {sorted(gaps)}"
         # Every recorded successful run executed exactly once (the trace counts executions).
         assert traces(trace)[task.name] == task.runs.filter(status="SUCCESSFUL").count()
@@ -85,10 +88,7 @@ def test_max_instances_holds_across_processes(three: list[Proc]) -> None:
         max_instances=1,
     )
     wait_until(lambda: task.runs.filter(status="SUCCESSFUL").count() >= 2, 20)
-    runs = task.runs.filter(started_at__isnull=False).order_by("started_at")
-    spans = [(r.started_at, r.finished_at or timezone.now()) for r in runs]
-    for (_, end), (start, _) in itertools.pairwise(spans):
-        assert start >= end, "two runs of a max_instances=1 task overlapped"
+    assert not runs_overlapped(task), "two runs of a max_instances=1 task overlapped"
     assert task.runs.filter(status="MISSED", error__contains="max_instances").exists()
 
 
@@ -136,8 +136,7 @@ def test_kill_9_interrupts_the_dead_process_runs_and_others_carry_on(tmp_path: P
     # And the schedule goes on, with no gap: every second after the kill has its run.
     before = tick.runs.count()
     wait_until(lambda: tick.runs.count() >= before + 3, 10, survivor)
-    fires = sorted(tick.runs.values_list("scheduled_for", flat=True))
-    assert {(b - a).total_seconds() for a, b in itertools.pairwise(fires)} == {1.0}
+    assert fire_gaps(tick.runs.all()) == {1.0}
     assert survivor.stop() == 0
 
 
@@ -153,7 +152,7 @@ def test_repeated_kill_9_cycles_lose_and_duplicate_nothing(tmp_path: Path) -> No
     for cycle in range(1, 5):
         victim = cycle % 3
         enough = 2 * cycle
-        wait_until(lambda n=enough: all(t.runs.count() >= n for t in tasks), 20, procs[victim])
+        wait_until(partial(all_have_runs, tasks, enough), 20, procs[victim])
         assert procs[victim].stop(signal.SIGKILL) == -signal.SIGKILL
         procs[victim] = Proc(tmp_path / f"s{victim}-{cycle}.log", settings=FAST_HEARTBEAT)
         procs[victim].wait_ready()
@@ -163,9 +162,8 @@ def test_repeated_kill_9_cycles_lose_and_duplicate_nothing(tmp_path: Path) -> No
         assert proc.stop() == 0
     executed = traces(trace)
     for task in tasks:
-        fires = sorted(task.runs.values_list("scheduled_for", flat=True))
         # Fires lost: none (every second from the first to the last has its record) ...
-        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
+        gaps = fire_gaps(task.runs.all())
         assert gaps == {1.0}, f"{task.name}: gaps {sorted(gaps)}"
         # ... and executed at most once each: no more executions than runs that started.
         started = task.runs.filter(started_at__isnull=False).count()

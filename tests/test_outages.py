@@ -8,7 +8,6 @@ server, another connection holds the write lock until the scheduler's writes fai
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import sqlite3
@@ -20,6 +19,7 @@ import pytest
 from django.db import connection
 
 from django_tasks_sched.models import Task
+from tests.history import fire_gaps
 from tests.processes import ROOT, wait_until
 from tests.processes import SchedulerProcess as Proc
 
@@ -124,8 +124,7 @@ def assert_caught_up(task: Task, proc: Proc, code: int) -> None:
     log = proc.output()
     assert code == 0, log
     # Every fire of the outage was run after it (each within the misfire grace time).
-    fires = sorted(task.runs.values_list("scheduled_for", flat=True))
-    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
+    gaps = fire_gaps(task.runs.all())
     assert gaps == {1.0}, (gaps, log)
     assert set(task.runs.values_list("status", flat=True)) == {"SUCCESSFUL"}, log
     # The outage was logged as such, not as a crash.

@@ -69,6 +69,7 @@ def test_functions_run_in_worker_processes_with_django_set_up(scheduler: Proc) -
         assert run.status == TaskRun.Status.SUCCESSFUL, run.error
     # Not in the scheduler: in a process of its own, where the ORM works as anywhere else.
     assert pid.return_value != scheduler.proc.pid
+    assert isinstance(pid.return_value, int)
     assert alive(pid.return_value)
     assert orm.return_value == 3  # warm-up, pid and orm: the rows it ran after
     # The run's own log output is captured in the worker process, as in a thread.

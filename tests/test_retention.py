@@ -274,7 +274,7 @@ def test_count_rule_keeps_a_first_attempt_whose_retry_is_among_the_newest() -> N
 def test_small_batches_over_several_passes() -> None:
     task = make_task()
     runs = [make_run(task, age=days(40) + timedelta(minutes=i)) for i in range(7)]
-    reports = []
+    reports: list[PruneReport] = []
     while not reports or not reports[-1].complete:
         reports.append(prune_runs(now=NOW, batch_size=3, max_batches=1))
     assert [r.by_age for r in reports] == [3, 3, 1, 0]

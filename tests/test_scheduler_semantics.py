@@ -7,7 +7,6 @@ SQL, which only the periodic full reconcile can see.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from django.utils import timezone
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service.claims import Fire
 from django_tasks_sched.service.runner import resume_points
+from tests.history import fire_gaps, fire_times, runs_overlapped
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import manage, wait_until
 
@@ -56,10 +56,7 @@ def test_max_instances_records_overlapping_fires_as_missed(scheduler: Proc) -> N
     assert "max_instances" in missed.error
     assert missed.scheduled_for is not None
     # At no time were two runs of the task started and not yet finished together.
-    runs = TaskRun.objects.filter(task=task, started_at__isnull=False).order_by("started_at")
-    spans = [(r.started_at, r.finished_at or timezone.now()) for r in runs]
-    for (_, end), (start, _) in itertools.pairwise(spans):
-        assert start >= end
+    assert not runs_overlapped(task)
 
 
 def test_fire_later_than_its_grace_time_is_recorded_as_missed(scheduler: Proc) -> None:
@@ -94,7 +91,7 @@ def test_start_and_end_dates_bound_the_fires(scheduler: Proc) -> None:
         },
     )
     wait_until(lambda: timezone.now() > end + timedelta(seconds=2), 15)
-    fires = list(TaskRun.objects.filter(task=task).values_list("scheduled_for", flat=True))
+    fires = fire_times(task.runs.all())
     assert 2 <= len(fires) <= 4, fires
     assert all(start <= fire <= end for fire in fires), fires
     task.refresh_from_db()
@@ -231,11 +228,6 @@ def test_run_past_its_timeout_is_timed_out_and_frees_its_slot(tmp_path: Path) ->
         assert proc.stop() == 0
 
 
-def _fire_gaps(task: Task) -> set[float]:
-    fires = sorted(task.runs.values_list("scheduled_for", flat=True))
-    return {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
-
-
 @pytest.mark.parametrize("coalesce", [False, True])
 def test_fires_missed_while_no_scheduler_ran_are_caught_up(tmp_path: Path, coalesce: bool) -> None:
     task = Task.objects.create(
@@ -261,7 +253,7 @@ def test_fires_missed_while_no_scheduler_ran_are_caught_up(tmp_path: Path, coale
     finally:
         assert second.stop() == 0
     # Every fire of the downtime has its record: no gap in the fire times.
-    assert _fire_gaps(task) == {1.0}
+    assert fire_gaps(task.runs.all()) == {1.0}
     coalesced = task.runs.filter(status="MISSED", error__startswith="Coalesced").count()
     if coalesce:
         assert coalesced >= 2  # the downtime's fires folded into one run
@@ -298,7 +290,7 @@ def test_a_run_finishing_during_shutdown_keeps_where_its_task_resumes(tmp_path: 
         wait_until(lambda: task.runs.count() >= before + 2, 10, second)
     finally:
         assert second.stop() == 0
-    assert _fire_gaps(task) == {2.0}
+    assert fire_gaps(task.runs.all()) == {2.0}
 
 
 def test_resume_points_start_at_the_earliest_fire_dropped_at_shutdown() -> None:

@@ -1,0 +1,33 @@
+"""What the run history says about a task's fires: the checks tests of real schedulers share."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from django_tasks_sched.models import Task, TaskRun
+
+
+def fire_times(runs: QuerySet[TaskRun]) -> list[datetime]:
+    """The fire times of ``runs``, in order; every run here must stand for a fire."""
+    times = list(runs.values_list("scheduled_for", flat=True))
+    assert None not in times, "a run without a fire time among the scheduled ones"
+    return sorted(time for time in times if time is not None)
+
+
+def fire_gaps(runs: QuerySet[TaskRun]) -> set[float]:
+    """The distinct intervals, in seconds, between consecutive fire times of ``runs``."""
+    return {(b - a).total_seconds() for a, b in itertools.pairwise(fire_times(runs))}
+
+
+def runs_overlapped(task: Task) -> bool:
+    """Whether two runs of ``task`` were ever started and not yet finished together."""
+    started = task.runs.filter(started_at__isnull=False).order_by("started_at")
+    spans = [(run.started_at, run.finished_at or timezone.now()) for run in started]
+    return any(
+        start is not None and end is not None and start < end
+        for (_, end), (start, _) in itertools.pairwise(spans)
+    )
