@@ -277,6 +277,8 @@ def test_a_run_finishing_during_shutdown_keeps_where_its_task_resumes(tmp_path: 
     first = Proc(tmp_path / "first.log")
     first.wait_ready()
     run = wait_until(lambda: task.runs.filter(status="RUNNING").first(), 10, first)
+    # Called, not only claimed: a claimed run not yet started is cancelled at shutdown.
+    wait_until(lambda: f"Run {run.pk} of task 'slow' started" in first.output(), 5, first)
     assert first.stop() == 0
     run.refresh_from_db()
     task.refresh_from_db()
