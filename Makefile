@@ -30,7 +30,7 @@ lint:  ## ruff check, ruff format --check, mypy.
 	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy django_tasks_sched tests
+	$(BIN)/mypy django_tasks_sched tests benchmarks scripts
 
 format:  ## Apply ruff's fixes and formatting.
 	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev

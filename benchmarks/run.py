@@ -114,8 +114,8 @@ def print_notes(notes: dict[str, dict[str, str]]) -> None:
 
 
 def print_table(results: list[Result], *, markdown: bool) -> None:
-    header = ("benchmark", "database", "measured", "target", "met")
-    rows = [
+    header: tuple[str, ...] = ("benchmark", "database", "measured", "target", "met")
+    rows: list[tuple[str, ...]] = [
         (r.benchmark, r.database, r.measured, r.target, "yes" if r.met else "no") for r in results
     ]
     print()
