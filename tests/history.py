@@ -28,6 +28,5 @@ def runs_overlapped(task: Task) -> bool:
     started = task.runs.filter(started_at__isnull=False).order_by("started_at")
     spans = [(run.started_at, run.finished_at or timezone.now()) for run in started]
     return any(
-        start is not None and end is not None and start < end
-        for (_, end), (start, _) in itertools.pairwise(spans)
+        start is not None and start < end for (_, end), (start, _) in itertools.pairwise(spans)
     )

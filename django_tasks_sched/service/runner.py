@@ -214,6 +214,8 @@ class SchedulerService:
         jobs = {int(job.id): job.next_run_time for job in self.jobstore.get_all_jobs()}
         # Stops the executor taking fires, and empties APScheduler's memory store.
         self.scheduler.shutdown(wait=False)
+        # Taken now, for the runs that finish in the grace period; fires the dispatcher was
+        # still claiming may be in it, which only moves a resume point earlier.
         self.resume_points = resume_points(jobs, self.executor.unclaimed_fires())
         pending = list(self.executor.futures)
         if pending:
@@ -223,6 +225,7 @@ class SchedulerService:
         # The outcomes of the runs that finished are written before the rest is cut off.
         self.executor.close()
         close_old_connections()
+        # The dispatcher has stopped: what is left unclaimed now was really dropped.
         self._store_resume_points({fire.task_id for fire in self.executor.unclaimed_fires()})
         cut = TaskRun.objects.running().filter(worker_id=self.worker_id)
         error = "Interrupted: the scheduler shut down before the run finished."
