@@ -64,6 +64,9 @@ def test_each_fire_runs_once_across_three_schedulers(three: list[Proc], tmp_path
     trace = tmp_path / "trace.txt"
     tasks = traced_ticks(trace, "tick", 4)
     wait_until(lambda: all(t.runs.filter(status="SUCCESSFUL").count() >= 5 for t in tasks), 20)
+    # The claims race, and one process can win them all for a while: wait until a second one
+    # has won one too, so that the fires below were really contended.
+    wait_until(lambda: TaskRun.objects.order_by().values("worker_id").distinct().count() >= 2, 30)
     for proc in three:
         proc.stop()
     for task in tasks:
