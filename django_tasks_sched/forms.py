@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from django_tasks_sched import bounds
 from django_tasks_sched.models import Task
 
 #: The JSON fields and the value an empty text box stands for (the model's default).
@@ -66,7 +67,22 @@ class JSONTextField(forms.JSONField):
     def to_python(self, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             value = ""
-        return super().to_python(value)
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            # json.loads recurses once per level: "[[[[..." a few thousand deep overflows.
+            raise ValidationError(
+                _("Nested more than %(limit)d levels deep."),
+                code="invalid",
+                params={"limit": bounds.MAX_JSON_DEPTH},
+            ) from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Re-displaying the rejected text parses it again, with the same overflow.
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
 
 
 class TaskForm(forms.ModelForm):

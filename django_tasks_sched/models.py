@@ -9,15 +9,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, ProhibitNullCharactersValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_tasks_sched.bounds import BoundedJSONField
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.exceptions import TaskConfigError, TaskRunFailed, TaskRunNotFinished
 
 logger = logging.getLogger(__name__)
+
+#: PostgreSQL refuses NUL characters in text: they become a field error, not a DataError.
+NO_NUL = [ProhibitNullCharactersValidator()]
 
 #: Fields whose change alters the schedule, so ``next_run_time`` must be recomputed.
 SCHEDULE_FIELDS = frozenset({"trigger", "trigger_config", "active"})
@@ -103,22 +107,27 @@ class Task(models.Model):
     DECLARED_SOURCES = frozenset({Source.DECORATOR, Source.SETTINGS, Source.PYPROJECT})
 
     name = models.CharField(
-        _("name"), max_length=200, unique=True, help_text=_("Unique identity of the task.")
+        _("name"),
+        max_length=200,
+        unique=True,
+        validators=NO_NUL,
+        help_text=_("Unique identity of the task."),
     )
-    description = models.TextField(_("description"), blank=True)
+    description = models.TextField(_("description"), blank=True, validators=NO_NUL)
     func = models.CharField(
         _("callable"),
         max_length=255,
+        validators=NO_NUL,
         help_text=_('Dotted path of the function to run, e.g. "myapp.jobs:cleanup".'),
     )
-    args = models.JSONField(
+    args = BoundedJSONField(
         _("positional arguments"), default=list, blank=True, help_text=_("A JSON list.")
     )
-    kwargs = models.JSONField(
+    kwargs = BoundedJSONField(
         _("keyword arguments"), default=dict, blank=True, help_text=_("A JSON object.")
     )
     trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices)
-    trigger_config = models.JSONField(
+    trigger_config = BoundedJSONField(
         _("trigger configuration"),
         default=dict,
         blank=True,
@@ -134,6 +143,7 @@ class Task(models.Model):
         _("why inactive"),
         max_length=255,
         blank=True,
+        validators=NO_NUL,
         help_text=_("Set when the scheduler deactivates the task, e.g. after repeated failures."),
     )
     max_instances = models.PositiveIntegerField(

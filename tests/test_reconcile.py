@@ -13,6 +13,7 @@ from django.db import connection
 
 from django_tasks_sched.models import Task
 from django_tasks_sched.service.executor import FiringExecutor
+from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
 from django_tasks_sched.service.reconcile import Reconciler
 
@@ -52,11 +53,14 @@ def test_load_shares_one_trigger_per_schedule_and_orders_the_store(reconciler: R
     result = reconciler.load()
     assert (result.added, result.changed, result.removed) == (5, 0, 0)
     a, b, c, d = (job_of(reconciler, task) for task in (first, second, *jittered))
-    assert a.trigger is b.trigger  # type: ignore[attr-defined]
+    # Each job's trigger is guarded on its own (see service.guard); what it guards is shared.
+    assert all(isinstance(job.trigger, GuardedTrigger) for job in (a, b, c, d))  # type: ignore[attr-defined]
+    assert a.trigger.inner is b.trigger.inner  # type: ignore[attr-defined]
     # Jitter is each task's own (it holds state); what it wraps is shared.
-    assert isinstance(c.trigger, DeterministicJitter)  # type: ignore[attr-defined]
-    assert c.trigger is not d.trigger  # type: ignore[attr-defined]
-    assert c.trigger.inner is d.trigger.inner  # type: ignore[attr-defined]
+    c_jitter, d_jitter = c.trigger.inner, d.trigger.inner  # type: ignore[attr-defined]
+    assert isinstance(c_jitter, DeterministicJitter)
+    assert c_jitter is not d_jitter
+    assert c_jitter.inner is d_jitter.inner
     assert job_of(reconciler, off) is None
     # The interval counts from the task's creation, as every other process would.
     job = job_of(reconciler, every)

@@ -285,7 +285,7 @@ BAD = [
     ("interval", {"minutes": True}, "trigger_config", "minutes: expected a number, got true"),
     ("interval", {"hours": "1"}, "trigger_config", "hours: expected a number, got '1'"),
     ("interval", {"minutes": [5]}, "trigger_config", "expected a number"),
-    ("interval", {"minutes": float("nan")}, "trigger_config", "expected a finite number"),
+    ("interval", {"minutes": float("nan")}, "trigger_config", "finite number"),
     ("interval", {"minutes": -5}, "trigger_config", "minutes: -5 is negative"),
     (
         "interval",

@@ -30,11 +30,11 @@ from django.db.models import Case, QuerySet, TextField, When
 from django.db.models.functions import Cast
 from django.utils import timezone as dj_timezone
 
-from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.execution import concrete_field, update_rows
 from django_tasks_sched.models import Task, TaskRun, anchored_config
 from django_tasks_sched.service.claims import Fire
 from django_tasks_sched.service.executor import UNLIMITED_INSTANCES, fire_placeholder
+from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
 from django_tasks_sched.service.rawrows import column_reader, raw_rows
 from django_tasks_sched.triggers import build_trigger
@@ -194,9 +194,10 @@ class Reconciler:
                     aps_trigger, first = self._trigger(
                         triggers, task_id, trigger, text, created, now
                     )
-                except (TaskConfigError, ValueError) as exc:
+                except Exception as exc:
                     # A row saved past validation: not scheduled, said so once in the run
                     # history and once in each process's log (each full pass finds it again).
+                    # Any error, not only TaskConfigError: one row must not stop the pass.
                     repeat = task_id in self.refused
                     level = logging.DEBUG if repeat else logging.ERROR
                     logger.log(level, "Task %r (id %s) is not scheduled: %s", name, task_id, exc)
@@ -301,10 +302,13 @@ class Reconciler:
             first = inner.get_next_fire_time(None, now)
             entry = cache[key] = (inner, first, float(jitter) if jitter else None)
         inner, first, jitter = entry
+        label = f"Task id {task_id}"
         if jitter is None:
-            return inner, first
+            return GuardedTrigger(inner, label), first
         wrapped = DeterministicJitter(inner, jitter, seed=task_id)
-        return wrapped, wrapped.get_next_fire_time(None, now)
+        # Unguarded here, so a failure is a refusal of the row (see _apply).
+        first = wrapped.get_next_fire_time(None, now)
+        return GuardedTrigger(wrapped, label), first
 
     def _upsert(
         self,

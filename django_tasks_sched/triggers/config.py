@@ -10,13 +10,14 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any, NoReturn
 
 from apscheduler.triggers.cron import CronTrigger
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from django_tasks_sched import bounds
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.triggers.crontab import Crontab, CrontabError, parse_crontab
 from django_tasks_sched.triggers.dates import default_zone, get_zone, parse_iso, to_instant
@@ -52,6 +53,7 @@ _FIELD_HINTS = {
     "minute": gettext_lazy("0-59, e.g. 0, '*/15' or '0,30'"),
     "second": gettext_lazy("0-59, e.g. 0 or '*/10'"),
 }
+_UNIT_SECONDS = {"weeks": 604_800, "days": 86_400, "hours": 3_600, "minutes": 60, "seconds": 1}
 # Leap years included: a schedule on 29 February is valid, if rare.
 _MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -102,6 +104,8 @@ def parse_config(trigger: str, config: Any) -> TriggerConfig:
             _("trigger_config must be a JSON object such as %(example)s, not %(value)s")
             % {"example": _EXAMPLES[trigger], "value": _show(config)}
         )
+    # First, so no check below meets a NaN, a NUL or a value nested too deep to print.
+    bounds.check_json(config, "trigger_config")
     allowed = TRIGGER_KEYS[trigger]
     for key in config:
         if key not in allowed:
@@ -135,10 +139,8 @@ def parse_config(trigger: str, config: Any) -> TriggerConfig:
                 )
                 % {"units": ", ".join(INTERVAL_UNITS), "example": _EXAMPLES["interval"]}
             )
-        try:
-            timedelta(**units)
-        except OverflowError:
-            _fail(_("the interval is too long; use at most 999999999 days"))
+        # Added up as floats: timedelta() itself overflows past 999999999 days.
+        bounds.check_interval(sum(amount * _UNIT_SECONDS[unit] for unit, amount in units.items()))
         return IntervalConfig(units, start, end, zone, jitter)
     return CronConfig(_walls(values), start, end, zone, jitter)
 
@@ -153,8 +155,8 @@ def _show(value: Any) -> str:
         return repr(value)
     try:
         text = json.dumps(value, default=repr)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        text = f"a {type(value).__name__}" if isinstance(value, list | dict) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -168,8 +170,11 @@ def _zone(values: Mapping[str, Any]) -> tzinfo:
             % {"value": _show(name)}
         )
     try:
+        if not bounds.is_zone_name(name):
+            raise ValueError(name)
         return get_zone(name)
-    except ValueError:
+    except (ValueError, OSError):
+        # OSError: the name of a directory or an unreadable file under the zone database.
         _fail(
             _("timezone: unknown time zone %(value)s; use an IANA name such as 'Europe/Berlin'")
             % {"value": _show(name)}
@@ -190,6 +195,7 @@ def _date(values: Mapping[str, Any], key: str, zone: tzinfo) -> datetime:
             _("%(key)s: %(value)s is not an ISO 8601 date/time, e.g. 2026-05-01T09:00")
             % {"key": key, "value": _show(value)}
         )
+    bounds.check_year(key, parsed.year)
     try:
         return to_instant(parsed, zone)
     except OverflowError:
@@ -222,6 +228,11 @@ def _number(values: Mapping[str, Any], key: str) -> float:
         _fail(
             _("%(key)s: expected a finite number, got %(value)s")
             % {"key": key, "value": _show(value)}
+        )
+    if key == "jitter" and value > bounds.MAX_JITTER:
+        _fail(
+            _("jitter: %(value)s is more than %(limit)d seconds (one day)")
+            % {"value": _show(value), "limit": bounds.MAX_JITTER}
         )
     if value < 0:
         if key == "jitter":
@@ -257,6 +268,7 @@ def _walls(values: Mapping[str, Any]) -> Crontab | FieldWallClock:
                 _("crontab: expected a string such as '*/15 * * * *', got %(value)s")
                 % {"value": _show(expression)}
             )
+        bounds.check_length("crontab", expression, bounds.MAX_CRONTAB)
         try:
             return parse_crontab(expression)
         except CrontabError as exc:
@@ -287,6 +299,9 @@ def _cron_field(name: str, value: Any) -> str:
             % {"key": name, "value": value, "hint": _FIELD_HINTS[name]}
         )
     text = str(value).strip()
+    bounds.check_length(name, text, bounds.MAX_CRON_FIELD)
+    if name == "year":
+        bounds.check_cron_years(text)
     try:
         CronTrigger.FIELDS_MAP[name](name, text)
     except ValueError as exc:
