@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import Field, Model
 from django.utils import timezone
 
+from django_tasks_sched import bounds
 from django_tasks_sched.callables import resolve_callable
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.policy import after_outcomes
+from django_tasks_sched.policy import after_outcomes, end_runs
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +110,31 @@ _capture = _RunLogCapture()
 
 
 def to_json_value(value: Any) -> Any:
-    """The value itself if it survives a JSON round trip unchanged in kind, else its ``repr``."""
+    """The value itself if every database can store it as JSON, else its ``repr`` as text.
+
+    Not storable as it is: what JSON cannot encode, NaN and Infinity, NUL characters (which
+    PostgreSQL refuses), and values past the bounds of :func:`bounds.check_json`.
+    """
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        bounds.check_json(json.loads(json.dumps(value, allow_nan=False)), "return value")
+    except (TypeError, ValueError, RecursionError):  # TaskConfigError is a ValueError
+        return storable_text(_safe_repr(value), limit=bounds.MAX_JSON_BYTES)
     return value
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<{type(value).__name__} whose repr() raised {type(exc).__name__}>"
+
+
+def storable_text(text: str, *, limit: int | None = None) -> str:
+    """``text`` as every database stores it: NUL characters written as ``\\x00``, bounded."""
+    text = text.replace("\x00", "\\x00")
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 15] + "... [truncated]"
+    return text
 
 
 def claim(run: TaskRun, worker_id: str) -> bool:
@@ -142,6 +162,14 @@ class Outcome:
     traceback: str = ""
     log: str = ""
 
+    def __post_init__(self) -> None:
+        # Every executor builds one of these: made storable here, a value no database takes
+        # (NaN, NUL) can never leave a run RUNNING because its outcome could not be written.
+        self.return_value = to_json_value(self.return_value)
+        self.error = storable_text(self.error)
+        self.traceback = storable_text(self.traceback)
+        self.log = storable_text(self.log)
+
 
 def call_task(func: str, args: Any, kwargs: Any, log_limit: int) -> Outcome:
     """Check the callable policy, call ``func`` with the arguments, and say how it went.
@@ -157,13 +185,31 @@ def call_task(func: str, args: Any, kwargs: Any, log_limit: int) -> Outcome:
             # The policy is checked again here: the row may have been edited, or the
             # allow-list narrowed, since the task was saved.
             function = resolve_callable(func)
-            value = to_json_value(function(*(args or []), **(kwargs or {})))
+            _check_arguments(args, kwargs)
+            value = function(*(args or []), **(kwargs or {}))
         except TaskConfigError as exc:
-            status, error = TaskRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
-        except Exception as exc:
-            status, error = TaskRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+            status, error = TaskRun.Status.FAILED, describe_exception(exc)
+        except (Exception, SystemExit) as exc:  # sys.exit() in a task ends the run, not us
+            status, error = TaskRun.Status.FAILED, describe_exception(exc)
             trace = traceback.format_exc()
     return Outcome(str(status), started_at, timezone.now(), value, error, trace, run_log.text())
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message``, even for an exception whose ``str()`` raises."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<its message could not be read>"
+    return f"{type(exc).__name__}: {message}"
+
+
+def _check_arguments(args: Any, kwargs: Any) -> None:
+    """Arguments of a row written past validation: never spread a string into characters."""
+    if args is not None and not isinstance(args, list):
+        raise TaskConfigError("the task's args are not a JSON list", field="args")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TaskConfigError("the task's kwargs are not a JSON object", field="kwargs")
 
 
 def call_here(run: TaskRun) -> Outcome:
@@ -225,7 +271,7 @@ def execute_run(
     for name in OUTCOME_FIELDS:
         setattr(run, name, getattr(outcome, name))
     if record is None:
-        record_outcomes([(run, next_run_time)])
+        record_outcome((run, next_run_time))
     else:
         record(run)
     duration = run.duration.total_seconds() if run.duration else 0.0
@@ -281,6 +327,32 @@ def record_outcomes(finished: Sequence[Finished]) -> None:
         )
         run.refresh_from_db()
     after_outcomes(runs)
+
+
+def record_outcome(item: Finished) -> None:
+    """Record one outcome; if the database refuses it, end the run FAILED saying why.
+
+    Through the guarded verb (``end_runs``): a run another process ended meanwhile (TIMED_OUT
+    by a watchdog) keeps that status, and a run ended here is followed up (failure count,
+    retry) like any other.
+    """
+    try:
+        record_outcomes([item])
+        return
+    except TRANSIENT_ERRORS:
+        raise  # the database is away: the caller retries, or orphan recovery ends the run
+    except Exception as exc:
+        logger.exception("Could not record run %s", item[0].pk)
+        reason = f"Could not record the outcome: {describe_exception(exc)}"
+    run = item[0]
+    try:
+        end_runs([run], TaskRun.Status.FAILED, lambda run: storable_text(reason, limit=10_000))
+    except Exception:
+        logger.exception("Could not record run %s as FAILED", run.pk)
+
+
+#: Errors that say the database is unreachable, not that it refused the data.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 def quoter(connection: Any) -> Callable[[str | None], str]:

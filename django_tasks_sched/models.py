@@ -289,7 +289,7 @@ class Task(models.Model):
 
     def clean(self) -> None:
         """Check trigger, trigger_config, func and arguments; errors are keyed by field."""
-        from django_tasks_sched import callables, signatures
+        from django_tasks_sched import bounds, callables, signatures
 
         errors: dict[str, list[str]] = {}
 
@@ -297,10 +297,16 @@ class Task(models.Model):
             errors.setdefault(exc.field, []).append(exc.message)
 
         # For an unknown trigger this adds, to Django's "not a valid choice", the valid ones.
+        # A config out of JSON's bounds was already refused by the field itself: said once.
         try:
-            self.build_trigger()
-        except TaskConfigError as exc:
-            collect(exc)
+            bounds.check_json(self.trigger_config, "trigger_config")
+        except TaskConfigError:
+            pass
+        else:
+            try:
+                self.build_trigger()
+            except TaskConfigError as exc:
+                collect(exc)
         if not isinstance(self.args, list):
             errors.setdefault("args", []).append(
                 str(_('positional arguments must be a JSON list, e.g. [1, "a"]'))

@@ -209,3 +209,11 @@ def test_bad_input_is_a_field_error_of_full_clean(overrides: dict[str, str], fie
     with pytest.raises(ValidationError) as raised:
         Task(**fields).full_clean()
     assert field in raised.value.message_dict, raised.value.message_dict
+
+
+def test_a_config_out_of_json_bounds_is_refused_once() -> None:
+    task = Task(name="x", func="tests.testapp.jobs:noop", trigger="interval")
+    task.trigger_config = {"seconds": float("nan")}
+    with pytest.raises(ValidationError) as raised:
+        task.full_clean()
+    assert len(raised.value.message_dict["trigger_config"]) == 1

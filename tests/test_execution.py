@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
 import pytest
 from django.core.management import call_command
@@ -104,3 +105,107 @@ def test_runtask_command_prints_outcome_and_exits_nonzero_on_failure() -> None:
         call_command("runtask", "tests.testapp.jobs:fail", stdout=io.StringIO(), stderr=err)
     assert exc.value.code == 1
     assert "RuntimeError: boom" in err.getvalue()
+
+
+def test_runtask_says_when_it_queued_a_retry_for_the_scheduler() -> None:
+    task = make_task("tests.testapp.jobs:fail")
+    Task.objects.filter(pk=task.pk).update(max_retries=2, retry_delay=30)
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("runtask", task.name, stdout=out, stderr=io.StringIO())
+    retry = TaskRun.objects.get(status=TaskRun.Status.QUEUED)
+    assert retry.attempt == 2
+    assert f"Retry {retry.pk} (attempt 2) queued for a scheduler process, not before " in (
+        out.getvalue()
+    )
+
+
+def test_runtask_without_retries_says_nothing_of_one() -> None:
+    make_task("tests.testapp.jobs:fail")
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("runtask", "tests.testapp.jobs:fail", stdout=out, stderr=io.StringIO())
+    assert "Retry" not in out.getvalue()
+
+
+def test_a_late_outcome_never_overwrites_a_final_status() -> None:
+    # The watchdog ended the run TIMED_OUT while its thread was still going; the thread's
+    # outcome, even one the database refuses, must leave that record as it is.
+    from django.utils import timezone
+
+    from django_tasks_sched.execution import KEEP, Outcome, record_outcome
+
+    task = make_task("tests.testapp.jobs:noop")
+    now = timezone.now()
+    run = TaskRun.objects.create(task=task, status=TaskRun.Status.TIMED_OUT, started_at=now)
+    outcome = Outcome(str(TaskRun.Status.SUCCESSFUL), now, now, return_value=1)
+    for name in ("status", "started_at", "finished_at", "return_value"):
+        setattr(run, name, getattr(outcome, name))
+    record_outcome((run, KEEP))
+    run.refresh_from_db()
+    assert run.status == TaskRun.Status.TIMED_OUT
+    assert run.return_value is None
+
+
+@pytest.mark.parametrize("stored", [TaskRun.Status.RUNNING, TaskRun.Status.TIMED_OUT])
+def test_an_outcome_the_database_refuses_ends_the_run_failed_through_the_guard(
+    monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    from django.db import DataError
+    from django.utils import timezone
+
+    from django_tasks_sched import execution
+
+    def refuse(finished: object) -> None:
+        raise DataError("value refused")
+
+    monkeypatch.setattr(execution, "record_outcomes", refuse)
+    task = make_task("tests.testapp.jobs:noop")
+    Task.objects.filter(pk=task.pk).update(max_retries=1)
+    now = timezone.now()
+    run = TaskRun.objects.create(task=task, status=stored, started_at=now)
+    run.status = TaskRun.Status.SUCCESSFUL
+    execution.record_outcome((run, execution.KEEP))
+    run.refresh_from_db()
+    if stored == TaskRun.Status.TIMED_OUT:
+        # Another verb ended it first: that record stands, and no second retry is queued.
+        assert run.status == TaskRun.Status.TIMED_OUT
+        assert not TaskRun.objects.filter(status=TaskRun.Status.QUEUED).exists()
+    else:
+        assert run.status == TaskRun.Status.FAILED
+        assert run.error == "Could not record the outcome: DataError: value refused"
+        assert TaskRun.objects.get(status=TaskRun.Status.QUEUED).attempt == 2
+
+
+def test_inline_runs_of_processes_that_died_are_recovered() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from django_tasks_sched.service.heartbeat import recover_orphaned_runs
+
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    host = socket.gethostname()
+    task = make_task("tests.testapp.jobs:noop")
+    dead = TaskRun.objects.create(
+        task=task,
+        status=TaskRun.Status.RUNNING,
+        worker_id=f"inline:{host}:{finished.stdout.strip()}",
+    )
+    alive = TaskRun.objects.create(
+        task=task, status=TaskRun.Status.RUNNING, worker_id=f"inline:{host}:{os.getpid()}"
+    )
+    elsewhere = TaskRun.objects.create(
+        task=task, status=TaskRun.Status.RUNNING, worker_id="inline:another-host:1"
+    )
+    assert recover_orphaned_runs(30, "scheduler:me") == 1
+    dead.refresh_from_db()
+    assert dead.status == TaskRun.Status.INTERRUPTED
+    assert "inline" in dead.error
+    assert TaskRun.objects.running().count() == 2  # alive, and the one on another host
+    assert {alive.pk, elsewhere.pk} == set(TaskRun.objects.running().values_list("pk", flat=True))

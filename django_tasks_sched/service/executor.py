@@ -24,10 +24,16 @@ from queue import SimpleQueue
 from typing import Any
 
 from apscheduler.executors.base import BaseExecutor
-from django.db import InterfaceError, OperationalError, close_old_connections
-from django.utils import timezone
+from django.db import close_old_connections
 
-from django_tasks_sched.execution import KEEP, Finished, execute_run, record_outcomes
+from django_tasks_sched.execution import (
+    KEEP,
+    TRANSIENT_ERRORS,
+    Finished,
+    execute_run,
+    record_outcome,
+    record_outcomes,
+)
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 from django_tasks_sched.service.processes import WorkerPool
@@ -44,10 +50,6 @@ RECORD_BATCH_SIZE = 1000
 #: Seconds between the dispatcher's ``close_old_connections()`` (also its idle wake-up): per
 #: batch would reconnect hundreds of times a second under the default ``CONN_MAX_AGE = 0``.
 CONNECTION_CHECK_INTERVAL = 5.0
-
-#: Errors that say the database is unreachable: keep the work and retry it, with backoff.
-#: Any other error is the data's (e.g. a NUL character PostgreSQL refuses): isolate it.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 #: Why a coalesced fire was not run.
@@ -216,8 +218,13 @@ class FiringExecutor(BaseExecutor):
                 raise
             except Exception:
                 logger.exception("Could not record %d run(s) together; one by one", len(batch))
-                for item in finished:
-                    record_alone(item)
+                for index, item in enumerate(finished):
+                    try:
+                        record_outcome(item)
+                    except TRANSIENT_ERRORS:
+                        # Kept for the next pass, as the batch would have been.
+                        self._finished.extendleft(reversed([run for run, _ in finished[index:]]))
+                        raise
 
     def _next_run_time(self, run: TaskRun) -> object:
         # Scheduled runs refresh the task's next fire; a run-now leaves it alone.
@@ -284,23 +291,3 @@ class LineWriter(threading.Thread):
         self.queue.put(None)
         if self.is_alive():
             self.join(timeout)
-
-
-def record_alone(item: Finished) -> None:
-    """Record one outcome; if the database refuses it, record the run FAILED with the reason."""
-    try:
-        record_outcomes([item])
-        return
-    except Exception as exc:
-        logger.exception("Could not record run %s", item[0].pk)
-        reason = f"Could not record the outcome: {type(exc).__name__}: {exc}"
-    run = item[0]
-    try:
-        TaskRun.objects.filter(pk=run.pk).update(
-            status=TaskRun.Status.FAILED,
-            started_at=run.started_at,
-            finished_at=run.finished_at or timezone.now(),
-            error=reason.replace("\x00", ""),
-        )
-    except Exception:
-        logger.exception("Could not record run %s as FAILED", run.pk)

@@ -17,6 +17,8 @@ from django_tasks_sched.policy import end_runs
 logger = logging.getLogger(__name__)
 
 SCHEDULER_PREFIX = "scheduler:"
+#: The worker id prefix of runs made inline (see ``execution.default_worker_id``).
+INLINE_PREFIX = "inline:"
 
 
 def scheduler_worker_id() -> str:
@@ -56,8 +58,8 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
     cutoff = timezone.now() - timedelta(seconds=timeout)
     SchedulerProcess.objects.filter(last_seen__lt=cutoff).delete()
     live = SchedulerProcess.objects.alive(timeout).values_list("worker_id", flat=True)
-    # Only runs a scheduler process claimed can be orphaned by one dying; inline runs (a web
-    # process's run_now(inline=True), runtask) carry another kind of worker id.
+    # Runs a scheduler process claimed, by their heartbeat; inline runs (a web process's
+    # run_now(inline=True), runtask) carry another kind of worker id: see dead_inline_runs.
     orphans = list(
         TaskRun.objects.running()
         .filter(worker_id__startswith=SCHEDULER_PREFIX)
@@ -67,6 +69,41 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
     )
     error = "Interrupted: the scheduler process running it stopped responding."
     interrupted = end_runs(orphans, TaskRun.Status.INTERRUPTED, lambda run: error)
+    interrupted += end_runs(
+        dead_inline_runs(),
+        TaskRun.Status.INTERRUPTED,
+        lambda run: (
+            "Interrupted: the process running it inline (runtask, run_now(inline=True)) "
+            "exited before the run finished."
+        ),
+    )
     if interrupted:
         logger.warning("Marked %d run(s) of dead scheduler processes INTERRUPTED", len(interrupted))
     return len(interrupted)
+
+
+def dead_inline_runs() -> list[TaskRun]:
+    """RUNNING inline runs of processes on this host that no longer exist.
+
+    An inline run (``runtask``, ``run_now(inline=True)``) has no heartbeat row; on its own
+    host, whether its process is alive can be asked of the operating system. A run whose
+    process lives on another host is left to its task's timeout (the watchdog).
+    """
+    prefix = f"{INLINE_PREFIX}{socket.gethostname()}:"
+    candidates = TaskRun.objects.running().filter(worker_id__startswith=prefix)
+    dead = []
+    for run in candidates.only("id", "task_id", "attempt", "first_attempt_id", "worker_id"):
+        pid = run.worker_id.removeprefix(prefix)
+        if pid.isdigit() and not _process_exists(int(pid)):
+            dead.append(run)
+    return dead
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True

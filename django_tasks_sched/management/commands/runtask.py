@@ -31,4 +31,15 @@ class Command(BaseCommand):
         self.stderr.write(run.error)
         if run.traceback:
             self.stderr.write(run.traceback)
+        retry = (
+            TaskRun.objects.queued()
+            .filter(first_attempt_id=run.first_attempt_id or run.pk, attempt=run.attempt + 1)
+            .first()
+        )
+        if retry is not None:
+            when = retry.not_before.isoformat() if retry.not_before else "now"
+            self.stdout.write(
+                f"Retry {retry.pk} (attempt {retry.attempt}) queued for a scheduler process, "
+                f"not before {when}."
+            )
         raise SystemExit(1)
