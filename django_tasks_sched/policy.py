@@ -1,4 +1,5 @@
-"""What happens after a run ends badly: retries, the failure limit, timeouts, mail to ADMINS.
+"""What happens after a run ends badly (retries, the failure limit, timeouts, mail to ADMINS),
+and the rule on who may make a task run now (:func:`makes_due_now`).
 
 Called by every path that gives a run a final unsuccessful status: the run path once it has
 recorded a batch of outcomes (:func:`after_outcomes`), and the paths that end runs no outcome
@@ -7,6 +8,10 @@ will come for (:func:`end_runs`): the watchdog for runs past their timeout
 past its grace period.
 Everything here is cheap when nothing failed, and never raises into the scheduler: a follow-up
 that cannot be written is logged, and the run's own record stands.
+
+Running a task now needs ``django_tasks_sched.run_task``, and a schedule can do what the "Run now"
+button does: one that fires at once. So every route that saves a schedule (the admin's form and
+actions, the API) asks :func:`makes_due_now` and refuses users without that permission.
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from apscheduler.triggers.date import DateTrigger
 from django.core.mail import mail_admins
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.conf import get_settings
+from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.retry import retry_delay, should_retry
 
@@ -204,6 +212,8 @@ def end_runs(
     status: str,
     error: Callable[[TaskRun], str],
     now: datetime | None = None,
+    *,
+    started: bool = True,
 ) -> list[TaskRun]:
     """Give RUNNING runs a final status from outside the run path; follow up the ones ended.
 
@@ -211,15 +221,20 @@ def end_runs(
     guarded UPDATE per run (such runs are few): of two processes ending the same run at once
     (two survivors of a dead process, or a watchdog and the run's own outcome), only the one
     whose UPDATE took it counts the failure and queues the retry. Returns those runs.
+    ``started=False`` says the function was never called: ``started_at`` (the claim's time)
+    is cleared, so the run does not look started.
     """
     now = now or timezone.now()
     ended: list[TaskRun] = []
+    fields: dict[str, object] = {} if started else {"started_at": None}
     for run in runs:
         message = error(run)
         if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
-            status=status, finished_at=now, error=message
+            status=status, finished_at=now, error=message, **fields
         ):
             run.status, run.finished_at, run.error = status, now, message
+            if not started:
+                run.started_at = None
             ended.append(run)
     for run in ended:
         # The last-run summary, which the run path would have written.
@@ -236,3 +251,78 @@ def _mail(subject: str, message: str) -> None:
         mail_admins(f"[django-tasks-sched] {subject}", message, fail_silently=False)
     except Exception:
         logger.exception("Could not mail ADMINS: %s", subject)
+
+
+# -- who may make a task run now ---------------------------------------------------------------
+
+#: The permission that running a task now needs, by any route.
+RUN_PERMISSION = "django_tasks_sched.run_task"
+
+#: A schedule change whose first fire comes this soon makes the task run now.
+DUE_NOW_WINDOW = timedelta(seconds=60)
+
+#: The Task fields that decide when a task first fires once saved.
+SCHEDULE_INPUTS = ("trigger", "trigger_config", "active", "misfire_grace_time")
+
+
+def makes_due_now(
+    task: Task, previous: Task | None, now: datetime | None = None
+) -> datetime | None:
+    """The fire time at which saving ``task`` would make it run now, or None if it would not.
+
+    ``previous`` is the task as stored (None for a new task). A save makes the task run now
+    when it changes the schedule or switches the task on, and the first fire then comes within
+    :data:`DUE_NOW_WINDOW`, or is a past date still within the misfire grace time (a scheduler
+    catches that up at once). A change that fires no sooner than the stored schedule would
+    have fired anyway does not count. Saving such a change needs :data:`RUN_PERMISSION`.
+    """
+    if not task.active:
+        return None
+    stored = previous is not None and previous.active
+    if stored and all(getattr(task, f) == getattr(previous, f) for f in SCHEDULE_INPUTS):
+        return None
+    now = now or timezone.now()
+    fire = first_fire(task, now)
+    if fire is None or fire > now + DUE_NOW_WINDOW:
+        return None
+    if stored and previous is not None:
+        before = _next_fire(previous, now)
+        if before is not None and before <= fire:
+            return None  # it would have run by then anyway
+    return fire
+
+
+def first_fire(task: Task, now: datetime) -> datetime | None:
+    """When a scheduler would first run ``task`` as it stands (None: never, or invalid)."""
+    try:
+        trigger = task.build_trigger()
+    except TaskConfigError:
+        return None  # full_clean() refuses it; a row saved without it never fires
+    if isinstance(trigger, DateTrigger) and trigger.run_date <= now:
+        grace = task.misfire_grace_time
+        late = now - trigger.run_date
+        # Fires only as a catch-up: APScheduler runs a past date within the grace time.
+        return trigger.run_date if grace is None or late <= timedelta(seconds=grace) else None
+    return _next_fire(task, now)
+
+
+def _next_fire(task: Task, now: datetime) -> datetime | None:
+    try:
+        times = task.next_fire_times(count=1, after=now)
+    except TaskConfigError:
+        return None
+    return times[0] if times else None
+
+
+def run_permission_message(fire: datetime) -> str:
+    """Why a user without :data:`RUN_PERMISSION` may not save a schedule firing at ``fire``."""
+    return _(
+        "Saved like this, the task would run at once (its first fire is at %(when)s), and "
+        "making a task run now needs the permission to run tasks (%(permission)s). Make it "
+        "first fire more than %(seconds)d seconds from now, or ask someone who has that "
+        "permission."
+    ) % {
+        "when": date_format(timezone.localtime(fire), "DATETIME_FORMAT"),
+        "permission": RUN_PERMISSION,
+        "seconds": int(DUE_NOW_WINDOW.total_seconds()),
+    }

@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from tests.processes import SchedulerProcess as Proc
@@ -192,3 +194,32 @@ def test_list_prints_what_would_fire_and_exits() -> None:
     assert "02:30:00 E" in result.stdout  # EST or EDT, in the task's own zone
     assert "off" not in result.stdout
     assert "1 active task(s) would be scheduled." in result.stdout
+
+
+def test_claimed_fires_never_started_at_shutdown_do_not_look_started(tmp_path: Path) -> None:
+    proc = Proc(tmp_path / "s.log", "--workers", "1", "--grace-period", "0.5")
+    proc.wait_ready()
+    # Three fires due at once, one thread: one run starts, two wait for the thread.
+    due = (timezone.now() + timedelta(seconds=1)).isoformat()
+    tasks = [
+        Task.objects.create(
+            name=f"slow-{i}",
+            func="tests.testapp.jobs:sleep",
+            args=[30],
+            trigger="date",
+            trigger_config={"run_date": due},
+        )
+        for i in range(3)
+    ]
+    wait_until(lambda: TaskRun.objects.filter(status="RUNNING").count() == 3, 10, proc)
+    wait_until(lambda: "' started" in proc.output(), 10, proc)
+    assert proc.stop(signal.SIGTERM, timeout=10) == 0
+    runs = TaskRun.objects.filter(task__in=tasks)
+    assert {run.status for run in runs} == {TaskRun.Status.INTERRUPTED}
+    called = [run for run in runs if run.started_at is not None]
+    never = [run for run in runs if run.started_at is None]
+    assert len(called) == 1
+    assert "shut down before the run finished" in called[0].error
+    assert len(never) == 2
+    for run in never:
+        assert run.error.startswith("Not started: the scheduler shut down")

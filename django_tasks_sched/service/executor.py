@@ -70,6 +70,8 @@ class FiringExecutor(BaseExecutor):
         #: With ``processes``, each thread calls the function in a worker process of its own.
         self.workers = WorkerPool(max_workers) if processes else None
         self.futures: set[Future[Any]] = set()
+        #: Runs whose function is being called (their pool thread took them up, not finished).
+        self.started: set[int] = set()
         #: Set by the service: the task's next fire time, for the task's display field.
         self.next_fire_time: Callable[[int], datetime | None] = lambda task_id: None
         #: Whether a task coalesces overdue fires (the service answers from its loaded tasks).
@@ -243,6 +245,7 @@ class FiringExecutor(BaseExecutor):
         future.add_done_callback(self.futures.discard)
 
     def _execute(self, run: TaskRun) -> None:
+        self.started.add(run.pk)
         # The task's own queries follow Django's rules for long-running processes; a run that
         # does not touch the database opens no connection here.
         close_old_connections()
@@ -257,6 +260,8 @@ class FiringExecutor(BaseExecutor):
         except Exception:
             logger.exception("Could not execute run %s", run.pk)
         finally:
+            # Its outcome is recorded, or queued to be: only runs still going stay here.
+            self.started.discard(run.pk)
             close_old_connections()
 
     def _finish(self, run: TaskRun) -> None:

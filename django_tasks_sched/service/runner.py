@@ -227,13 +227,24 @@ class SchedulerService:
         close_old_connections()
         # The dispatcher has stopped: what is left unclaimed now was really dropped.
         self._store_resume_points({fire.task_id for fire in self.executor.unclaimed_fires()})
-        cut = TaskRun.objects.running().filter(worker_id=self.worker_id)
-        error = "Interrupted: the scheduler shut down before the run finished."
+        cut = list(
+            TaskRun.objects.running()
+            .filter(worker_id=self.worker_id)
+            .only("id", "task_id", "attempt", "first_attempt_id")
+        )
+        started = self.executor.started
         # Retried (by another scheduler, or this one when it is back) if retries are left.
         interrupted = end_runs(
-            cut.only("id", "task_id", "attempt", "first_attempt_id"),
+            [run for run in cut if run.pk in started],
             TaskRun.Status.INTERRUPTED,
-            lambda run: error,
+            lambda run: "Interrupted: the scheduler shut down before the run finished.",
+        )
+        # Claimed, but no thread ever called the function: recorded so, not as started.
+        interrupted += end_runs(
+            [run for run in cut if run.pk not in started],
+            TaskRun.Status.INTERRUPTED,
+            lambda run: "Not started: the scheduler shut down before it could call the function.",
+            started=False,
         )
         if interrupted:
             logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", len(interrupted))
