@@ -7,7 +7,10 @@ lies under a prefix in ``TASKS_SCHED["ALLOWED_MODULES"]``; when that key is not 
 the project's own installed apps are allowed instead (never the standard library, site-packages,
 ``django`` or this app). The policy is decided from the path alone, *before* anything is imported:
 importing a module runs its top-level code, which is exactly what must not happen for a module
-the policy refuses. Whether a task's arguments fit the callable is :mod:`.signatures`' job.
+the policy refuses. A malformed ``ALLOWED_MODULES`` allows nothing at all (fail closed, never
+the wider default). What calling would not really run is refused too: an instance method (the
+task has no instance) and, until runs await them, ``async def`` functions. Whether a task's
+arguments fit the callable is :mod:`.signatures`' job.
 
 This module is imported by the package ``__init__`` (for :func:`register`), so it reads no
 settings and imports no models at import time.
@@ -16,6 +19,7 @@ settings and imports no models at import time.
 from __future__ import annotations
 
 import importlib
+import inspect
 import keyword
 import sys
 import sysconfig
@@ -31,7 +35,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
-from django_tasks_sched.conf import get_settings
+from django_tasks_sched.conf import Malformed, get_settings
 from django_tasks_sched.exceptions import TaskConfigError
 
 F = TypeVar("F")
@@ -54,6 +58,15 @@ def callable_path(func: Any) -> str:
     qualname = getattr(inner, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):
         raise TypeError(f"{func!r} has no module and qualified name, so no dotted path")
+    owner = getattr(inner, "__self__", None)
+    if inspect.ismethod(inner) and not isinstance(owner, type):
+        # The path would name the function on the class, and the run would shift its
+        # arguments into ``self``: the instance itself cannot be stored in a row.
+        raise TypeError(
+            f"func {module}:{qualname} is a method bound to a {type(owner).__name__} instance, "
+            "which a task cannot store; schedule a module-level function, a staticmethod or "
+            "a classmethod instead"
+        )
     if "<" in qualname:
         # "<locals>" / "<lambda>": nothing a path could ever import back.
         raise ValueError(
@@ -98,6 +111,7 @@ class _Policy:
 
     prefixes: tuple[str, ...]
     explicit: bool  # True: from ALLOWED_MODULES; False: the project's own apps
+    malformed: Malformed | None = None  # set: the setting is unusable and nothing is allowed
 
     def allows(self, module: str) -> bool:
         return any(_under(module, prefix) for prefix in self.prefixes)
@@ -117,10 +131,11 @@ def _under(module: str, prefix: str) -> bool:
 @cache
 def _policy() -> _Policy:
     allowed = get_settings().ALLOWED_MODULES
+    if isinstance(allowed, Malformed):
+        # Fail closed: check E001/E002 says why, but web processes never run the checks.
+        return _Policy(prefixes=(), explicit=True, malformed=allowed)
     if allowed is not None:
-        # A malformed entry is reported by check E002; here it must simply allow nothing.
-        prefixes = tuple(p for p in allowed if isinstance(p, str) and p)
-        return _Policy(prefixes=prefixes, explicit=True)
+        return _Policy(prefixes=allowed, explicit=True)
     return _Policy(prefixes=project_app_modules(), explicit=False)
 
 
@@ -170,6 +185,16 @@ def resolve_callable(path: str) -> Callable[..., Any]:
     :class:`TaskConfigError` on field ``"func"`` for anything that cannot be run.
     """
     candidates = _candidates(path)
+    policy = _policy()
+    if policy.malformed is not None:
+        raise TaskConfigError(
+            _(
+                "'%(path)s' is not allowed: %(problem)s, so no callable may run until it is "
+                "fixed (manage.py check explains it)"
+            )
+            % {"path": path, "problem": policy.malformed.problem()},
+            field="func",
+        )
 
     # A registered callable: its module registered it while being imported, so look it up in
     # sys.modules only. Importing a module the policy refuses just to see whether it registers
@@ -183,9 +208,8 @@ def resolve_callable(path: str) -> Callable[..., Any]:
             except TaskConfigError:
                 continue  # gone since it was registered: the policy below decides
             if _is_same_callable(found, registered):
-                return found
+                return _runnable(path, found, module, qualname)
 
-    policy = _policy()
     allowed = [(m, q) for m, q in candidates if policy.allows(m)]
     if not allowed:
         raise TaskConfigError(
@@ -227,8 +251,49 @@ def resolve_callable(path: str) -> Callable[..., Any]:
                 raise first_missing from None
             raise
         _check_defined_in_allowed_module(path, found, policy)
-        return found
+        return _runnable(path, found, module, qualname)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _runnable(path: str, found: Any, module: Any, qualname: str) -> Callable[..., Any]:
+    """Refuse what calling would not run: instance methods, ``async def`` functions."""
+    owner_name, _dot, name = qualname.rpartition(".")
+    owner: Any = module
+    for part in owner_name.split(".") if owner_name else ():
+        owner = getattr(owner, part, None)  # walked once already, by _walk
+    # Reached through its class, a plain method would take the task's first argument as
+    # ``self``; staticmethods and classmethods are stored as such in the class.
+    if isinstance(owner, type) and inspect.isfunction(inspect.getattr_static(owner, name, None)):
+        raise TaskConfigError(
+            _(
+                "'%(path)s' is an instance method: a task has no instance to call it on, and "
+                "its first argument would become self; make it a staticmethod or a "
+                "classmethod, or schedule a module-level function"
+            )
+            % {"path": path},
+            field="func",
+        )
+    if _is_async(found):
+        # Calling it only makes a coroutine: the run would be SUCCESSFUL without running.
+        raise TaskConfigError(
+            _(
+                "'%(path)s' is an async function (async def), which tasks cannot run yet; "
+                "schedule a plain function that calls it with asyncio.run()"
+            )
+            % {"path": path},
+            field="func",
+        )
+    return found
+
+
+def _is_async(obj: Any) -> bool:
+    if inspect.iscoroutinefunction(obj) or inspect.isasyncgenfunction(obj):
+        return True
+    # An instance whose __call__ is async (a class is called to construct it: never async).
+    call = None if isinstance(obj, type) or inspect.isroutine(obj) else type(obj).__call__
+    return call is not None and (
+        inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+    )
 
 
 def _candidates(path: str) -> list[tuple[str, str]]:

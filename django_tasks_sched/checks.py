@@ -7,7 +7,6 @@ quietly falls back to defaults: the point here is to tell the user what they wro
 from __future__ import annotations
 
 import difflib
-import keyword
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from django_tasks_sched.conf import (
     NULLABLE_NUMBERS,
     NUMBER_RULES,
     SETTING_NAME,
+    is_module_prefix,
     is_valid_number,
 )
 
@@ -52,7 +52,8 @@ def check_settings(
     if not isinstance(raw, Mapping):
         messages.append(
             Error(
-                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
+                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}; until it is fixed, "
+                "no task callable is allowed to run.",
                 hint=f"Write {SETTING_NAME} = {{...}} with the keys: {_valid_keys()}.",
                 id="django_tasks_sched.E001",
             )
@@ -94,14 +95,6 @@ def _check_keys(raw: Mapping[Any, Any]) -> list[CheckMessage]:
     return messages
 
 
-def _is_dotted_name(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and bool(value)
-        and all(part.isidentifier() and not keyword.iskeyword(part) for part in value.split("."))
-    )
-
-
 def _check_allowed_modules(value: Any) -> list[CheckMessage]:
     if value is None:
         return []  # explicitly the default: the project's own apps
@@ -110,18 +103,20 @@ def _check_allowed_modules(value: Any) -> list[CheckMessage]:
         return [
             Error(
                 f"{SETTING_NAME}['ALLOWED_MODULES'] must be a list of module names, "
-                f"not {type(value).__name__}.",
+                f"not {type(value).__name__}; until it is fixed, no task callable is allowed "
+                "to run.",
                 hint='For example: "ALLOWED_MODULES": ["myapp.jobs", "reports"]. Leave it out '
                 "to allow the project's own installed apps.",
                 id="django_tasks_sched.E002",
             )
         ]
-    bad = [item for item in value if not _is_dotted_name(item)]
+    bad = [item for item in value if not is_module_prefix(item)]
     if bad:
         return [
             Error(
                 f"{SETTING_NAME}['ALLOWED_MODULES'] has entries that are not dotted module "
-                f"names: {', '.join(repr(item) for item in bad)}.",
+                f"names: {', '.join(repr(item) for item in bad)}; until it is fixed, no task "
+                "callable is allowed to run.",
                 hint='Use importable module paths such as "myapp" or "myapp.jobs", without '
                 "':', wildcards or spaces.",
                 id="django_tasks_sched.E002",

@@ -8,6 +8,7 @@ Nothing reads settings at import time: :func:`get_settings` builds an
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.translation import gettext as _
 
 SETTING_NAME = "TASKS_SCHED"
 
@@ -60,10 +62,36 @@ DEFAULTS: Mapping[str, Any] = {
 
 
 @dataclass(frozen=True)
+class Malformed:
+    """A security setting that is set but unusable: it allows nothing until it is fixed."""
+
+    #: The setting as written, e.g. ``TASKS_SCHED['ALLOWED_MODULES']``.
+    setting: str
+    #: The type it has instead of the one it needs; empty when only some entries are bad.
+    wrong_type: str = ""
+    #: The ``repr`` of each entry that is not a module name.
+    bad_entries: tuple[str, ...] = ()
+
+    def problem(self) -> str:
+        """What is wrong, in words (translated when asked, as the cache outlives a request)."""
+        if self.wrong_type:
+            return _("%(setting)s must be %(expected)s, not %(type)s") % {
+                "setting": self.setting,
+                "expected": _("a dict") if self.setting == SETTING_NAME else _("a list"),
+                "type": self.wrong_type,
+            }
+        return _("%(setting)s has entries that are not module names: %(entries)s") % {
+            "setting": self.setting,
+            "entries": ", ".join(self.bad_entries),
+        }
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """The effective ``TASKS_SCHED`` values, defaults filled in."""
 
-    ALLOWED_MODULES: tuple[str, ...] | None
+    #: None: the project's own apps; Malformed: nothing (never the wider default).
+    ALLOWED_MODULES: tuple[str, ...] | Malformed | None
     TASKS: tuple[Mapping[str, Any], ...]
     PYPROJECT: Path | None
     WORKERS: int
@@ -125,13 +153,22 @@ def is_valid_number(key: str, value: object) -> bool:
     return value >= low if inclusive else value > low
 
 
+def is_module_prefix(value: object) -> bool:
+    """Whether ``value`` is a dotted module name: an ALLOWED_MODULES entry."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and all(part.isidentifier() and not keyword.iskeyword(part) for part in value.split("."))
+    )
+
+
 def is_valid(key: str, value: object) -> bool:
     """Whether ``value`` is usable for ``key``; the system checks say why when it is not."""
     if key in NUMBER_RULES:
         return is_valid_number(key, value)
     if key == "ALLOWED_MODULES":
         return value is None or (
-            isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            isinstance(value, list | tuple) and all(is_module_prefix(v) for v in value)
         )
     if key == "TASKS":
         return isinstance(value, (list, tuple))
@@ -149,16 +186,18 @@ def get_settings() -> AppSettings:
     """Return the effective settings, cached until ``TASKS_SCHED`` changes.
 
     A malformed value falls back to its default (the system checks report it), so a typo in
-    settings degrades one feature instead of crashing every task save and run.
+    settings degrades one feature instead of crashing every task save and run. Except the
+    security setting: a malformed ``ALLOWED_MODULES`` (or a ``TASKS_SCHED`` that is not a dict,
+    whose intent cannot be read) becomes :class:`Malformed`, which allows nothing, since the
+    default would allow more than the project may have meant.
     """
     raw = dict(DEFAULTS)
     for key, value in user_settings().items():
         if key in DEFAULTS and is_valid(key, value):
             raw[key] = value
-    allowed = raw["ALLOWED_MODULES"]
     pyproject = raw["PYPROJECT"]
     return AppSettings(
-        ALLOWED_MODULES=None if allowed is None else tuple(allowed),
+        ALLOWED_MODULES=_allowed_modules(),
         TASKS=tuple(raw["TASKS"]),
         PYPROJECT=None if pyproject is None else Path(pyproject),
         WORKERS=int(raw["WORKERS"]),
@@ -174,6 +213,22 @@ def get_settings() -> AppSettings:
         PRUNE_INTERVAL=None if raw["PRUNE_INTERVAL"] is None else float(raw["PRUNE_INTERVAL"]),
         PRUNE_BATCH_SIZE=int(raw["PRUNE_BATCH_SIZE"]),
         MAIL_ADMINS_ON_FAILURE=raw["MAIL_ADMINS_ON_FAILURE"],
+    )
+
+
+def _allowed_modules() -> tuple[str, ...] | Malformed | None:
+    # Web processes skip the system checks, so failing closed cannot be left to check E002.
+    value = getattr(settings, SETTING_NAME, {})
+    if not isinstance(value, Mapping):
+        return Malformed(SETTING_NAME, wrong_type=type(value).__name__)
+    allowed = value.get("ALLOWED_MODULES")
+    if allowed is None or is_valid("ALLOWED_MODULES", allowed):
+        return None if allowed is None else tuple(allowed)
+    setting = f"{SETTING_NAME}['ALLOWED_MODULES']"
+    if not isinstance(allowed, list | tuple):
+        return Malformed(setting, wrong_type=type(allowed).__name__)
+    return Malformed(
+        setting, bad_entries=tuple(repr(item) for item in allowed if not is_module_prefix(item))
     )
 
 

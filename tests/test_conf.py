@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.test import SimpleTestCase, override_settings
 
-from django_tasks_sched.conf import DEFAULTS, get_settings
+from django_tasks_sched.conf import DEFAULTS, Malformed, get_settings
 
 
 class SettingsTests(SimpleTestCase):
@@ -31,7 +31,11 @@ class SettingsTests(SimpleTestCase):
     @override_settings(TASKS_SCHED=["not", "a", "dict"])
     def test_malformed_setting_falls_back_to_defaults(self) -> None:
         # The system checks report it (django_tasks_sched.E001); nothing else may crash on it.
-        assert get_settings().ALLOWED_MODULES is None
+        conf = get_settings()
+        assert DEFAULTS["WORKERS"] == conf.WORKERS
+        # Except the callable policy, which fails closed rather than widen to the default.
+        closed = Malformed("TASKS_SCHED", wrong_type="list")
+        assert closed == conf.ALLOWED_MODULES
 
     def test_cached_between_reads(self) -> None:
         assert get_settings() is get_settings()
@@ -40,8 +44,10 @@ class SettingsTests(SimpleTestCase):
         TASKS_SCHED={"ALLOWED_MODULES": "tests", "WORKERS": "ten", "POLL_INTERVAL": 0.5}
     )
     def test_malformed_values_fall_back_per_key(self) -> None:
-        # A bare string must not become the prefixes ('t', 'e', 's', ...); checks report it.
+        # A bare string must not become the prefixes ('t', 'e', 's', ...), nor fall back to
+        # the wider default: it allows nothing. The checks report it.
         conf = get_settings()
-        assert conf.ALLOWED_MODULES is None
+        closed = Malformed("TASKS_SCHED['ALLOWED_MODULES']", wrong_type="str")
+        assert closed == conf.ALLOWED_MODULES
         assert DEFAULTS["WORKERS"] == conf.WORKERS
         assert conf.POLL_INTERVAL == 0.5

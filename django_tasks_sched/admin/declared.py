@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from django.apps import apps
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -30,25 +29,16 @@ def owned_fields(obj: Task | None) -> list[str]:
     if obj is None or obj.source not in Task.DECLARED_SOURCES:
         return []
     declared = obj.declared_fields if isinstance(obj.declared_fields, list) else []
-    return [name for name in declared if isinstance(name, str)]
+    # A name written by an older version (a field since removed) is ignored, not a crash.
+    return [name for name in declared if isinstance(name, str) and _is_field(name)]
 
 
-def import_declaring_module(obj: Task) -> None:
-    """Import a decorated task's module, so its registration allows the callable here too.
-
-    The admin validates the whole row on save; a decorated function outside the allowed
-    modules is allowed only once its module has registered it in this process.
-    """
-    module = obj.source_ref.partition(":")[0]
-    if not module or not all(part.isidentifier() for part in module.split(".")):
-        return
-    # Only installed apps' modules: the reference is data, and importing runs code.
-    if apps.get_containing_app_config(module) is None:
-        return
+def _is_field(name: str) -> bool:
     try:
-        importlib.import_module(module)
-    except Exception:  # the form then reports the callable as it stands
-        return
+        field = Task._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return bool(getattr(field, "editable", False)) and not field.auto_created
 
 
 class DeclaredTaskAdminMixin(admin.ModelAdmin):
@@ -57,14 +47,6 @@ class DeclaredTaskAdminMixin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
         return readonly + [name for name in owned_fields(obj) if name not in readonly]
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Any:
-        obj = super().get_object(request, object_id, from_field)
-        if obj is not None and obj.source == Task.Source.DECORATOR:
-            import_declaring_module(obj)
-        return obj
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change and "active" in form.changed_data:

@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
+from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -29,6 +30,7 @@ from django_tasks_sched.conf import get_settings
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.forms import TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from django_tasks_sched.policy import makes_due_now, run_permission_message
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +122,38 @@ class LastRunStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+def refusing_run_now(form: type[ModelForm[Any]], previous: Task | None) -> type[ModelForm[Any]]:
+    """``form``, refusing a schedule that would make the task run now (no run permission)."""
+
+    class RunGuardedForm(form):  # type: ignore[valid-type, misc]
+        def _post_clean(self) -> None:
+            super()._post_clean()
+            if self._errors:
+                return  # refused already; the instance may hold half-cleaned values
+            fire = makes_due_now(self.instance, previous)
+            if fire is None:
+                return
+            # On the field that made it due: "active" when only that was switched on.
+            only_switched_on = previous is not None and all(
+                getattr(self.instance, name) == getattr(previous, name)
+                for name in ("trigger", "trigger_config", "misfire_grace_time")
+            )
+            field = "active" if only_switched_on else "trigger_config"
+            self.add_error(field if field in self.fields else None, run_permission_message(fire))
+
+    return RunGuardedForm
+
+
 def _saved_schedule(obj: Task) -> Task:
     """A detached Task holding the schedule as stored (the form may have changed ``obj``)."""
     saved: Task | None = getattr(obj, "_dts_saved_schedule", None)
     return saved if saved is not None else obj
+
+
+def _switched_on(task: Task) -> Task:
+    switched = copy.copy(task)
+    switched.active = True
+    return switched
 
 
 @admin.register(Task)
@@ -229,8 +259,19 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 trigger=obj.trigger,
                 trigger_config=copy.deepcopy(obj.trigger_config),
                 active=obj.active,
+                misfire_grace_time=obj.misfire_grace_time,
+                created_at=obj.created_at,  # an interval counts from it
             )
         return obj
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if self.has_run_permission(request):
+            return form
+        # A schedule that fires at once is a "Run now" by another route.
+        return refusing_run_now(form, None if obj is None else _saved_schedule(obj))
 
     # -- columns and read-only fields ---------------------------------------------------------
 
@@ -372,8 +413,12 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         # One save per task, through pause()/resume(): they recompute next_run_time, which a
         # bare UPDATE would leave stale.
         unchanged = queryset.filter(active=active).count()
-        changed = 0
+        changed = refused = 0
+        may_run = self.has_run_permission(request)
         for task in queryset.filter(active=not active):
+            if active and not may_run and makes_due_now(_switched_on(task), task) is not None:
+                refused += 1
+                continue
             if active:
                 task.resume()
             else:
@@ -389,6 +434,15 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 "%(count)d task deactivated.", "%(count)d tasks deactivated.", changed
             ) % {"count": changed}
         self.message_user(request, text, messages.SUCCESS if changed else messages.INFO)
+        if refused:
+            text = ngettext(
+                "%(count)d task was not activated: it would run at once, and making a task run "
+                "now needs the permission to run tasks.",
+                "%(count)d tasks were not activated: they would run at once, and making a task "
+                "run now needs the permission to run tasks.",
+                refused,
+            ) % {"count": refused}
+            self.message_user(request, text, messages.WARNING)
         if unchanged:
             if active:
                 text = ngettext(

@@ -96,3 +96,22 @@ def count_tasks() -> int:
     from django_tasks_sched.models import Task
 
     return Task.objects.count()
+
+
+async def async_job() -> str:
+    """An ``async def`` function: refused until runs await them."""
+    return "awaited"
+
+
+class Mailer:
+    """A class whose method needs an instance: tasks must not shift their args into ``self``."""
+
+    def __init__(self, sender: str = "ops") -> None:
+        self.sender = sender
+
+    def send(self, to: str = "root") -> str:
+        return f"{self.sender} -> {to}"
+
+    @staticmethod
+    def check(to: str = "root") -> str:
+        return to
