@@ -27,7 +27,7 @@ test-all:  ## Run the CI matrix locally: Django 5.2 and 6.1 on SQLite, PostgreSQ
 	@.ci/run
 
 lint:  ## ruff check, ruff format --check, mypy.
-	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy django_tasks_sched tests benchmarks scripts
