@@ -34,7 +34,7 @@ CASES = [
     (
         "interval",
         {"minutes": 5, "jitter": 30},
-        "Every 5 minutes; up to 30 seconds late at random (jitter)",
+        "Every 5 minutes; each fire up to 30 seconds late (jitter)",
     ),
     # date
     ("date", {"run_date": "2026-05-01T09:00"}, "Once, at 2026-05-01 09:00 (UTC)"),
@@ -68,7 +68,7 @@ CASES = [
     (
         "cron",
         {"crontab": "30 2 * * *", "timezone": "America/New_York", "jitter": 60},
-        "At 02:30 (America/New_York); up to 60 seconds late at random (jitter)",
+        "At 02:30 (America/New_York); each fire up to 60 seconds late (jitter)",
     ),
     (
         "cron",

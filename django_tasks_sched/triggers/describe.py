@@ -72,7 +72,7 @@ def _describe(parsed: TriggerConfig) -> str:
     if show_zone:
         text += f" ({zone})"
     if parsed.jitter:
-        text += _("; up to %(duration)s late at random (jitter)") % {
+        text += _("; each fire up to %(duration)s late (jitter)") % {
             "duration": _amount("seconds", parsed.jitter)
         }
     return text
