@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_tasks_sched.models import TaskRun
 
 
 class TasksSchedConfig(AppConfig):
@@ -21,3 +26,12 @@ class TasksSchedConfig(AppConfig):
         post_delete.connect(changes.on_task_saved_or_deleted, sender=Task, dispatch_uid=uid)
         post_save.connect(changes.on_run_queued, sender=TaskRun, dispatch_uid=uid + ".run")
         post_migrate.connect(changes.on_post_migrate, dispatch_uid=uid + ".migrate")
+
+    def execute_run(self, run: TaskRun) -> TaskRun:
+        """Run ``run`` in this process through the one run path (``run_now(inline=True)``).
+
+        Here rather than in the models: the run path imports the models, never the reverse.
+        """
+        from django_tasks_sched.execution import execute_run
+
+        return execute_run(run)

@@ -22,6 +22,7 @@ from django_tasks_sched.conf import (
     EXECUTORS,
     NULLABLE_NUMBERS,
     NUMBER_RULES,
+    RENAMED,
     SETTING_NAME,
     is_module_prefix,
     is_valid_number,
@@ -60,6 +61,8 @@ def check_settings(
         )
         return messages
     messages += _check_keys(raw)
+    # A renamed key's value is checked under its new name, as get_settings() reads it.
+    raw = {**{new: raw[old] for old, new in RENAMED.items() if old in raw}, **raw}
     if raw.get("ALLOWED_MODULES") is None:
         messages += _check_default_policy()
     else:
@@ -82,6 +85,15 @@ def _check_keys(raw: Mapping[Any, Any]) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for key in raw:
         if key in DEFAULTS:
+            continue
+        if key in RENAMED:
+            messages.append(
+                Warning(
+                    f"{SETTING_NAME}[{key!r}] is deprecated; it is now called {RENAMED[key]!r}.",
+                    hint=f"Rename the key to {RENAMED[key]!r}; the old name still works for now.",
+                    id="django_tasks_sched.W006",
+                )
+            )
             continue
         close = difflib.get_close_matches(str(key), list(DEFAULTS), n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""

@@ -39,7 +39,7 @@ DEFAULTS: Mapping[str, Any] = {
     # runscheduler: seconds between looks at the change stamp (PostgreSQL also LISTENs).
     "POLL_INTERVAL": 0.25,
     # runscheduler: seconds between full reconciles that trust no stamp (catches raw SQL).
-    "FULL_SYNC_INTERVAL": 60,
+    "RECONCILE_INTERVAL": 60,
     # runscheduler: seconds between heartbeats, and after which a silent process is dead.
     "HEARTBEAT_INTERVAL": 5,
     "HEARTBEAT_TIMEOUT": 30,
@@ -58,6 +58,13 @@ DEFAULTS: Mapping[str, Any] = {
     # Email ADMINS (django.core.mail.mail_admins) when a run fails, times out or is interrupted,
     # and when a task is deactivated after too many failures in a row.
     "MAIL_ADMINS_ON_FAILURE": False,
+}
+
+
+#: Keys that were renamed: the old name still works (check W006 asks for the new one).
+RENAMED: Mapping[str, str] = {
+    # "sync" means declarations -> table; table -> scheduler is the reconcile.
+    "FULL_SYNC_INTERVAL": "RECONCILE_INTERVAL",
 }
 
 
@@ -97,7 +104,7 @@ class AppSettings:
     WORKERS: int
     EXECUTOR: str
     POLL_INTERVAL: float
-    FULL_SYNC_INTERVAL: float
+    RECONCILE_INTERVAL: float
     HEARTBEAT_INTERVAL: float
     HEARTBEAT_TIMEOUT: float
     SHUTDOWN_GRACE_PERIOD: float
@@ -125,7 +132,7 @@ EXECUTORS = ("thread", "process")
 NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
     "WORKERS": (True, 1, True),
     "POLL_INTERVAL": (False, 0, False),
-    "FULL_SYNC_INTERVAL": (False, 0, False),
+    "RECONCILE_INTERVAL": (False, 0, False),
     "HEARTBEAT_INTERVAL": (False, 0, False),
     "HEARTBEAT_TIMEOUT": (False, 0, False),
     "SHUTDOWN_GRACE_PERIOD": (False, 0, True),
@@ -192,7 +199,11 @@ def get_settings() -> AppSettings:
     default would allow more than the project may have meant.
     """
     raw = dict(DEFAULTS)
-    for key, value in user_settings().items():
+    given = dict(user_settings())
+    for old_name, new_name in RENAMED.items():
+        if old_name in given:
+            given.setdefault(new_name, given[old_name])  # the new name wins when both are set
+    for key, value in given.items():
         if key in DEFAULTS and is_valid(key, value):
             raw[key] = value
     pyproject = raw["PYPROJECT"]
@@ -203,7 +214,7 @@ def get_settings() -> AppSettings:
         WORKERS=int(raw["WORKERS"]),
         EXECUTOR=str(raw["EXECUTOR"]),
         POLL_INTERVAL=float(raw["POLL_INTERVAL"]),
-        FULL_SYNC_INTERVAL=float(raw["FULL_SYNC_INTERVAL"]),
+        RECONCILE_INTERVAL=float(raw["RECONCILE_INTERVAL"]),
         HEARTBEAT_INTERVAL=float(raw["HEARTBEAT_INTERVAL"]),
         HEARTBEAT_TIMEOUT=float(raw["HEARTBEAT_TIMEOUT"]),
         SHUTDOWN_GRACE_PERIOD=float(raw["SHUTDOWN_GRACE_PERIOD"]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched import bounds
 from django_tasks_sched.models import Task
+from django_tasks_sched.options import TASK_OPTIONS
+from django_tasks_sched.triggers import TRIGGER_KEYS
 
 #: The JSON fields and the value an empty text box stands for (the model's default).
 JSON_DEFAULTS: Mapping[str, type[list[Any]] | type[dict[str, Any]]] = {
@@ -34,26 +36,12 @@ DEPENDENT_FIELDS: Mapping[str, frozenset[str]] = {
 }
 
 
-def trigger_keys() -> Mapping[str, Iterable[str]] | None:
-    """The valid ``trigger_config`` keys per trigger, if the triggers module exports them."""
-    try:
-        from django_tasks_sched import triggers
-    except ImportError:  # pragma: no cover - the package always ships it
-        return None
-    keys = getattr(triggers, "TRIGGER_KEYS", None)
-    return keys if isinstance(keys, Mapping) else None
-
-
-def trigger_keys_help() -> SafeString | None:
+def trigger_keys_help() -> SafeString:
     """One line per trigger listing its ``trigger_config`` keys, as safe HTML."""
-    keys = trigger_keys()
-    if not keys:
-        return None
-    rows = []
-    for trigger, names in keys.items():
-        ordered = list(names) if isinstance(names, list | tuple) else sorted(names)
-        label = Task.Trigger(trigger).label if trigger in Task.Trigger.values else trigger
-        rows.append((label, trigger, ", ".join(ordered)))
+    rows = [
+        (Task.Trigger(trigger).label, trigger, ", ".join(names))
+        for trigger, names in TRIGGER_KEYS.items()
+    ]
     return format_html(
         "{}<br>{}",
         _("Keys by trigger:"),
@@ -100,15 +88,7 @@ class TaskForm(forms.ModelForm):
             "trigger_config",
             "active",
             "inactive_reason",
-            "max_instances",
-            "coalesce",
-            "misfire_grace_time",
-            "timeout",
-            "max_retries",
-            "retry_delay",
-            "retry_backoff",
-            "retry_backoff_max",
-            "max_consecutive_failures",
+            *TASK_OPTIONS,
         ]
         field_classes = dict.fromkeys(JSON_DEFAULTS, JSONTextField)
         widgets = {
@@ -124,7 +104,7 @@ class TaskForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         field = self.fields.get("trigger_config")
         keys_help = trigger_keys_help()
-        if field is not None and keys_help:
+        if field is not None:
             # Admin renders help text as HTML; the model's text is plain, so escape it.
             field.help_text = format_html("{}<br>{}", field.help_text, keys_help)
 

@@ -22,22 +22,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from django_tasks_sched.callables import callable_path
+from django_tasks_sched.options import TASK_OPTIONS
 
 #: The Task options ``add_job()`` accepts as keywords, named as the Task fields.
-OPTIONS = (
-    "description",
-    "max_instances",
-    "coalesce",
-    "misfire_grace_time",
-    "timeout",
-    "max_retries",
-    "retry_delay",
-    "retry_backoff",
-    "retry_backoff_max",
-    "max_consecutive_failures",
-    "keep_runs_days",
-    "keep_runs_count",
-)
+OPTIONS = ("description", *TASK_OPTIONS)
 
 #: Always set by a declaration, so always owned by it (a declared callable's arguments too).
 CORE_FIELDS = ("func", "args", "kwargs", "trigger", "trigger_config")

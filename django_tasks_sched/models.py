@@ -6,8 +6,9 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, ProhibitNullCharactersValidator
 from django.db import models
@@ -17,6 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from django_tasks_sched.bounds import BoundedJSONField
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.exceptions import TaskConfigError, TaskRunFailed, TaskRunNotFinished
+
+if TYPE_CHECKING:
+    from django_tasks_sched.apps import TasksSchedConfig
 
 logger = logging.getLogger(__name__)
 
@@ -398,9 +402,9 @@ class Task(models.Model):
             task=self, status=TaskRun.Status.QUEUED, origin=origin or TaskRun.Origin.MANUAL
         )
         if inline:
-            from django_tasks_sched.execution import execute_run
-
-            execute_run(run)
+            # The app config holds the run path, so the models do not import it (a cycle).
+            config = cast("TasksSchedConfig", apps.get_app_config("django_tasks_sched"))
+            config.execute_run(run)
         return run
 
 

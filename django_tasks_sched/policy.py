@@ -1,11 +1,8 @@
 """What happens after a run ends badly (retries, the failure limit, timeouts, mail to ADMINS),
 and the rule on who may make a task run now (:func:`makes_due_now`).
 
-Called by every path that gives a run a final unsuccessful status: the run path once it has
-recorded a batch of outcomes (:func:`after_outcomes`), and the paths that end runs no outcome
-will come for (:func:`end_runs`): the watchdog for runs past their timeout
-(:func:`expire_overdue_runs`), crash recovery for the runs of a dead process, and a shutdown
-past its grace period.
+Called for every run that reaches a final status, by the lifecycle's verbs that end runs
+(:mod:`django_tasks_sched.lifecycle`: ``finish`` and ``end``), through :func:`after_outcomes`.
 Everything here is cheap when nothing failed, and never raises into the scheduler: a follow-up
 that cannot be written is logged, and the run's own record stands.
 
@@ -17,14 +14,13 @@ actions, the API) asks :func:`makes_due_now` and refuses users without that perm
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.date import DateTrigger
 from django.core.mail import mail_admins
 from django.db import DatabaseError, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -36,11 +32,6 @@ from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.retry import retry_delay, should_retry
 
 logger = logging.getLogger(__name__)
-
-#: Seconds past a run's timeout before the watchdog records it TIMED_OUT. A process executor
-#: stops its own runs at the timeout itself and records that it killed the worker; the margin
-#: lets it do so first, and the watchdog stays the backstop (threads, dead or stalled schedulers).
-WATCHDOG_MARGIN = 1.0
 
 #: The Task columns a follow-up decision reads (one query for a whole batch of runs).
 POLICY_COLUMNS = (
@@ -166,84 +157,6 @@ def _apply_failure_limits(failed: Sequence[TaskRun], policies: dict[int, _Policy
         if get_settings().MAIL_ADMINS_ON_FAILURE:
             _mail(_("Task %(name)s deactivated") % {"name": policy.name}, reason)
     return done
-
-
-def expire_overdue_runs(now: datetime | None = None) -> list[TaskRun]:
-    """Mark RUNNING runs past their task's timeout TIMED_OUT; follow them up; return them.
-
-    The thread (or process) running one may still be going: its late outcome is not written
-    over the TIMED_OUT record (the run path only records runs that are still RUNNING), and
-    the run no longer counts against ``max_instances``.
-    """
-    now = now or timezone.now()
-    candidates = (
-        TaskRun.objects.running()
-        .filter(task__timeout__isnull=False, started_at__isnull=False)
-        .select_related("task")
-        .only(
-            "id",
-            "task_id",
-            "attempt",
-            "first_attempt_id",
-            "started_at",
-            "task__timeout",
-            "task__name",
-        )
-    )
-    overdue = [
-        run
-        for run in candidates
-        if run.started_at is not None
-        and run.started_at + timedelta(seconds=(run.task.timeout or 0) + WATCHDOG_MARGIN) <= now
-    ]
-    expired = end_runs(
-        overdue,
-        TaskRun.Status.TIMED_OUT,
-        lambda run: f"TimeoutError: ran longer than the task's timeout of {run.task.timeout}s",
-        now,
-    )
-    for run in expired:
-        logger.warning("Run %s of task %r timed out", run.pk, run.task.name)
-    return expired
-
-
-def end_runs(
-    runs: Iterable[TaskRun],
-    status: str,
-    error: Callable[[TaskRun], str],
-    now: datetime | None = None,
-    *,
-    started: bool = True,
-) -> list[TaskRun]:
-    """Give RUNNING runs a final status from outside the run path; follow up the ones ended.
-
-    For runs no outcome will come for (timed out, interrupted by a crash or a shutdown). One
-    guarded UPDATE per run (such runs are few): of two processes ending the same run at once
-    (two survivors of a dead process, or a watchdog and the run's own outcome), only the one
-    whose UPDATE took it counts the failure and queues the retry. Returns those runs.
-    ``started=False`` says the function was never called: ``started_at`` (the claim's time)
-    is cleared, so the run does not look started.
-    """
-    now = now or timezone.now()
-    ended: list[TaskRun] = []
-    fields: dict[str, object] = {} if started else {"started_at": None}
-    for run in runs:
-        message = error(run)
-        if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
-            status=status, finished_at=now, error=message, **fields
-        ):
-            run.status, run.finished_at, run.error = status, now, message
-            if not started:
-                run.started_at = None
-            ended.append(run)
-    for run in ended:
-        # The last-run summary, which the run path would have written.
-        Task.objects.filter(pk=run.task_id).update_quietly(
-            last_run_status=run.status,
-            consecutive_failures=F("consecutive_failures") + 1,
-        )
-    after_outcomes(ended)
-    return ended
 
 
 def _mail(subject: str, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,3 +14,17 @@ from tests.processes import SchedulerProcess
 def _no_scheduler_outlives_its_test() -> Iterator[None]:
     yield
     SchedulerProcess.kill_leftovers()
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[SchedulerProcess]:
+    """A ready ``runscheduler`` process; it must exit 0 on SIGTERM after the test.
+
+    A test that stops it itself checks the exit status it expects; one that it stops here
+    must not have crashed meanwhile.
+    """
+    proc = SchedulerProcess(tmp_path / "scheduler.log")
+    proc.wait_ready()
+    yield proc
+    if proc in SchedulerProcess.started:
+        assert proc.stop() == 0, proc.output()

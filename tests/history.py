@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from django_tasks_sched.models import Task, TaskRun
+from tests.processes import SchedulerProcess, wait_until
 
 
 def fire_times(runs: QuerySet[TaskRun]) -> list[datetime]:
@@ -30,3 +31,22 @@ def runs_overlapped(task: Task) -> bool:
     return any(
         start is not None and start < end for (_, end), (start, _) in itertools.pairwise(spans)
     )
+
+
+def fires_of_a_twin(task: Task, proc: SchedulerProcess, count: int = 2) -> None:
+    """Wait until ``task`` (a witness on the schedule another task would fire on) runs
+    ``count`` more times: proof that the scheduler is firing, so the other one would have too.
+    """
+    seen = task.runs.count()
+    wait_until(lambda: task.runs.count() >= seen + count, 15, proc)
+
+
+def dropped_by_the_scheduler(task: Task, proc: SchedulerProcess) -> None:
+    """Wait until the scheduler has dropped ``task``'s job and its runs have all ended.
+
+    It clears the task's next fire time when it drops the job, and a fire claimed just before
+    ends like any other run.
+    """
+    wait_until(lambda: Task.objects.get(pk=task.pk).next_run_time is None, 10, proc)
+    unfinished = task.runs.filter(status__in=["QUEUED", "RUNNING"])
+    wait_until(lambda: not unfinished.exists(), 10, proc)

@@ -269,12 +269,8 @@ def test_add_valid_task(admin: Client) -> None:
 
 
 def test_add_page_lists_the_trigger_keys(admin: Client) -> None:
-    from django_tasks_sched import triggers
-
     response = admin.get(TASK_ADD)
     assert response.status_code == 200
-    if not getattr(triggers, "TRIGGER_KEYS", None):
-        pytest.skip("django_tasks_sched.triggers does not export TRIGGER_KEYS")
     assertContains(response, "<code>run_date, timezone</code>")
     assertContains(response, "day_of_week")
 
@@ -758,3 +754,9 @@ def test_task_with_runs_can_be_deleted(admin: Client, failed_run: TaskRun) -> No
     assert admin.post(delete_url, {"post": "yes"}).status_code == 302
     assert not Task.objects.exists()
     assert not TaskRun.objects.exists()
+
+
+def test_the_form_edits_every_task_option() -> None:
+    from django_tasks_sched.options import TASK_OPTIONS
+
+    assert set(TASK_OPTIONS) <= set(TaskForm.base_fields)

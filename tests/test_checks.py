@@ -158,7 +158,7 @@ def test_w003_pyproject_points_nowhere(tmp_path: Path) -> None:
         ("POLL_INTERVAL", 0),
         ("POLL_INTERVAL", -1),
         ("POLL_INTERVAL", None),
-        ("FULL_SYNC_INTERVAL", "60"),
+        ("RECONCILE_INTERVAL", "60"),
         ("HEARTBEAT_INTERVAL", 0),
         ("HEARTBEAT_TIMEOUT", []),
         ("SHUTDOWN_GRACE_PERIOD", -0.5),
@@ -193,7 +193,7 @@ def test_e008_known_executors_pass(value: str) -> None:
 @pytest.mark.parametrize(
     "keys",
     [
-        {"WORKERS": 1, "POLL_INTERVAL": 0.1, "FULL_SYNC_INTERVAL": 300},
+        {"WORKERS": 1, "POLL_INTERVAL": 0.1, "RECONCILE_INTERVAL": 300},
         {"SHUTDOWN_GRACE_PERIOD": 0, "RUN_LOG_LIMIT": 0},
         {"HEARTBEAT_INTERVAL": 1, "HEARTBEAT_TIMEOUT": 2},
     ],
@@ -247,3 +247,18 @@ def test_every_message_has_a_hint(tmp_path: Path) -> None:
         messages = run_checks(tags=[TAG])
     assert len(messages) == 5
     assert all(message.hint for message in messages)
+
+
+def test_w006_a_renamed_key_still_works_and_asks_for_its_new_name() -> None:
+    from django.test import override_settings
+
+    from django_tasks_sched.conf import get_settings
+
+    assert check_ids(**sched(FULL_SYNC_INTERVAL=5)) == ["django_tasks_sched.W006"]
+    with override_settings(**sched(FULL_SYNC_INTERVAL=5)):
+        assert get_settings().RECONCILE_INTERVAL == 5
+    with override_settings(**sched(FULL_SYNC_INTERVAL=5, RECONCILE_INTERVAL=7)):
+        assert get_settings().RECONCILE_INTERVAL == 7
+    # Its value is checked as the new key's.
+    ids = check_ids(**sched(FULL_SYNC_INTERVAL="60"))
+    assert sorted(ids) == ["django_tasks_sched.E006", "django_tasks_sched.W006"]

@@ -10,9 +10,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_tasks_sched.execution import KEEP, execute_run, record_outcomes
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.execution import execute_run
+from django_tasks_sched.lifecycle import KEEP
+from django_tasks_sched.lifecycle import finish as record_outcomes
+from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.claims import Fire, claim_fires
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -25,13 +28,6 @@ def claim_fire(task_id: int, scheduled_for: datetime, worker_id: str) -> TaskRun
 
 # Far enough ahead that no grace time applies, and whole seconds apart.
 AT = datetime(2099, 1, 1, tzinfo=dt_timezone.utc)
-
-
-def make_task(name: str, **fields: object) -> Task:
-    fields.setdefault("func", "tests.testapp.jobs:noop")
-    return Task.objects.create(
-        name=name, trigger="interval", trigger_config={"minutes": 5}, **fields
-    )
 
 
 def test_a_batch_becomes_running_runs_carrying_their_task() -> None:

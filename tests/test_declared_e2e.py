@@ -8,7 +8,6 @@ as JSON, so each test declares exactly what it needs.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from django_tasks_sched import scheduler
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.pyproject import assigned_config
 from tests import processes
+from tests.history import fires_of_a_twin
 from tests.processes import SchedulerProcess, manage, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -164,10 +164,16 @@ def test_admin_deactivation_survives_synctasks_and_a_restart(
     assert result.returncode == 0, result.stderr
     # Unchanged: the declaration's fields match; the switch and the note are the admin's.
     assert "0 created, 0 updated, 0 retired, 3 declared tasks unchanged." in result.stdout
+    twin = Task.objects.create(
+        name="twin",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+    )
     proc = SchedulerProcess(tmp_path / "scheduler.log")
     try:
         proc.wait_ready()
-        time.sleep(2.5)  # an active task would have fired twice by now
+        fires_of_a_twin(twin, proc)  # an active task would have fired too
     finally:
         proc.stop()
     task.refresh_from_db()

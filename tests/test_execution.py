@@ -133,7 +133,8 @@ def test_a_late_outcome_never_overwrites_a_final_status() -> None:
     # outcome, even one the database refuses, must leave that record as it is.
     from django.utils import timezone
 
-    from django_tasks_sched.execution import KEEP, Outcome, record_outcome
+    from django_tasks_sched.execution import Outcome
+    from django_tasks_sched.lifecycle import KEEP, finish_or_fail
 
     task = make_task("tests.testapp.jobs:noop")
     now = timezone.now()
@@ -141,7 +142,7 @@ def test_a_late_outcome_never_overwrites_a_final_status() -> None:
     outcome = Outcome(str(TaskRun.Status.SUCCESSFUL), now, now, return_value=1)
     for name in ("status", "started_at", "finished_at", "return_value"):
         setattr(run, name, getattr(outcome, name))
-    record_outcome((run, KEEP))
+    finish_or_fail((run, KEEP))
     run.refresh_from_db()
     assert run.status == TaskRun.Status.TIMED_OUT
     assert run.return_value is None
@@ -154,18 +155,18 @@ def test_an_outcome_the_database_refuses_ends_the_run_failed_through_the_guard(
     from django.db import DataError
     from django.utils import timezone
 
-    from django_tasks_sched import execution
+    from django_tasks_sched import lifecycle
 
     def refuse(finished: object) -> None:
         raise DataError("value refused")
 
-    monkeypatch.setattr(execution, "record_outcomes", refuse)
+    monkeypatch.setattr(lifecycle, "finish", refuse)
     task = make_task("tests.testapp.jobs:noop")
     Task.objects.filter(pk=task.pk).update(max_retries=1)
     now = timezone.now()
     run = TaskRun.objects.create(task=task, status=stored, started_at=now)
     run.status = TaskRun.Status.SUCCESSFUL
-    execution.record_outcome((run, execution.KEEP))
+    lifecycle.finish_or_fail((run, lifecycle.KEEP))
     run.refresh_from_db()
     if stored == TaskRun.Status.TIMED_OUT:
         # Another verb ended it first: that record stands, and no second retry is queued.
@@ -182,7 +183,7 @@ def test_inline_runs_of_processes_that_died_are_recovered() -> None:
     import subprocess
     import sys
 
-    from django_tasks_sched.service.heartbeat import recover_orphaned_runs
+    from django_tasks_sched.service.housekeeping import recover_orphaned_runs
 
     finished = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

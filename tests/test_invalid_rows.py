@@ -11,9 +11,7 @@ row it fires but cannot run is recorded as a FAILED run saying why.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,14 +82,6 @@ unrunnable = st.one_of(
 
 
 EXAMPLES = itertools.count()
-
-
-@pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[Proc]:
-    proc = Proc(tmp_path / "scheduler.log")
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0
 
 
 def broken_task(name: str, changes: dict[str, Any]) -> Task:

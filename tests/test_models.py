@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from django_tasks_sched import TaskRunFailed, TaskRunNotFinished
 from django_tasks_sched.models import Task, TaskRun
+from tests.factories import make_task as task
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +24,6 @@ NOW = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)  # a Tuesday
 def frozen() -> Iterator[None]:
     with time_machine.travel(NOW, tick=False):
         yield
-
-
-def task(name: str = "job", **fields: Any) -> Task:
-    defaults: dict[str, Any] = {
-        "func": "tests.testapp.jobs:noop",
-        "trigger": "interval",
-        "trigger_config": {"minutes": 5},
-    }
-    return Task.objects.create(name=name, **{**defaults, **fields})
 
 
 def run(job: Task, status: str = TaskRun.Status.QUEUED, **fields: Any) -> TaskRun:

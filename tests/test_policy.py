@@ -11,8 +11,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_tasks_sched.changes import current_version
+from django_tasks_sched.lifecycle import end as end_runs
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.policy import after_outcomes, end_runs, expire_overdue_runs
+from django_tasks_sched.policy import after_outcomes
+from django_tasks_sched.service.housekeeping import expire_overdue_runs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,17 +24,11 @@ from django_tasks_sched.checks import TAG
 from django_tasks_sched.conf import DEFAULTS, get_settings
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.retention import COUNT_RULE_MIN_AGE, Pruner, PruneReport, prune_runs
+from tests.factories import make_task
 from tests.test_admin import form_data
 
 NOW = timezone.now().replace(microsecond=0)
 Status = TaskRun.Status
-
-
-def make_task(name: str = "job", **fields: Any) -> Task:
-    fields.setdefault("func", "tests.testapp.jobs:noop")
-    fields.setdefault("trigger", Task.Trigger.INTERVAL)
-    fields.setdefault("trigger_config", {"minutes": 5})
-    return Task.objects.create(name=name, **fields)
 
 
 def make_run(

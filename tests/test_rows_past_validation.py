@@ -9,7 +9,6 @@ raw SQL would.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,10 @@ def healthy_fires(task: Task, before: int) -> bool:
     return task.runs.filter(status="SUCCESSFUL").count() > before
 
 
+def no_next_fire(task: Task) -> bool:
+    return Task.objects.get(pk=task.pk).next_run_time is None
+
+
 def refused(task: Task) -> bool:
     return TaskRun.objects.filter(
         task=task, status="FAILED", error__startswith="Not scheduled"
@@ -77,20 +80,12 @@ def healthy() -> Task:
     )
 
 
-@pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[Proc]:
-    proc = Proc(tmp_path / "scheduler.log")
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0
-
-
 def test_pinned_rows_saved_while_running_are_refused_alone(scheduler: Proc, healthy: Task) -> None:
     broken = [force(name, *row) for name, row in PINNED.items()]
     for task in broken:
         wait_until(partial(refused, task), 10, scheduler)
-        task.refresh_from_db()
-        assert task.next_run_time is None
+        # Written after the refusal, in the same pass: no next fire shows for it.
+        wait_until(partial(no_next_fire, task), 10, scheduler)
     before = healthy.runs.filter(status="SUCCESSFUL").count()
     wait_until(partial(healthy_fires, healthy, before), 10, scheduler)
     # Each refused once, and nothing ran for them (no storm of MISSED rows either).
@@ -249,3 +244,17 @@ def test_the_live_scheduler_took_every_accepted_row(
     assert "is not scheduled" not in log
     assert "could not compute the next fire" not in log
     assert not TaskRun.objects.filter(error__startswith="Not scheduled").exists()
+
+
+@pytest.mark.parametrize("name", PINNED)
+def test_the_admin_shows_a_row_forced_past_validation(admin_client: Client, name: str) -> None:
+    task = force(name, *PINNED[name])
+    for url in (
+        reverse("admin:django_tasks_sched_task_changelist"),
+        reverse("admin:django_tasks_sched_task_change", args=[task.pk]),
+    ):
+        assert admin_client.get(url).status_code == 200
+    task.refresh_from_db()
+    assert task.describe_schedule()
+    with pytest.raises(ValidationError):
+        task.full_clean()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,18 +11,11 @@ import pytest
 from django.utils import timezone
 
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from tests.history import dropped_by_the_scheduler, fires_of_a_twin
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import manage, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[Proc]:
-    proc = Proc(tmp_path / "scheduler.log")
-    proc.wait_ready()
-    yield proc
-    proc.stop()
 
 
 def every_second(name: str, func: str = "tests.testapp.jobs:noop", **fields: object) -> Task:
@@ -51,18 +43,18 @@ def test_task_created_from_another_process_fires_and_is_recorded(scheduler: Proc
 
 
 def test_queryset_update_deactivation_stops_fires(scheduler: Proc) -> None:
-    task = every_second("tick")
+    task, twin = every_second("tick"), every_second("twin")
     wait_until(lambda: runs(task) >= 1, 10, scheduler)
     Task.objects.filter(pk=task.pk).update(active=False)
-    time.sleep(1.5)  # propagation + any fire already in flight
+    dropped_by_the_scheduler(task, scheduler)
     settled = runs(task)
-    time.sleep(2.5)
+    fires_of_a_twin(twin, scheduler)
     assert runs(task) == settled
 
 
 def test_queryset_update_reactivation_and_edit_take_effect(scheduler: Proc) -> None:
-    task = every_second("tick", active=False)
-    time.sleep(1.5)
+    task, twin = every_second("tick", active=False), every_second("twin")
+    fires_of_a_twin(twin, scheduler)
     assert runs(task) == 0
     Task.objects.filter(pk=task.pk).update(active=True)
     wait_until(lambda: runs(task) >= 1, 5, scheduler)
@@ -121,7 +113,7 @@ def test_invalid_row_is_refused_without_stopping_the_scheduler(scheduler: Proc) 
 def test_a_refused_row_is_recorded_once_by_many_schedulers_and_again_after_each_edit(
     tmp_path: Path,
 ) -> None:
-    fast = {"FULL_SYNC_INTERVAL": 0.5}
+    fast = {"RECONCILE_INTERVAL": 0.5}
     procs = [Proc(tmp_path / f"s{i}.log", settings=fast) for i in range(2)]
     for proc in procs:
         proc.wait_ready()
@@ -223,3 +215,19 @@ def test_claimed_fires_never_started_at_shutdown_do_not_look_started(tmp_path: P
     assert len(never) == 2
     for run in never:
         assert run.error.startswith("Not started: the scheduler shut down")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "--workers must be a whole number at least 1, not 0."),
+        (["--grace-period", "-1"], "--grace-period must be a number at least 0, not -1."),
+        (["--poll-interval", "0"], "--poll-interval must be a number greater than 0, not 0."),
+        (["--list", "--count", "0"], "--count must be from 1 to 100."),
+    ],
+)
+def test_bad_options_are_usage_errors_not_tracebacks(args: list[str], message: str) -> None:
+    result = manage("runscheduler", *args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -8,7 +8,6 @@ SQL, which only the periodic full reconcile can see.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from pathlib import Path
@@ -20,19 +19,17 @@ from django.utils import timezone
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service.claims import Fire
 from django_tasks_sched.service.runner import resume_points
-from tests.history import fire_gaps, fire_times, runs_overlapped
+from tests.history import (
+    dropped_by_the_scheduler,
+    fire_gaps,
+    fire_times,
+    fires_of_a_twin,
+    runs_overlapped,
+)
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import manage, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[Proc]:
-    proc = Proc(tmp_path / "scheduler.log")
-    proc.wait_ready()
-    yield proc
-    proc.stop()
 
 
 def statuses(task: Task) -> list[str]:
@@ -119,7 +116,7 @@ def test_bulk_create_from_another_process_fires(scheduler: Proc) -> None:
 
 def test_raw_sql_change_is_caught_by_the_full_reconcile(tmp_path: Path) -> None:
     # Raw SQL moves no change stamp; only the full reconcile (here every 2 s) can see it.
-    proc = Proc(tmp_path / "s.log", settings={"FULL_SYNC_INTERVAL": 2})
+    proc = Proc(tmp_path / "s.log", settings={"RECONCILE_INTERVAL": 2})
     try:
         proc.wait_ready()
         task = Task.objects.create(
@@ -129,7 +126,13 @@ def test_raw_sql_change_is_caught_by_the_full_reconcile(tmp_path: Path) -> None:
             trigger_config={"seconds": 1},
             active=False,
         )
-        time.sleep(1)
+        twin = Task.objects.create(
+            name="twin",
+            func="tests.testapp.jobs:noop",
+            trigger="interval",
+            trigger_config={"seconds": 1},
+        )
+        fires_of_a_twin(twin, proc)
         assert not TaskRun.objects.filter(task=task).exists()
         table = connection.ops.quote_name(Task._meta.db_table)
         with connection.cursor() as cursor:
@@ -183,7 +186,9 @@ def test_failed_run_is_retried_with_its_attempt_number(scheduler: Proc) -> None:
     )
     first = task.run_now()
     wait_until(lambda: task.runs.filter(status="FAILED").count() == 3, 15, scheduler)
-    time.sleep(1)
+    # The scheduler records each run before it queues the retry: once it has stopped, every
+    # retry it would queue is there.
+    assert scheduler.stop() == 0
     runs = list(task.runs.order_by("attempt"))
     assert [(r.attempt, r.status) for r in runs] == [(1, "FAILED"), (2, "FAILED"), (3, "FAILED")]
     assert [r.origin for r in runs[1:]] == ["RETRY", "RETRY"]
@@ -191,6 +196,12 @@ def test_failed_run_is_retried_with_its_attempt_number(scheduler: Proc) -> None:
 
 
 def test_failure_limit_deactivates_a_task_in_the_scheduler(scheduler: Proc) -> None:
+    twin = Task.objects.create(
+        name="twin",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+    )
     task = Task.objects.create(
         name="broken",
         func="tests.testapp.jobs:fail",
@@ -201,9 +212,9 @@ def test_failure_limit_deactivates_a_task_in_the_scheduler(scheduler: Proc) -> N
     wait_until(lambda: not Task.objects.get(pk=task.pk).active, 15, scheduler)
     task.refresh_from_db()
     assert "2 failed runs in a row" in task.inactive_reason
-    time.sleep(1.5)  # propagation, and a fire already in flight
+    dropped_by_the_scheduler(task, scheduler)
     settled = task.runs.count()
-    time.sleep(2)
+    fires_of_a_twin(twin, scheduler)
     assert task.runs.count() == settled
 
 

@@ -24,6 +24,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from django_tasks_sched import options
 from django_tasks_sched.admin import display
 from django_tasks_sched.admin.declared import DeclaredTaskAdminMixin
 from django_tasks_sched.conf import get_settings
@@ -208,17 +209,13 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             (_("Schedule"), {"fields": schedule}),
             (
                 _("Execution"),
-                {"fields": ["max_instances", "coalesce", "misfire_grace_time", "timeout"]},
+                {"fields": list(options.EXECUTION)},
             ),
             (
                 _("Retries and failures"),
                 {
                     "fields": [
-                        "max_retries",
-                        "retry_delay",
-                        "retry_backoff",
-                        "retry_backoff_max",
-                        "max_consecutive_failures",
+                        *options.RETRIES,
                         *(["consecutive_failures"] if obj is not None else []),
                     ]
                 },
@@ -226,7 +223,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             (
                 _("Run history"),
                 {
-                    "fields": ["keep_runs_days", "keep_runs_count"],
+                    "fields": list(options.HISTORY),
                     "classes": ["collapse"],
                     "description": retention_defaults(),
                 },

@@ -21,8 +21,9 @@ from typing import Any, NamedTuple
 from django.db import connection, transaction
 from django.utils import timezone
 
-from django_tasks_sched.execution import concrete_field, quoter
+from django_tasks_sched.lifecycle import start_queued
 from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.rawsql import concrete_field, quoter
 from django_tasks_sched.service.rawrows import column_reader
 
 logger = logging.getLogger(__name__)
@@ -213,7 +214,5 @@ def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
         ids = list(queued.values_list("pk", flat=True)[:limit])
         if not ids:
             return []
-        TaskRun.objects.filter(pk__in=ids, status=TaskRun.Status.QUEUED).update(
-            status=TaskRun.Status.RUNNING, started_at=now, worker_id=worker_id
-        )
+        start_queued(ids, worker_id, now)
     return list(TaskRun.objects.filter(pk__in=ids, worker_id=worker_id).select_related("task"))

@@ -26,14 +26,8 @@ from typing import Any
 from apscheduler.executors.base import BaseExecutor
 from django.db import close_old_connections
 
-from django_tasks_sched.execution import (
-    KEEP,
-    TRANSIENT_ERRORS,
-    Finished,
-    execute_run,
-    record_outcome,
-    record_outcomes,
-)
+from django_tasks_sched.execution import execute_run
+from django_tasks_sched.lifecycle import KEEP, TRANSIENT_ERRORS, Finished, finish, finish_or_fail
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 from django_tasks_sched.service.processes import WorkerPool
@@ -53,7 +47,7 @@ CONNECTION_CHECK_INTERVAL = 5.0
 
 
 #: Why a coalesced fire was not run.
-COALESCED = "Coalesced: a later fire of the task, due at the same time, ran in its place."
+COALESCED = "Coalesced: a later fire of the task, due together with this one, ran in its place."
 
 
 def fire_placeholder() -> None:
@@ -101,11 +95,7 @@ class FiringExecutor(BaseExecutor):
             return
         task_id, grace = int(job.id), job.misfire_grace_time
         # APScheduler's own coalescing is off (it would drop the earlier fires unrecorded):
-        # the task's setting is applied here, and each folded fire is recorded MISSED.
-        if len(run_times) > 1 and self.coalesces(task_id):
-            *earlier, last = run_times
-            self._fires.extend(Fire(task_id, when, grace, COALESCED) for when in earlier)
-            run_times = [last]
+        # the task's setting is applied when the fires are claimed (see coalesce).
         self._fires.extend(Fire(task_id, when, grace) for when in run_times)
         self._wake.set()
 
@@ -188,6 +178,7 @@ class FiringExecutor(BaseExecutor):
     def _claim_fires(self) -> None:
         while self._fires and not self._firing_stopped.is_set():
             batch = [self._fires.popleft() for _ in range(min(BATCH_SIZE, len(self._fires)))]
+            batch = coalesce(batch, self.coalesces)
             try:
                 runs = claim_fires(batch, self.worker_id)
             except TRANSIENT_ERRORS:
@@ -214,7 +205,7 @@ class FiringExecutor(BaseExecutor):
             batch = [self._finished.popleft() for _ in range(count)]
             finished: list[Finished] = [(run, self._next_run_time(run)) for run in batch]
             try:
-                record_outcomes(finished)
+                finish(finished)
             except TRANSIENT_ERRORS:
                 self._finished.extendleft(reversed(batch))
                 raise
@@ -222,7 +213,7 @@ class FiringExecutor(BaseExecutor):
                 logger.exception("Could not record %d run(s) together; one by one", len(batch))
                 for index, item in enumerate(finished):
                     try:
-                        record_outcome(item)
+                        finish_or_fail(item)
                     except TRANSIENT_ERRORS:
                         # Kept for the next pass, as the batch would have been.
                         self._finished.extendleft(reversed([run for run, _ in finished[index:]]))
@@ -267,6 +258,34 @@ class FiringExecutor(BaseExecutor):
     def _finish(self, run: TaskRun) -> None:
         self._finished.append(run)
         self._wake.set()
+
+
+def coalesce(fires: list[Fire], coalesces: Callable[[int], bool]) -> list[Fire]:
+    """Fold the due fires of each coalescing task into its latest; the others become MISSED.
+
+    Several fires of one task come due together when APScheduler hands over a backlog (after
+    a start-up catch-up) and while the database is away (the dispatcher keeps the fires until
+    it is back). Either way a coalescing task runs once, for its latest fire, and each folded
+    fire is recorded as coalesced. Applied per claim batch (:data:`BATCH_SIZE` fires): a
+    backlog longer than that is folded batch by batch.
+    """
+    latest: dict[int, datetime] = {}
+    live = 0
+    for fire in fires:
+        if fire.missed_reason is None and coalesces(fire.task_id):
+            live += 1
+            if fire.task_id not in latest or fire.scheduled_for > latest[fire.task_id]:
+                latest[fire.task_id] = fire.scheduled_for
+    if live == len(latest):
+        return fires  # one fire per task: nothing to fold (the common case)
+    return [
+        fire._replace(missed_reason=COALESCED)
+        if fire.missed_reason is None
+        and fire.task_id in latest
+        and fire.scheduled_for < latest[fire.task_id]
+        else fire
+        for fire in fires
+    ]
 
 
 class LineWriter(threading.Thread):

@@ -151,8 +151,8 @@ class WorkerProcess:
     def _deadline(run: TaskRun) -> float | None:
         """When the run is due to be stopped (``time.monotonic()``), counted from its claim.
 
-        From the claim, as the watchdog counts (``expire_overdue_runs``): the two agree on
-        when a run has overrun, and this one acts first.
+        From the claim, as the watchdog counts (``housekeeping.expire_overdue_runs``): the two
+        agree on when a run has overrun, and this one acts first.
         """
         timeout = run.task.timeout
         if not timeout:

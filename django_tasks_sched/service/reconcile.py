@@ -30,8 +30,9 @@ from django.db.models import Case, QuerySet, TextField, When
 from django.db.models.functions import Cast
 from django.utils import timezone as dj_timezone
 
-from django_tasks_sched.execution import concrete_field, update_rows
-from django_tasks_sched.models import Task, TaskRun, anchored_config
+from django_tasks_sched.lifecycle import refuse
+from django_tasks_sched.models import Task, anchored_config
+from django_tasks_sched.rawsql import concrete_field, update_rows
 from django_tasks_sched.service.claims import Fire
 from django_tasks_sched.service.executor import UNLIMITED_INSTANCES, fire_placeholder
 from django_tasks_sched.service.guard import GuardedTrigger
@@ -228,7 +229,7 @@ class Reconciler:
                 self.pending_next_run[task_id] = next_run_time
             self.known[task_id] = schedule
         if refused:
-            record_refusals(refused)
+            refuse(refused)
         # Only once recorded: a pass that failed before this point records them next time.
         self.refused.update(pending_refusals)
 
@@ -363,33 +364,6 @@ class Reconciler:
         # Raw SQL: bookkeeping must neither move updated_at nor nudge the sync into a loop.
         with transaction.atomic(using=using):
             update_rows(Task, ["next_run_time"], rows, using)
-
-
-def record_refusals(refused: dict[int, str]) -> None:
-    """Record each refused version of a row as one FAILED run, however many schedulers see it.
-
-    Each process writes it once per refused schedule (the reconciler remembers); the run is
-    keyed on the row's ``updated_at`` in the place of a fire time, so the one-run-per-fire
-    constraint keeps one record however many processes (or restarts) write it, and an edited,
-    still broken row gets a new one. No retry and no failure count follow: there is nothing to
-    run until the row is fixed.
-    """
-    now = dj_timezone.now()
-    stamps = dict(Task.objects.filter(pk__in=refused).values_list("id", "updated_at"))
-    runs = [
-        TaskRun(
-            task_id=task_id,
-            status=TaskRun.Status.FAILED,
-            origin=TaskRun.Origin.SCHEDULE,
-            scheduled_for=stamps[task_id],
-            enqueued_at=now,
-            finished_at=now,
-            error=f"Not scheduled: {reason}. Nothing fires until the task is corrected.",
-        )
-        for task_id, reason in refused.items()
-        if task_id in stamps
-    ]
-    TaskRun.objects.bulk_create(runs, ignore_conflicts=True)
 
 
 def _new_job(

@@ -25,17 +25,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import DatabaseError, close_old_connections, router, transaction
 
 from django_tasks_sched.conf import get_settings
-from django_tasks_sched.execution import update_rows
+from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.policy import end_runs, expire_overdue_runs
+from django_tasks_sched.rawsql import update_rows
 from django_tasks_sched.retention import Pruner
 from django_tasks_sched.service.claims import Fire, claim_queued_runs
 from django_tasks_sched.service.executor import FiringExecutor
-from django_tasks_sched.service.heartbeat import (
-    Heartbeat,
-    recover_orphaned_runs,
-    scheduler_worker_id,
-)
+from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
+from django_tasks_sched.service.housekeeping import expire_overdue_runs, recover_orphaned_runs
 from django_tasks_sched.service.listen import Listener, StampReader
 from django_tasks_sched.service.reconcile import Reconciler
 
@@ -48,7 +45,7 @@ class Options:
 
     workers: int
     poll_interval: float
-    full_sync_interval: float
+    reconcile_interval: float
     heartbeat_interval: float
     heartbeat_timeout: float
     grace_period: float
@@ -60,7 +57,7 @@ class Options:
         values: dict[str, Any] = {
             "workers": conf.WORKERS,
             "poll_interval": conf.POLL_INTERVAL,
-            "full_sync_interval": conf.FULL_SYNC_INTERVAL,
+            "reconcile_interval": conf.RECONCILE_INTERVAL,
             "heartbeat_interval": conf.HEARTBEAT_INTERVAL,
             "heartbeat_timeout": conf.HEARTBEAT_TIMEOUT,
             "grace_period": conf.SHUTDOWN_GRACE_PERIOD,
@@ -155,7 +152,7 @@ class SchedulerService:
 
     def loop(self) -> None:
         opts = self.options
-        next_full = time.monotonic() + opts.full_sync_interval
+        next_full = time.monotonic() + opts.reconcile_interval
         next_beat = time.monotonic() + opts.heartbeat_interval
         failures = 0
         while not self.stopping.is_set():
@@ -172,7 +169,7 @@ class SchedulerService:
                     # scheduler's CPU time. A failed query closes the connection at once.
                     close_old_connections()
                     self.log_sync("full", self.reconciler.full())
-                    next_full = now + opts.full_sync_interval
+                    next_full = now + opts.reconcile_interval
                 if now >= next_beat:
                     self.heartbeat.beat()
                     recover_orphaned_runs(opts.heartbeat_timeout, self.worker_id)
@@ -234,13 +231,13 @@ class SchedulerService:
         )
         started = self.executor.started
         # Retried (by another scheduler, or this one when it is back) if retries are left.
-        interrupted = end_runs(
+        interrupted = end(
             [run for run in cut if run.pk in started],
             TaskRun.Status.INTERRUPTED,
             lambda run: "Interrupted: the scheduler shut down before the run finished.",
         )
         # Claimed, but no thread ever called the function: recorded so, not as started.
-        interrupted += end_runs(
+        interrupted += end(
             [run for run in cut if run.pk not in started],
             TaskRun.Status.INTERRUPTED,
             lambda run: "Not started: the scheduler shut down before it could call the function.",

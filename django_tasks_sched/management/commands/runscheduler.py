@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_tasks_sched.conf import EXECUTORS, get_settings
+from django_tasks_sched.conf import EXECUTORS, NUMBER_RULES, get_settings, is_valid_number
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task
 from django_tasks_sched.service.logs import log_to_stderr
@@ -59,6 +59,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        check_options(options)
         if options["list"]:
             self.list_fires(options["count"])
             return
@@ -104,6 +105,30 @@ class Command(BaseCommand):
             self.stdout.write(f"{task.name}: {task.describe_schedule()}\n    {when}")
             shown += 1
         self.stdout.write(f"{shown} active task(s) would be scheduled.")
+
+
+#: Each numeric option and the setting whose rule it follows (the rule the checks apply).
+OPTION_SETTINGS = {
+    "workers": "WORKERS",
+    "grace_period": "SHUTDOWN_GRACE_PERIOD",
+    "poll_interval": "POLL_INTERVAL",
+}
+#: Most fire times ``--list --count`` shows per task.
+MAX_COUNT = 100
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Refuse option values the matching setting would refuse, with a usage error."""
+    for option, key in OPTION_SETTINGS.items():
+        value = options.get(option)
+        if value is not None and not is_valid_number(key, value):
+            whole, low, inclusive = NUMBER_RULES[key]
+            kind = "a whole number" if whole else "a number"
+            bound = f"at least {low:g}" if inclusive else f"greater than {low:g}"
+            flag = "--" + option.replace("_", "-")
+            raise CommandError(f"{flag} must be {kind} {bound}, not {value:g}.")
+    if not 1 <= options.get("count", 1) <= MAX_COUNT:
+        raise CommandError(f"--count must be from 1 to {MAX_COUNT}.")
 
 
 def task_zone(task: Task) -> ZoneInfo:

@@ -1,0 +1,218 @@
+"""A run's lifecycle: every change of a ``TaskRun``'s status is one of these guarded verbs.
+
+Each verb is an UPDATE (or an INSERT under a unique constraint) whose WHERE names the status
+it leaves, and it checks the row count: of two processes racing for one run (a watchdog and
+the run's own outcome, two survivors of a dead scheduler, a cancel and a claim), exactly one
+wins, and the loser's write is dropped with a log line. Nothing else writes ``status``.
+
+============  ==============================  =============================================
+verb          from -> to                      called by
+============  ==============================  =============================================
+claim fire    (none) -> RUNNING or MISSED     a scheduler, per due fire, in batches
+                                              (:func:`service.claims.claim_fires`; unique
+                                              per task and fire, ``max_instances`` counted
+                                              under the task's lock)
+request       (none) -> QUEUED                ``Task.run_now()``; retries (``policy``)
+start         QUEUED -> RUNNING               the executor about to call (:func:`start`,
+                                              :func:`start_queued` for a scheduler's batch)
+finish        RUNNING -> the outcome's        every executor after the call (:func:`finish`)
+end           RUNNING -> TIMED_OUT,           the watchdog, orphan recovery, shutdown, an
+              INTERRUPTED or FAILED           outcome the database refused (:func:`end`)
+cancel        QUEUED -> CANCELLED             ``TaskRun.cancel()`` (the row's own verb)
+refuse        (none) -> FAILED                the reconcile, for a row it cannot schedule,
+                                              once per row version (:func:`refuse`)
+============  ==============================  =============================================
+
+Every run that :func:`finish` or :func:`end` takes to a final status is followed up in one
+place: its task's summary (:mod:`.summaries`) and ``policy.after_outcomes`` (retry, failure
+limit, mail to ADMINS).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, router, transaction
+from django.utils import timezone
+
+from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.policy import after_outcomes
+from django_tasks_sched.rawsql import lock_rows, update_rows
+from django_tasks_sched.storable import describe_exception, storable_text
+from django_tasks_sched.summaries import KEEP, fold, record_summaries
+
+logger = logging.getLogger(__name__)
+
+#: A finished run and the task's next fire time to store with its summary (or ``KEEP``).
+Finished = tuple[TaskRun, object]
+
+#: The TaskRun columns a finished run writes (the claim wrote the others): ``Outcome``'s.
+OUTCOME_FIELDS = (
+    "status",
+    "started_at",
+    "finished_at",
+    "return_value",
+    "error",
+    "traceback",
+    "log",
+)
+
+NOTHING_FIRES = "Nothing fires until the task is corrected."
+
+#: Errors that say the database is unreachable, not that it refused the data.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+__all__ = [
+    "KEEP",
+    "OUTCOME_FIELDS",
+    "TRANSIENT_ERRORS",
+    "Finished",
+    "end",
+    "finish",
+    "finish_or_fail",
+    "refuse",
+    "start",
+    "start_queued",
+]
+
+
+def start(run: TaskRun, worker_id: str) -> bool:
+    """QUEUED -> RUNNING for this process; False if someone else got it (or cancelled it)."""
+    now = timezone.now()
+    started = TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.QUEUED).update(
+        status=TaskRun.Status.RUNNING, started_at=now, worker_id=worker_id
+    )
+    if started:
+        run.status, run.started_at, run.worker_id = TaskRun.Status.RUNNING, now, worker_id
+    return bool(started)
+
+
+def start_queued(ids: Sequence[int], worker_id: str, now: datetime) -> int:
+    """QUEUED -> RUNNING for a scheduler's batch of queued runs (rows it has locked)."""
+    return TaskRun.objects.filter(pk__in=ids, status=TaskRun.Status.QUEUED).update(
+        status=TaskRun.Status.RUNNING, started_at=now, worker_id=worker_id
+    )
+
+
+def finish(finished: Sequence[Finished]) -> None:
+    """RUNNING -> the outcome's status, for many runs, with their tasks' summaries.
+
+    A few statements for any number of runs, in raw SQL rather than ``save()`` and
+    ``QuerySet.update()``: a busy scheduler records thousands of runs a second. The summary
+    UPDATE neither moves ``updated_at`` nor nudges the reconcile.
+    """
+    if not finished:
+        return
+    summaries = fold(finished)
+    runs = sorted((run for run, _ in finished), key=lambda run: run.pk)
+    using = router.db_for_write(TaskRun)
+    with transaction.atomic(using=using):
+        # Task rows first, then run rows: the order a claim takes them in. The other way round,
+        # a claim checking its insert against a run row we are updating waits for us while we
+        # wait for the task row it locked, and PostgreSQL reports a deadlock.
+        record_summaries(summaries, using)
+        # A run may have been ended meanwhile by someone else: TIMED_OUT by a watchdog, or
+        # INTERRUPTED by a process that took ours for dead. That record stands (its retry may
+        # already be queued); this late outcome is dropped. The summary above may still show
+        # it as the last status, which is harmless.
+        live = lock_rows(TaskRun, [run.pk for run in runs], using, status=TaskRun.Status.RUNNING)
+        late = [run for run in runs if run.pk not in live]
+        runs = [run for run in runs if run.pk in live]
+        run_rows = [[run.pk, *(getattr(run, name) for name in OUTCOME_FIELDS)] for run in runs]
+        update_rows(TaskRun, OUTCOME_FIELDS, run_rows, using, locked=True)
+    for run in late:
+        logger.warning(
+            "Run %s finished (%s) after it was recorded otherwise; its outcome is dropped",
+            run.pk,
+            run.status,
+        )
+        run.refresh_from_db()
+    after_outcomes(runs)
+
+
+def finish_or_fail(item: Finished) -> None:
+    """:func:`finish` one run; if the database refuses its outcome, :func:`end` it FAILED.
+
+    A database that is away raises (the caller keeps the outcome and retries, or orphan
+    recovery ends the run later); any other refusal is the data's, and must not leave the run
+    RUNNING for ever.
+    """
+    try:
+        finish([item])
+        return
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:
+        logger.exception("Could not record run %s", item[0].pk)
+        reason = f"Could not record the outcome: {describe_exception(exc)}"
+    run = item[0]
+    try:
+        end([run], TaskRun.Status.FAILED, lambda run: storable_text(reason, limit=10_000))
+    except Exception:
+        logger.exception("Could not record run %s as FAILED", run.pk)
+
+
+def end(
+    runs: Iterable[TaskRun],
+    status: str,
+    error: Callable[[TaskRun], str],
+    now: datetime | None = None,
+    *,
+    started: bool = True,
+) -> list[TaskRun]:
+    """RUNNING -> ``status`` from outside the run path; returns the runs this call ended.
+
+    For runs no outcome will come for (timed out, interrupted by a crash or a shutdown) and
+    outcomes the database refused. One guarded UPDATE per run (such runs are few): only the
+    process whose UPDATE took a run counts the failure and queues the retry.
+    ``started=False`` says the function was never called: ``started_at`` (the claim's time)
+    is cleared, so the run does not look started.
+    """
+    now = now or timezone.now()
+    fields: dict[str, Any] = {} if started else {"started_at": None}
+    ended: list[TaskRun] = []
+    for run in runs:
+        message = error(run)
+        if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
+            status=status, finished_at=now, error=message, **fields
+        ):
+            run.status, run.finished_at, run.error = status, now, message
+            if not started:
+                run.started_at = None
+            ended.append(run)
+    if ended:
+        using = router.db_for_write(Task)
+        with transaction.atomic(using=using):
+            record_summaries(fold((run, KEEP) for run in ended), using)
+    after_outcomes(ended)
+    return ended
+
+
+def refuse(refused: dict[int, str]) -> None:
+    """Record each refused version of a row as one FAILED run, however many schedulers see it.
+
+    Each process writes it once per refused schedule (the reconciler remembers); the run is
+    keyed on the row's ``updated_at`` in the place of a fire time, so the one-run-per-fire
+    constraint keeps one record however many processes (or restarts) write it, and an edited,
+    still broken row gets a new one. No retry and no failure count follow: there is nothing to
+    run until the row is fixed.
+    """
+    now = timezone.now()
+    stamps = dict(Task.objects.filter(pk__in=refused).values_list("id", "updated_at"))
+    runs = [
+        TaskRun(
+            task_id=task_id,
+            status=TaskRun.Status.FAILED,
+            origin=TaskRun.Origin.SCHEDULE,
+            scheduled_for=stamps[task_id],
+            enqueued_at=now,
+            finished_at=now,
+            error=storable_text(f"Not scheduled: {reason}. {NOTHING_FIRES}"),
+        )
+        for task_id, reason in refused.items()
+        if task_id in stamps
+    ]
+    TaskRun.objects.bulk_create(runs, ignore_conflicts=True)
