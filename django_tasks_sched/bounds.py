@@ -38,6 +38,10 @@ MAX_ZONE_NAME = 64
 #: Longest crontab string, and longest text of one APScheduler cron field.
 MAX_CRONTAB = 200
 MAX_CRON_FIELD = 100
+#: The most seconds a duration option holds (timeout, misfire grace, retry delays): ten years.
+MAX_DURATION = 10 * 365 * 86_400
+#: The most a count option holds (max_instances, retries, the failure limit, runs kept).
+MAX_COUNT = 1_000_000
 #: JSON values (args, kwargs, trigger_config): nesting levels and encoded size.
 MAX_JSON_DEPTH = 20  # MariaDB's JSON_VALID refuses a little over 30
 MAX_JSON_BYTES = 64 * 1024
@@ -52,7 +56,7 @@ def _fail(field: str, message: str) -> NoReturn:
     raise TaskConfigError(message, field=field)
 
 
-def check_json(value: Any, field: str) -> None:
+def check_json(value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> None:
     """Refuse what JSON cannot hold everywhere: NaN, NUL characters, deep or huge values.
 
     Walks the value without recursion, so a value nested a hundred thousand levels deep is
@@ -100,11 +104,11 @@ def check_json(value: Any, field: str) -> None:
                 % {"field": field, "type": type(item).__name__},
             )
     size = len(json.dumps(value, ensure_ascii=False).encode())
-    if size > MAX_JSON_BYTES:
+    if size > max_bytes:
         _fail(
             field,
             _("%(field)s is %(size)d bytes long as JSON; the most is %(limit)d")
-            % {"field": field, "size": size, "limit": MAX_JSON_BYTES},
+            % {"field": field, "size": size, "limit": max_bytes},
         )
 
 

@@ -1,6 +1,6 @@
 """Tell scheduler processes that the Task table (or the run queue) changed.
 
-Signals are a wake-up, not the sync: they fire only in the saving process, and
+Signals are a wake-up, not the reconcile: they fire only in the saving process, and
 ``QuerySet.update()``, ``bulk_create`` and data migrations send none. So every path that
 changes tasks ends in :func:`schedule_changed`, which, once the transaction commits, moves the
 single ``ScheduleStamp`` row's version (every scheduler polls it cheaply) and, on PostgreSQL,

@@ -32,7 +32,7 @@ DEFAULTS: Mapping[str, Any] = {
     # The pyproject.toml read for [tool.scheduled] tables; None means BASE_DIR / cwd.
     "PYPROJECT": None,
     # runscheduler: threads that execute runs in one scheduler process.
-    "WORKERS": 10,
+    "THREADS": 10,
     # runscheduler: "thread" calls functions in those threads, "process" in a worker process
     # per thread (a run past its timeout is killed).
     "EXECUTOR": "thread",
@@ -65,6 +65,8 @@ DEFAULTS: Mapping[str, Any] = {
 RENAMED: Mapping[str, str] = {
     # "sync" means declarations -> table; table -> scheduler is the reconcile.
     "FULL_SYNC_INTERVAL": "RECONCILE_INTERVAL",
+    # "worker" means a process that calls task functions (the process executor's, a fleet's).
+    "WORKERS": "THREADS",
 }
 
 
@@ -101,7 +103,7 @@ class AppSettings:
     ALLOWED_MODULES: tuple[str, ...] | Malformed | None
     TASKS: tuple[Mapping[str, Any], ...]
     PYPROJECT: Path | None
-    WORKERS: int
+    THREADS: int
     EXECUTOR: str
     POLL_INTERVAL: float
     RECONCILE_INTERVAL: float
@@ -130,7 +132,7 @@ EXECUTORS = ("thread", "process")
 
 #: Numeric keys: (whole numbers only, smallest value, whether the smallest value is allowed).
 NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
-    "WORKERS": (True, 1, True),
+    "THREADS": (True, 1, True),
     "POLL_INTERVAL": (False, 0, False),
     "RECONCILE_INTERVAL": (False, 0, False),
     "HEARTBEAT_INTERVAL": (False, 0, False),
@@ -152,7 +154,7 @@ def is_valid_number(key: str, value: object) -> bool:
     whole, low, inclusive = NUMBER_RULES[key]
     if value is None:
         return key in NULLABLE_NUMBERS
-    # bool is an int subclass, but "WORKERS": True is a mistake, not 1.
+    # bool is an int subclass, but "THREADS": True is a mistake, not 1.
     kinds: tuple[type, ...] = (int,) if whole else (int, float)
     if not isinstance(value, kinds) or isinstance(value, bool):
         return False
@@ -211,7 +213,7 @@ def get_settings() -> AppSettings:
         ALLOWED_MODULES=_allowed_modules(),
         TASKS=tuple(raw["TASKS"]),
         PYPROJECT=None if pyproject is None else Path(pyproject),
-        WORKERS=int(raw["WORKERS"]),
+        THREADS=int(raw["THREADS"]),
         EXECUTOR=str(raw["EXECUTOR"]),
         POLL_INTERVAL=float(raw["POLL_INTERVAL"]),
         RECONCILE_INTERVAL=float(raw["RECONCILE_INTERVAL"]),

@@ -32,13 +32,26 @@ from django_tasks_sched.storable import describe_exception, storable_text, to_js
 logger = logging.getLogger(__name__)
 
 
-#: The worker id prefix of runs made inline: orphan recovery reads the host and pid after it.
+#: The worker id prefix of runs made inline: orphan recovery reads where and which process.
 INLINE_PREFIX = "inline:"
 
 
 def default_worker_id() -> str:
-    """Identify a process running a run inline (not a scheduler) as ``inline:host:pid``."""
-    return f"{INLINE_PREFIX}{socket.gethostname()}:{os.getpid()}"
+    """Identify a process running a run inline: ``inline:<host>:<pid namespace>:<pid>``."""
+    return f"{INLINE_PREFIX}{process_scope()}:{os.getpid()}"
+
+
+def process_scope() -> str:
+    """Where a pid means this process: the host and its pid namespace.
+
+    Containers on one host can share a hostname yet number their processes apart; a pid is
+    only looked up by processes of the same namespace (``0`` where the system has none).
+    """
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}:{namespace}"
 
 
 @dataclass

@@ -17,7 +17,8 @@ start         QUEUED -> RUNNING               the executor about to call (:func:
                                               :func:`start_queued` for a scheduler's batch)
 finish        RUNNING -> the outcome's        every executor after the call (:func:`finish`)
 end           RUNNING -> TIMED_OUT,           the watchdog, orphan recovery, shutdown, an
-              INTERRUPTED or FAILED           outcome the database refused (:func:`end`)
+              INTERRUPTED or FAILED;          outcome the database refused (:func:`end`);
+              -> CANCELLED                    a fire claimed but never started at shutdown
 cancel        QUEUED -> CANCELLED             ``TaskRun.cancel()`` (the row's own verb)
 refuse        (none) -> FAILED                the reconcile, for a row it cannot schedule,
                                               once per row version (:func:`refuse`)
@@ -31,6 +32,7 @@ limit, mail to ADMINS).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -42,7 +44,7 @@ from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import after_outcomes
 from django_tasks_sched.rawsql import lock_rows, update_rows
 from django_tasks_sched.storable import describe_exception, storable_text
-from django_tasks_sched.summaries import KEEP, fold, record_summaries
+from django_tasks_sched.summaries import KEEP, add_failures, fold, record_summaries
 
 logger = logging.getLogger(__name__)
 
@@ -106,21 +108,21 @@ def finish(finished: Sequence[Finished]) -> None:
     """
     if not finished:
         return
-    summaries = fold(finished)
     runs = sorted((run for run, _ in finished), key=lambda run: run.pk)
     using = router.db_for_write(TaskRun)
     with transaction.atomic(using=using):
         # Task rows first, then run rows: the order a claim takes them in. The other way round,
         # a claim checking its insert against a run row we are updating waits for us while we
         # wait for the task row it locked, and PostgreSQL reports a deadlock.
-        record_summaries(summaries, using)
+        lock_rows(Task, sorted({run.task_id for run in runs}), using)
         # A run may have been ended meanwhile by someone else: TIMED_OUT by a watchdog, or
         # INTERRUPTED by a process that took ours for dead. That record stands (its retry may
-        # already be queued); this late outcome is dropped. The summary above may still show
-        # it as the last status, which is harmless.
+        # already be queued, its failure counted); this late outcome is dropped, from the
+        # task's summary too.
         live = lock_rows(TaskRun, [run.pk for run in runs], using, status=TaskRun.Status.RUNNING)
         late = [run for run in runs if run.pk not in live]
         runs = [run for run in runs if run.pk in live]
+        record_summaries(fold(item for item in finished if item[0].pk in live), using)
         run_rows = [[run.pk, *(getattr(run, name) for name in OUTCOME_FIELDS)] for run in runs]
         update_rows(TaskRun, OUTCOME_FIELDS, run_rows, using, locked=True)
     for run in late:
@@ -183,10 +185,12 @@ def end(
             if not started:
                 run.started_at = None
             ended.append(run)
-    if ended:
+    if ended and status in TaskRun.FAILED_STATUSES:
+        # The task's summary says so and counts the failures; its last run's time stays (a
+        # newer run may have started since this one did).
         using = router.db_for_write(Task)
-        with transaction.atomic(using=using):
-            record_summaries(fold((run, KEEP) for run in ended), using)
+        for task_id, count in Counter(run.task_id for run in ended).items():
+            add_failures(task_id, count, status, using)
     after_outcomes(ended)
     return ended
 

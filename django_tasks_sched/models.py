@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, ProhibitNullCharactersValidator
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+)
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_tasks_sched import bounds
 from django_tasks_sched.bounds import BoundedJSONField
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.exceptions import TaskConfigError, TaskRunFailed, TaskRunNotFinished
@@ -153,7 +158,7 @@ class Task(models.Model):
     max_instances = models.PositiveIntegerField(
         _("max instances"),
         default=1,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_COUNT)],
         help_text=_("Most concurrent runs of this task, across every scheduler process."),
     )
     coalesce = models.BooleanField(
@@ -166,6 +171,8 @@ class Task(models.Model):
         null=True,
         blank=True,
         default=60,
+        # APScheduler refuses 0: the smallest grace is one second (empty: no limit).
+        validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_DURATION)],
         help_text=_(
             "Seconds a fire may start late and still run; later fires are recorded as missed. "
             "Empty: no limit."
@@ -175,14 +182,20 @@ class Task(models.Model):
         _("timeout"),
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_DURATION)],
         help_text=_("Seconds a run may take before it is marked timed out. Empty: no limit."),
     )
     max_retries = models.PositiveIntegerField(
-        _("retries"), default=0, help_text=_("How many times a failed run is tried again.")
+        _("retries"),
+        default=0,
+        help_text=_("How many times a failed run is tried again."),
+        validators=[MaxValueValidator(bounds.MAX_COUNT)],
     )
     retry_delay = models.PositiveIntegerField(
-        _("retry delay"), default=0, help_text=_("Seconds to wait before the first retry.")
+        _("retry delay"),
+        default=0,
+        help_text=_("Seconds to wait before the first retry."),
+        validators=[MaxValueValidator(bounds.MAX_DURATION)],
     )
     retry_backoff = models.BooleanField(
         _("exponential backoff"),
@@ -194,12 +207,13 @@ class Task(models.Model):
         null=True,
         blank=True,
         help_text=_("Cap on the backoff delay in seconds. Empty: no cap."),
+        validators=[MaxValueValidator(bounds.MAX_DURATION)],
     )
     max_consecutive_failures = models.PositiveIntegerField(
         _("failure limit"),
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_COUNT)],
         help_text=_("Deactivate the task after this many failed runs in a row. Empty: never."),
     )
     consecutive_failures = models.PositiveIntegerField(
@@ -213,6 +227,7 @@ class Task(models.Model):
             "Delete this task's finished runs older than this many days. Empty: the "
             "RUN_RETENTION_DAYS setting; 0: keep them however old."
         ),
+        validators=[MaxValueValidator(bounds.MAX_INTERVAL.days)],
     )
     keep_runs_count = models.PositiveIntegerField(
         _("keep at most (runs)"),
@@ -222,6 +237,7 @@ class Task(models.Model):
             "Keep only this many of this task's finished runs, the newest. Empty: the "
             "RUN_RETENTION_COUNT setting; 0: no limit."
         ),
+        validators=[MaxValueValidator(bounds.MAX_COUNT)],
     )
     source = models.CharField(
         _("declared in"), max_length=16, choices=Source.choices, default=Source.DATABASE

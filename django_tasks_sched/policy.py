@@ -8,7 +8,7 @@ that cannot be written is logged, and the run's own record stands.
 
 Running a task now needs ``django_tasks_sched.run_task``, and a schedule can do what the "Run now"
 button does: one that fires at once. So every route that saves a schedule (the admin's form and
-actions, the API) asks :func:`makes_due_now` and refuses users without that permission.
+actions; the REST API to come) asks :func:`makes_due_now` and refuses users without that permission.
 """
 
 from __future__ import annotations

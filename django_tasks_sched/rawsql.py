@@ -35,16 +35,20 @@ def concrete_field(model: type[Model], name: str) -> Field[Any, Any]:
 def lock_rows(
     model: type[Model], keys: Sequence[Any], using: str, *, status: str | None = None
 ) -> set[Any]:
-    """Lock rows in primary-key order (where the database locks rows), as claims lock tasks.
+    """Lock rows in primary-key order, as claims lock tasks; call it inside a transaction.
 
     Two scheduler processes writing the same rows in different orders could deadlock. Returns
-    the keys found, only those with ``status`` if one is given (one statement for both). With
-    no ``status``, a database without row locks (SQLite) is not asked at all.
+    the keys found, only those with ``status`` if one is given (one statement for both). SQLite
+    has no row locks: it takes the database's write lock instead (:func:`take_write_lock`).
     """
     connection = connections[using]
     can_lock = connection.features.has_select_for_update
-    if not keys or (status is None and not can_lock):
-        return set(keys)
+    if not keys:
+        return set()
+    if not can_lock:
+        take_write_lock(model, using)
+        if status is None:
+            return set(keys)
     table, key = connection.ops.quote_name(model._meta.db_table), column(model, "id", using)
     where = f" AND {column(model, 'status', using)} = %s" if status is not None else ""
     lock = f" {connection.ops.for_update_sql()}" if can_lock else ""
@@ -60,6 +64,21 @@ def lock_rows(
             )
             found.update(row[0] for row in cursor.fetchall())
     return found
+
+
+def take_write_lock(model: type[Model], using: str) -> None:
+    """On SQLite, take the database's write lock now, at the start of the transaction.
+
+    SQLite has no row locks and Django opens transactions DEFERRED: a read first takes a shared
+    lock, and two readers that both want to write then deadlock (one gets "database is locked"
+    at once, without waiting). A write that matches no row takes the write lock before we read,
+    waiting for it as any write does. Elsewhere, rows are locked as they are read.
+    """
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        table, key = connection.ops.quote_name(model._meta.db_table), column(model, "id", using)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET {key} = {key} WHERE 1 = 0")
 
 
 def update_rows(

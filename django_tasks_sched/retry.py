@@ -13,6 +13,8 @@ import random
 from datetime import timedelta
 from typing import Protocol
 
+from django_tasks_sched.bounds import MAX_DURATION
+
 #: Run statuses after which a retry is due, if the task has retries left. INTERRUPTED is here
 #: because the ``scheduled`` specification asks for a re-run when it is unknown whether the
 #: work happened.
@@ -40,8 +42,10 @@ def retry_delay(task: RetryPolicy, retry: int, rng: random.Random | None = None)
     base = float(task.retry_delay)
     if not task.retry_backoff:
         return timedelta(seconds=base)
-    # 2 ** 62 seconds is already past datetime's range; the cap keeps the float finite.
-    ceiling = base * 2.0 ** min(retry - 1, 62)
+    # 2 ** 62 seconds is already past datetime's range; the cap keeps the float finite, and
+    # no delay is longer than the longest a duration option may hold (added to "now", a longer
+    # one could overflow the calendar).
+    ceiling = min(base * 2.0 ** min(retry - 1, 62), float(MAX_DURATION))
     if task.retry_backoff_max is not None:
         ceiling = min(ceiling, float(task.retry_backoff_max))
     return timedelta(seconds=(rng or random).uniform(0, ceiling))

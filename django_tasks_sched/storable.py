@@ -11,17 +11,25 @@ from typing import Any
 
 from django_tasks_sched import bounds
 
+#: The largest return value stored as JSON (encoded); a larger one is stored as its
+#: (truncated) ``repr``. Larger than a task's own arguments may be: results are often lists.
+MAX_RESULT_BYTES = 1024 * 1024
+
 
 def to_json_value(value: Any) -> Any:
     """The value itself if every database can store it as JSON, else its ``repr`` as text.
 
     Not storable as it is: what JSON cannot encode, NaN and Infinity, NUL characters (which
-    PostgreSQL refuses), and values past the bounds of :func:`bounds.check_json`.
+    PostgreSQL refuses), integers past 64 bits, nesting past ``bounds.MAX_JSON_DEPTH`` levels
+    (MariaDB refuses deep JSON) and more than :data:`MAX_RESULT_BYTES`.
     """
     try:
-        bounds.check_json(json.loads(json.dumps(value, allow_nan=False)), "return value")
-    except (TypeError, ValueError, RecursionError):  # TaskConfigError is a ValueError
-        return storable_text(_safe_repr(value), limit=bounds.MAX_JSON_BYTES)
+        plain = json.loads(json.dumps(value, allow_nan=False))
+        bounds.check_json(plain, "return value", max_bytes=MAX_RESULT_BYTES)
+    except Exception:
+        # Whatever encoding raised (a container changed meanwhile, a mapping whose items()
+        # raises ...): the run must still get an outcome, so its text stands in.
+        return storable_text(_safe_repr(value), limit=MAX_RESULT_BYTES)
     return value
 
 

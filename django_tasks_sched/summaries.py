@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import F
 
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.rawsql import lock_rows, update_rows
+from django_tasks_sched.rawsql import update_rows
 
 #: Marks "leave next_run_time as it is" (None is a meaningful value: no next fire).
 KEEP = object()
@@ -50,8 +50,10 @@ class Summary:
 
 
 def record_summaries(summaries: dict[int, Summary], using: str) -> None:
-    """The tasks' last-run fields, with one UPDATE for many tasks where the values are known."""
-    lock_rows(Task, list(summaries), using)
+    """The tasks' last-run fields, with one UPDATE for many tasks where the values are known.
+
+    The caller has locked the task rows, in a transaction (``lifecycle.finish``).
+    """
     known: dict[bool, list[list[Any]]] = {False: [], True: []}
     counting: list[tuple[int, Summary]] = []
     for task_id, summary in sorted(summaries.items()):
@@ -66,16 +68,15 @@ def record_summaries(summaries: dict[int, Summary], using: str) -> None:
     update_rows(Task, [*names, "next_run_time"], known[True], using, locked=True)
     # Only failures since the last write: they add to the stored count (rare: row by row).
     for task_id, summary in counting:
-        _add_failures(task_id, summary, using)
+        fields: dict[str, Any] = {"last_run_at": summary.last_run_at}
+        if summary.next_run_time is not KEEP:
+            fields["next_run_time"] = summary.next_run_time
+        add_failures(task_id, summary.add, summary.last_run_status, using, **fields)
 
 
-def _add_failures(task_id: int, summary: Summary, using: str) -> None:
-    fields: dict[str, Any] = {
-        "last_run_at": summary.last_run_at,
-        "last_run_status": summary.last_run_status,
-        "consecutive_failures": F("consecutive_failures") + summary.add,
-    }
-    if summary.next_run_time is not KEEP:
-        fields["next_run_time"] = summary.next_run_time
+def add_failures(task_id: int, count: int, status: str, using: str, **fields: Any) -> None:
+    """Add ``count`` failures to the task's consecutive count (the one place that counts them)."""
     # Quietly: bookkeeping must neither move updated_at nor nudge the reconcile.
-    Task.objects.using(using).filter(pk=task_id).update_quietly(**fields)
+    Task.objects.using(using).filter(pk=task_id).update_quietly(
+        consecutive_failures=F("consecutive_failures") + count, last_run_status=status, **fields
+    )

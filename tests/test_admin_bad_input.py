@@ -149,6 +149,7 @@ BAD_INPUT = [
     ),
     pytest.param({"timeout": "99999999999999999999"}, "timeout", id="timeout-huge"),
     pytest.param({"misfire_grace_time": "-1"}, "misfire_grace_time", id="grace-negative"),
+    pytest.param({"misfire_grace_time": "0"}, "misfire_grace_time", id="grace-zero"),
 ]
 
 

@@ -151,10 +151,10 @@ def test_w003_pyproject_points_nowhere(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("WORKERS", 0),
-        ("WORKERS", 2.5),
-        ("WORKERS", "10"),
-        ("WORKERS", True),
+        ("THREADS", 0),
+        ("THREADS", 2.5),
+        ("THREADS", "10"),
+        ("THREADS", True),
         ("POLL_INTERVAL", 0),
         ("POLL_INTERVAL", -1),
         ("POLL_INTERVAL", None),
@@ -193,7 +193,7 @@ def test_e008_known_executors_pass(value: str) -> None:
 @pytest.mark.parametrize(
     "keys",
     [
-        {"WORKERS": 1, "POLL_INTERVAL": 0.1, "RECONCILE_INTERVAL": 300},
+        {"THREADS": 1, "POLL_INTERVAL": 0.1, "RECONCILE_INTERVAL": 300},
         {"SHUTDOWN_GRACE_PERIOD": 0, "RUN_LOG_LIMIT": 0},
         {"HEARTBEAT_INTERVAL": 1, "HEARTBEAT_TIMEOUT": 2},
     ],
@@ -262,3 +262,13 @@ def test_w006_a_renamed_key_still_works_and_asks_for_its_new_name() -> None:
     # Its value is checked as the new key's.
     ids = check_ids(**sched(FULL_SYNC_INTERVAL="60"))
     assert sorted(ids) == ["django_tasks_sched.E006", "django_tasks_sched.W006"]
+
+
+def test_w006_workers_is_now_threads() -> None:
+    from django.test import override_settings
+
+    from django_tasks_sched.conf import get_settings
+
+    assert check_ids(**sched(WORKERS=3)) == ["django_tasks_sched.W006"]
+    with override_settings(**sched(WORKERS=3)):
+        assert get_settings().THREADS == 3

@@ -11,8 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from django_tasks_sched.execution import execute_run
-from django_tasks_sched.lifecycle import KEEP
-from django_tasks_sched.lifecycle import finish as record_outcomes
+from django_tasks_sched.lifecycle import KEEP, finish
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.claims import Fire, claim_fires
 from tests.factories import make_task
@@ -138,7 +137,7 @@ def test_outcomes_are_recorded_together_with_each_task_summary() -> None:
     # In the order they finished: a success, then two failures.
     finished = [_finished(run, outcome) for run, outcome in zip(runs, "SFFS", strict=True)]
     upcoming = AT + timedelta(days=1)
-    record_outcomes([(run, upcoming if run.task_id == flaky.pk else KEEP) for run in finished])
+    finish([(run, upcoming if run.task_id == flaky.pk else KEEP) for run in finished])
     flaky.refresh_from_db()
     steady.refresh_from_db()
     assert flaky.consecutive_failures == 2
@@ -154,7 +153,7 @@ def test_outcomes_are_recorded_together_with_each_task_summary() -> None:
     # A success after the failures resets the count.
     again = claim_fire(flaky.pk, AT + timedelta(hours=1), "scheduler:a")
     assert again is not None
-    record_outcomes([(_finished(again, "S"), KEEP)])
+    finish([(_finished(again, "S"), KEEP)])
     flaky.refresh_from_db()
     assert (flaky.consecutive_failures, flaky.next_run_time) == (0, upcoming)
 
@@ -168,7 +167,7 @@ def test_a_scheduler_collects_outcomes_instead_of_writing_each() -> None:
     assert collected == [run]
     assert (run.status, run.return_value) == (TaskRun.Status.SUCCESSFUL, 5)
     assert TaskRun.objects.get(pk=run.pk).status == TaskRun.Status.RUNNING
-    record_outcomes([(run, KEEP)])
+    finish([(run, KEEP)])
     stored = TaskRun.objects.get(pk=run.pk)
     assert (stored.status, stored.return_value) == (TaskRun.Status.SUCCESSFUL, 5)
     assert stored.started_at == run.started_at

@@ -32,7 +32,7 @@ class SettingsTests(SimpleTestCase):
     def test_malformed_setting_falls_back_to_defaults(self) -> None:
         # The system checks report it (django_tasks_sched.E001); nothing else may crash on it.
         conf = get_settings()
-        assert DEFAULTS["WORKERS"] == conf.WORKERS
+        assert DEFAULTS["THREADS"] == conf.THREADS
         # Except the callable policy, which fails closed rather than widen to the default.
         closed = Malformed("TASKS_SCHED", wrong_type="list")
         assert closed == conf.ALLOWED_MODULES
@@ -41,7 +41,7 @@ class SettingsTests(SimpleTestCase):
         assert get_settings() is get_settings()
 
     @override_settings(
-        TASKS_SCHED={"ALLOWED_MODULES": "tests", "WORKERS": "ten", "POLL_INTERVAL": 0.5}
+        TASKS_SCHED={"ALLOWED_MODULES": "tests", "THREADS": "ten", "POLL_INTERVAL": 0.5}
     )
     def test_malformed_values_fall_back_per_key(self) -> None:
         # A bare string must not become the prefixes ('t', 'e', 's', ...), nor fall back to
@@ -49,5 +49,5 @@ class SettingsTests(SimpleTestCase):
         conf = get_settings()
         closed = Malformed("TASKS_SCHED['ALLOWED_MODULES']", wrong_type="str")
         assert closed == conf.ALLOWED_MODULES
-        assert DEFAULTS["WORKERS"] == conf.WORKERS
+        assert DEFAULTS["THREADS"] == conf.THREADS
         assert conf.POLL_INTERVAL == 0.5

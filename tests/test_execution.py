@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 
 import pytest
 from django.core.management import call_command
@@ -179,10 +178,10 @@ def test_an_outcome_the_database_refuses_ends_the_run_failed_through_the_guard(
 
 
 def test_inline_runs_of_processes_that_died_are_recovered() -> None:
-    import socket
     import subprocess
     import sys
 
+    from django_tasks_sched.execution import default_worker_id, process_scope
     from django_tasks_sched.service.housekeeping import recover_orphaned_runs
 
     finished = subprocess.run(
@@ -191,22 +190,20 @@ def test_inline_runs_of_processes_that_died_are_recovered() -> None:
         capture_output=True,
         text=True,
     )
-    host = socket.gethostname()
+    here = process_scope()
     task = make_task("tests.testapp.jobs:noop")
-    dead = TaskRun.objects.create(
-        task=task,
-        status=TaskRun.Status.RUNNING,
-        worker_id=f"inline:{host}:{finished.stdout.strip()}",
-    )
-    alive = TaskRun.objects.create(
-        task=task, status=TaskRun.Status.RUNNING, worker_id=f"inline:{host}:{os.getpid()}"
-    )
-    elsewhere = TaskRun.objects.create(
-        task=task, status=TaskRun.Status.RUNNING, worker_id="inline:another-host:1"
-    )
+
+    def running(worker_id: str) -> TaskRun:
+        return TaskRun.objects.create(task=task, status=TaskRun.Status.RUNNING, worker_id=worker_id)
+
+    dead = running(f"inline:{here}:{finished.stdout.strip()}")
+    alive = running(default_worker_id())
+    elsewhere = running("inline:another-host:0:1")
+    other_namespace = running(f"inline:{here}1:{finished.stdout.strip()}")
+    forged = running(f"inline:{here}:{'9' * 30}")
     assert recover_orphaned_runs(30, "scheduler:me") == 1
     dead.refresh_from_db()
     assert dead.status == TaskRun.Status.INTERRUPTED
     assert "inline" in dead.error
-    assert TaskRun.objects.running().count() == 2  # alive, and the one on another host
-    assert {alive.pk, elsewhere.pk} == set(TaskRun.objects.running().values_list("pk", flat=True))
+    left = {alive.pk, elsewhere.pk, other_namespace.pk, forged.pk}
+    assert set(TaskRun.objects.running().values_list("pk", flat=True)) == left

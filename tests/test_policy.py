@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_tasks_sched.changes import current_version
-from django_tasks_sched.lifecycle import end as end_runs
+from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import after_outcomes
 from django_tasks_sched.service.housekeeping import expire_overdue_runs
@@ -147,7 +147,7 @@ def test_runs_past_their_timeout_are_timed_out_and_retried() -> None:
 def test_interrupted_runs_count_as_failures_and_are_retried() -> None:
     task = make_task(max_retries=1)
     run = finished(task, status="RUNNING")
-    end_runs([run], TaskRun.Status.INTERRUPTED, lambda run: "Interrupted: gone")
+    end([run], TaskRun.Status.INTERRUPTED, lambda run: "Interrupted: gone")
     task.refresh_from_db()
     assert task.consecutive_failures == 1
     assert TaskRun.objects.filter(origin="RETRY", first_attempt=run).exists()

@@ -56,7 +56,7 @@ def started_process(log: Path, *args: str) -> Proc:
 
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Iterator[Proc]:
-    proc = started_process(tmp_path / "scheduler.log", "--workers", "2")
+    proc = started_process(tmp_path / "scheduler.log", "--threads", "2")
     yield proc
     assert proc.stop() == 0
 
@@ -81,7 +81,7 @@ def test_functions_run_in_worker_processes_with_django_set_up(scheduler: Proc) -
 
 def test_a_run_past_its_timeout_is_killed_and_its_worker_replaced(tmp_path: Path) -> None:
     # One worker process: the run after the timeout can only run in its replacement.
-    proc = started_process(tmp_path / "scheduler.log", "--workers", "1")
+    proc = started_process(tmp_path / "scheduler.log", "--threads", "1")
     trace = tmp_path / "pid"
     hang = later("hang", "record_pid_and_sleep", args=[str(trace), 600], timeout=3)
     run = hang.run_now()
@@ -115,7 +115,7 @@ def test_a_worker_process_that_dies_fails_only_its_run(scheduler: Proc) -> None:
 
 
 def test_runs_past_the_grace_period_are_killed_at_shutdown(tmp_path: Path) -> None:
-    proc = started_process(tmp_path / "scheduler.log", "--workers", "1", "--grace-period", "0.5")
+    proc = started_process(tmp_path / "scheduler.log", "--threads", "1", "--grace-period", "0.5")
     trace = tmp_path / "pid"
     run = later("hang", "record_pid_and_sleep", args=[str(trace), 600]).run_now()
     pid = int(wait_until(lambda: trace.exists() and trace.read_text(), 20, proc))
@@ -127,7 +127,7 @@ def test_runs_past_the_grace_period_are_killed_at_shutdown(tmp_path: Path) -> No
 
 
 def test_worker_processes_end_with_a_killed_scheduler(tmp_path: Path) -> None:
-    proc = started_process(tmp_path / "scheduler.log", "--workers", "1")
+    proc = started_process(tmp_path / "scheduler.log", "--threads", "1")
     trace = tmp_path / "pid"
     later("hang", "record_pid_and_sleep", args=[str(trace), 600]).run_now()
     pid = int(wait_until(lambda: trace.exists() and trace.read_text(), 20, proc))

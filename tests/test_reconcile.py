@@ -11,7 +11,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import connection
 
-from django_tasks_sched.models import Task
+from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
@@ -27,7 +27,14 @@ def reconciler() -> Iterator[Reconciler]:
     store = MemoryJobStore()
     scheduler = BackgroundScheduler(
         jobstores={"default": store},
-        executors={"default": FiringExecutor("scheduler:test", 1)},
+        executors={
+            "default": FiringExecutor(
+                "scheduler:test",
+                1,
+                next_fire_time=lambda task_id: None,
+                coalesces=lambda task_id: True,
+            )
+        },
         timezone=dt_timezone.utc,
     )
     scheduler.start(paused=True)
@@ -131,3 +138,29 @@ def test_a_date_in_the_past_still_fires_once(reconciler: Reconciler) -> None:
     reconciler.load()
     # APScheduler fires it at once; the claim then applies the misfire grace time.
     assert job_of(reconciler, task).next_run_time == past  # type: ignore[attr-defined]
+
+
+class _Raising:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get_next_fire_time(self, previous: object, now: object) -> None:
+        raise self.error
+
+
+def test_a_trigger_that_raises_ends_its_own_job_and_says_so_once() -> None:
+    task = make("broken")
+    guarded = GuardedTrigger(_Raising(RuntimeError("boom")), task.pk)
+    now = datetime.now(dt_timezone.utc)
+    assert guarded.get_next_fire_time(None, now) is None
+    assert guarded.get_next_fire_time(None, now) is None  # asked again: no second record
+    (run,) = TaskRun.objects.filter(task=task)
+    assert run.status == TaskRun.Status.FAILED
+    assert run.error.startswith("Not scheduled: its schedule failed: RuntimeError: boom")
+
+
+def test_a_trigger_past_the_year_9999_just_ends() -> None:
+    task = make("ancient")
+    guarded = GuardedTrigger(_Raising(OverflowError("date value out of range")), task.pk)
+    assert guarded.get_next_fire_time(None, datetime.now(dt_timezone.utc)) is None
+    assert not TaskRun.objects.filter(task=task).exists()

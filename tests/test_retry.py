@@ -69,3 +69,13 @@ def test_huge_retry_numbers_stay_finite() -> None:
 def test_retries_count_from_one() -> None:
     with pytest.raises(ValueError, match="from 1"):
         retry_delay(Policy(), 0)
+
+
+def test_a_backoff_without_a_cap_stays_within_ten_years() -> None:
+    from django_tasks_sched.bounds import MAX_DURATION
+
+    policy = Policy(
+        max_retries=1_000_000, retry_delay=3600, retry_backoff=True, retry_backoff_max=None
+    )
+    delay = retry_delay(policy, 1_000_000, random.Random(1))
+    assert timedelta(0) <= delay <= timedelta(seconds=MAX_DURATION)

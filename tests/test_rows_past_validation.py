@@ -48,12 +48,18 @@ PINNED: dict[str, tuple[str, Any]] = {
 }
 
 
-def force(name: str, trigger: str, config: Any) -> Task:
+def force(name: str, trigger: str, config: Any, **fields: Any) -> Task:
     task = Task.objects.create(
         name=name, func="tests.testapp.jobs:noop", trigger="interval", trigger_config={"hours": 1}
     )
-    Task.objects.filter(pk=task.pk).update(trigger=trigger, trigger_config=config)
+    Task.objects.filter(pk=task.pk).update(trigger=trigger, trigger_config=config, **fields)
     return task
+
+
+#: Rows whose schedule is fine but whose options APScheduler refuses when it takes the job.
+PINNED_OPTIONS: dict[str, dict[str, Any]] = {
+    "grace-0": {"misfire_grace_time": 0},
+}
 
 
 def healthy_fires(task: Task, before: int) -> bool:
@@ -82,6 +88,9 @@ def healthy() -> Task:
 
 def test_pinned_rows_saved_while_running_are_refused_alone(scheduler: Proc, healthy: Task) -> None:
     broken = [force(name, *row) for name, row in PINNED.items()]
+    broken += [
+        force(name, "interval", {"seconds": 5}, **fields) for name, fields in PINNED_OPTIONS.items()
+    ]
     for task in broken:
         wait_until(partial(refused, task), 10, scheduler)
         # Written after the refusal, in the same pass: no next fire shows for it.
@@ -95,6 +104,9 @@ def test_pinned_rows_saved_while_running_are_refused_alone(scheduler: Proc, heal
 
 def test_start_up_never_fails_because_of_a_row(tmp_path: Path, healthy: Task) -> None:
     broken = [force(name, *row) for name, row in PINNED.items()]
+    broken += [
+        force(name, "interval", {"seconds": 5}, **fields) for name, fields in PINNED_OPTIONS.items()
+    ]
     proc = Proc(tmp_path / "scheduler.log")
     proc.wait_ready()
     wait_until(partial(healthy_fires, healthy, 0), 10, proc)
@@ -172,6 +184,16 @@ CRONS = st.fixed_dictionaries(
     optional={"start_date": DATES, "timezone": ZONES},
 )
 DATE_CONFIGS = st.fixed_dictionaries({"run_date": DATES}, optional={"timezone": ZONES})
+#: The options APScheduler itself checks when it takes a job, around their bounds.
+OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "misfire_grace_time": st.sampled_from([None, -1, 0, 1, 60, 2**31 - 1, 2**31]),
+        "max_instances": st.sampled_from([-1, 0, 1, 10, 2**31 - 1, 2**31]),
+        "coalesce": st.booleans(),
+        "timeout": st.sampled_from([None, 0, 1, 2**31 - 1]),
+    },
+)
 ROWS = st.one_of(
     st.tuples(st.just("interval"), INTERVALS),
     st.tuples(st.just("cron"), CRONS),
@@ -185,25 +207,31 @@ COUNTER = itertools.count()
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(row=ROWS, args=JSON_VALUES)
-@example(row=("interval", {"seconds": 5, "jitter": 1e308}), args=[])
-@example(row=("interval", {"seconds": 5, "timezone": "America"}), args=[])
-@example(row=("interval", {"seconds": 5, "timezone": "A" * 300}), args=[])
-@example(row=("cron", {"year": 9999}), args=[])
-@example(row=("interval", {"seconds": 0.000001}), args=[])
-@example(row=("interval", {"seconds": 1e-9}), args=[])
-@example(row=("interval", {"weeks": 416015}), args=[])
-@example(row=("interval", {"days": 999999999}), args=[])
-@example(row=("date", {"run_date": "9999-12-31T23:59:59"}), args=[])
-@example(row=("interval", {"seconds": 1}), args=[float("nan")])
+@given(row=ROWS, args=JSON_VALUES, options=OPTIONS)
+@example(row=("interval", {"seconds": 5, "jitter": 1e308}), args=[], options={})
+@example(row=("interval", {"seconds": 5, "timezone": "America"}), args=[], options={})
+@example(row=("interval", {"seconds": 5, "timezone": "A" * 300}), args=[], options={})
+@example(row=("cron", {"year": 9999}), args=[], options={})
+@example(row=("interval", {"seconds": 0.000001}), args=[], options={})
+@example(row=("interval", {"seconds": 1e-9}), args=[], options={})
+@example(row=("interval", {"weeks": 416015}), args=[], options={})
+@example(row=("interval", {"days": 999999999}), args=[], options={})
+@example(row=("date", {"run_date": "9999-12-31T23:59:59"}), args=[], options={})
+@example(row=("interval", {"seconds": 1}), args=[float("nan")], options={})
+@example(row=("interval", {"seconds": 5}), args=[], options={"misfire_grace_time": 0})
 def what_full_clean_accepts_is_saved_previewed_shown_and_scheduled(
-    scheduler: Proc, admin_client: Client, row: tuple[str, Any], args: Any
+    scheduler: Proc,
+    admin_client: Client,
+    row: tuple[str, Any],
+    args: Any,
+    options: dict[str, Any],
 ) -> None:
     trigger, config = row
     task = Task(
         name=f"generated-{next(COUNTER)}",
         func="tests.testapp.jobs:takes_anything",
         args=[args],
+        **options,
         trigger=trigger,
         trigger_config=config,
     )
@@ -211,7 +239,8 @@ def what_full_clean_accepts_is_saved_previewed_shown_and_scheduled(
         task.full_clean()
     except ValidationError as exc:
         # Refused, with every message filed under a field of the row.
-        assert set(exc.message_dict) <= {"args", "trigger_config"}, exc.message_dict  # noqa: PT017
+        fields = {"args", "trigger_config", *options}
+        assert set(exc.message_dict) <= fields, exc.message_dict  # noqa: PT017
         return
     task.save()
     task.next_fire_times(count=3)
@@ -237,6 +266,15 @@ def test_the_live_scheduler_took_every_accepted_row(
     ACCEPTED.clear()
     what_full_clean_accepts_is_saved_previewed_shown_and_scheduled(scheduler, admin_client)
     assert ACCEPTED, "no generated row was valid: the strategies are off"
+    # Saved after every generated row: the pass that schedules it has read them all (a pass
+    # reads every row changed since the last one).
+    sentinel = Task.objects.create(
+        name="sentinel",
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+    )
+    wait_until(sentinel.runs.exists, 10, scheduler)
     before = healthy.runs.filter(status="SUCCESSFUL").count()
     wait_until(partial(healthy_fires, healthy, before), 10, scheduler)
     # The scheduler has passed over every accepted row: none refused, none broke its trigger.

@@ -410,3 +410,11 @@ def test_fields_that_never_meet_end_quickly_even_unvalidated() -> None:
     started = time.perf_counter()
     assert trigger.get_next_fire_time(None, AFTER) is None
     assert time.perf_counter() - started < 0.5
+
+
+def test_a_schedule_ends_where_the_calendar_does() -> None:
+    # Accepted (a 100-year interval from 2999), it reaches the year 9999 on its 71st fire.
+    trigger = build_trigger("interval", {"days": 36_500, "start_date": "2999-01-01T00:00:00"})
+    times = next_fire_times(trigger, count=100, after=AFTER)
+    assert len(times) == 71
+    assert times[-1].year > 9900

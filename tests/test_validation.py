@@ -183,8 +183,21 @@ BAD_INPUTS = [
         {"misfire_grace_time": -5},
         None,
         "misfire_grace_time",
-        "greater than or equal to 0",
+        "greater than or equal to",
         id="misfire-negative",
+    ),
+    pytest.param(
+        {"misfire_grace_time": 0},
+        None,
+        "misfire_grace_time",
+        "greater than or equal to 1",
+        id="misfire-zero",
+    ),
+    pytest.param(
+        {"timeout": 10**10}, None, "timeout", "less than or equal to 315360000", id="timeout-huge"
+    ),
+    pytest.param(
+        {"max_retries": 10**7}, None, "max_retries", "less than or equal to", id="retries-huge"
     ),
     pytest.param(
         {"max_consecutive_failures": 0},

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from django_tasks_sched.lifecycle import start_queued
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.rawsql import concrete_field, quoter
+from django_tasks_sched.rawsql import concrete_field, quoter, take_write_lock
 from django_tasks_sched.service.rawrows import column_reader
 
 logger = logging.getLogger(__name__)
@@ -47,20 +47,6 @@ class Fire(NamedTuple):
     missed_reason: str | None = None
 
 
-def take_write_lock() -> None:
-    """On SQLite, take the database's write lock now, at the start of the transaction.
-
-    SQLite has no row locks and Django opens transactions DEFERRED: a write that matches no
-    row still takes the lock, before we read, so two processes cannot both count zero running
-    instances (or both read the same QUEUED rows). Elsewhere, rows are locked as they are read.
-    """
-    if connection.vendor == "sqlite":
-        quote = connection.ops.quote_name
-        table, status = quote(TaskRun._meta.db_table), quote("status")
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {table} SET {status} = {status} WHERE 1 = 0")
-
-
 def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
     """Record a batch of fires in one transaction; return the RUNNING runs to execute.
 
@@ -74,7 +60,9 @@ def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
     now = timezone.now()
     task_ids = sorted({fire.task_id for fire in fires})
     with transaction.atomic():
-        take_write_lock()
+        # SQLite: the write lock first, so two processes cannot both count zero running
+        # instances (or both read the same QUEUED rows).
+        take_write_lock(TaskRun, connection.alias)
         tasks, running = _lock_tasks(task_ids)
         rows, late = _runs_for(fires, tasks, running, now, worker_id)
         # A conflict means another process recorded that fire: its row stands, ours is dropped.
@@ -207,7 +195,9 @@ def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
     """Claim up to ``limit`` QUEUED runs for this process (oldest first), as RUNNING."""
     now = timezone.now()
     with transaction.atomic():
-        take_write_lock()
+        # SQLite: the write lock first, so two processes cannot both count zero running
+        # instances (or both read the same QUEUED rows).
+        take_write_lock(TaskRun, connection.alias)
         queued = TaskRun.objects.due().order_by("enqueued_at", "id")
         if connection.vendor != "sqlite":
             queued = queued.select_for_update(skip_locked=True)

@@ -47,7 +47,7 @@ CONNECTION_CHECK_INTERVAL = 5.0
 
 
 #: Why a coalesced fire was not run.
-COALESCED = "Coalesced: a later fire of the task, due together with this one, ran in its place."
+COALESCED = "Coalesced: folded into a later fire of the task that came due together with it."
 
 
 def fire_placeholder() -> None:
@@ -57,19 +57,28 @@ def fire_placeholder() -> None:
 class FiringExecutor(BaseExecutor):
     """Claims due fires in batches and runs them, and queued runs, on a pool of threads."""
 
-    def __init__(self, worker_id: str, max_workers: int, *, processes: bool = False) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        threads: int,
+        *,
+        next_fire_time: Callable[[int], datetime | None],
+        coalesces: Callable[[int], bool],
+        processes: bool = False,
+    ) -> None:
+        """``next_fire_time`` and ``coalesces`` answer for a task from the service's jobs:
+        its next fire (stored with each finished run) and whether it coalesces overdue fires.
+        """
         super().__init__()
         self.worker_id = worker_id
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dts-run")
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dts-run")
         #: With ``processes``, each thread calls the function in a worker process of its own.
-        self.workers = WorkerPool(max_workers) if processes else None
+        self.workers = WorkerPool(threads) if processes else None
         self.futures: set[Future[Any]] = set()
-        #: Runs whose function is being called (their pool thread took them up, not finished).
+        #: Runs whose function was called and whose outcome is not written yet.
         self.started: set[int] = set()
-        #: Set by the service: the task's next fire time, for the task's display field.
-        self.next_fire_time: Callable[[int], datetime | None] = lambda task_id: None
-        #: Whether a task coalesces overdue fires (the service answers from its loaded tasks).
-        self.coalesces: Callable[[int], bool] = lambda task_id: True
+        self.next_fire_time = next_fire_time
+        self.coalesces = coalesces
         self._fires: deque[Fire] = deque()
         self._finished: deque[TaskRun] = deque()
         self._wake = threading.Event()
@@ -177,18 +186,25 @@ class FiringExecutor(BaseExecutor):
 
     def _claim_fires(self) -> None:
         while self._fires and not self._firing_stopped.is_set():
-            batch = [self._fires.popleft() for _ in range(min(BATCH_SIZE, len(self._fires)))]
-            batch = coalesce(batch, self.coalesces)
-            try:
-                runs = claim_fires(batch, self.worker_id)
-            except TRANSIENT_ERRORS:
-                self._fires.extendleft(reversed(batch))
-                raise
-            except Exception:
-                logger.exception("Could not claim %d fire(s) together; one by one", len(batch))
-                runs = self._claim_one_by_one(batch)
-            for run in runs:
-                self._submit(run)
+            # The whole backlog at once (APScheduler appends on the right meanwhile), so that
+            # coalescing sees every pending fire of a task, however many batches they fill.
+            pending = [self._fires.popleft() for _ in range(len(self._fires))]
+            pending = coalesce(pending, self.coalesces)
+            for start in range(0, len(pending), BATCH_SIZE):
+                if self._firing_stopped.is_set():
+                    self._fires.extendleft(reversed(pending[start:]))  # seen at shutdown
+                    return
+                batch = pending[start : start + BATCH_SIZE]
+                try:
+                    runs = claim_fires(batch, self.worker_id)
+                except TRANSIENT_ERRORS:
+                    self._fires.extendleft(reversed(pending[start:]))
+                    raise
+                except Exception:
+                    logger.exception("Could not claim %d fire(s) together; one by one", len(batch))
+                    runs = self._claim_one_by_one(batch)
+                for run in runs:
+                    self._submit(run)
 
     def _claim_one_by_one(self, fires: list[Fire]) -> list[TaskRun]:
         runs = []
@@ -218,6 +234,9 @@ class FiringExecutor(BaseExecutor):
                         # Kept for the next pass, as the batch would have been.
                         self._finished.extendleft(reversed([run for run, _ in finished[index:]]))
                         raise
+                    self.started.discard(item[0].pk)
+            # Recorded: a shutdown now has nothing to say of them.
+            self.started.difference_update(run.pk for run in batch)
 
     def _next_run_time(self, run: TaskRun) -> object:
         # Scheduled runs refresh the task's next fire; a run-now leaves it alone.
@@ -237,6 +256,13 @@ class FiringExecutor(BaseExecutor):
 
     def _execute(self, run: TaskRun) -> None:
         self.started.add(run.pk)
+        handed = False
+
+        def record(finished: TaskRun) -> None:
+            nonlocal handed
+            handed = True
+            self._finish(finished)
+
         # The task's own queries follow Django's rules for long-running processes; a run that
         # does not touch the database opens no connection here.
         close_old_connections()
@@ -244,15 +270,17 @@ class FiringExecutor(BaseExecutor):
             execute_run(
                 run,
                 worker_id=self.worker_id,
-                record=self._finish,
+                record=record,
                 announce=self._lines.put,
                 call=self.workers.call if self.workers else None,
             )
         except Exception:
             logger.exception("Could not execute run %s", run.pk)
         finally:
-            # Its outcome is recorded, or queued to be: only runs still going stay here.
-            self.started.discard(run.pk)
+            # With an outcome, the run leaves ``started`` once that is written (the dispatcher
+            # discards it): until then a shutdown must not take it for never started.
+            if not handed:
+                self.started.discard(run.pk)
             close_old_connections()
 
     def _finish(self, run: TaskRun) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from django_tasks_sched.execution import INLINE_PREFIX
+from django_tasks_sched.execution import INLINE_PREFIX, process_scope
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import SchedulerProcess, TaskRun
 from django_tasks_sched.service.heartbeat import SCHEDULER_PREFIX
@@ -102,13 +101,14 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
 
 
 def dead_inline_runs() -> list[TaskRun]:
-    """RUNNING inline runs of processes on this host that no longer exist.
+    """RUNNING inline runs of processes of this host (and pid namespace) that are gone.
 
-    An inline run (``runtask``, ``run_now(inline=True)``) has no heartbeat row; on its own
-    host, whether its process is alive can be asked of the operating system. A run whose
-    process lives on another host is left to its task's timeout (the watchdog).
+    An inline run (``runtask``, ``run_now(inline=True)``) has no heartbeat row; where its pid
+    means the same process as here, whether it is alive can be asked of the operating system.
+    A run of a process elsewhere (another host, another container) is left to its task's
+    timeout (the watchdog).
     """
-    prefix = f"{INLINE_PREFIX}{socket.gethostname()}:"
+    prefix = f"{INLINE_PREFIX}{process_scope()}:"
     candidates = TaskRun.objects.running().filter(worker_id__startswith=prefix)
     dead = []
     for run in candidates.only("id", "task_id", "attempt", "first_attempt_id", "worker_id"):
@@ -125,4 +125,6 @@ def _process_exists(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # it exists, under another user
+    except (OverflowError, ValueError):
+        return True  # no pid at all (a row written by hand): not ours to judge
     return True

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
@@ -59,12 +59,25 @@ CLOCK_MARGIN = timedelta(seconds=5)
 
 FUNC_REF = obj_to_ref(fire_placeholder)
 
-#: (trigger, config text, coalesce, misfire grace time); () when the task has no job.
-Schedule = tuple[Any, ...]
+
+class Schedule(NamedTuple):
+    """What a task's job is built from: a change in any of these changes the job."""
+
+    trigger: str
+    #: The trigger config as the database's text: compared, never parsed, on a full pass.
+    text: str
+    coalesce: bool
+    #: Misfire grace time in seconds; None: no limit.
+    grace: int | None
+
+
+#: What the reconciler knows of a task without a job (inactive, or refused).
+NO_JOB: tuple[()] = ()
+Known = Schedule | tuple[()]
 
 
 @dataclass
-class SyncResult:
+class ReconcileResult:
     added: int = 0
     changed: int = 0
     removed: int = 0
@@ -88,9 +101,9 @@ def _rows(queryset: QuerySet[Task]) -> Iterator[tuple[Any, ...]]:
     return raw_rows(queryset.values_list(*ROW_COLUMNS))
 
 
-def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | None) -> Schedule:
+def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | None) -> Known:
     # Raw values: SQLite and MySQL give booleans as 0 and 1.
-    return (trigger, text, bool(coalesce), grace) if active else ()
+    return Schedule(trigger, text, bool(coalesce), grace) if active else NO_JOB
 
 
 class Reconciler:
@@ -99,7 +112,7 @@ class Reconciler:
     def __init__(self, scheduler: Any, jobstore: Any) -> None:
         self.scheduler = scheduler
         self.jobstore = jobstore
-        self.known: dict[int, Schedule] = {}
+        self.known: dict[int, Known] = {}
         self.watermark: datetime | None = None
         #: Next fire times not yet written to the table's display column (see flush_next_runs).
         self.pending_next_run: dict[int, datetime | None] = {}
@@ -108,17 +121,17 @@ class Reconciler:
         self._read_next = column_reader(concrete_field(Task, "next_run_time"), using)
         #: Rows refused, with the schedule refused, already recorded in the run history (each
         #: full pass refuses them again; the record is written once).
-        self.refused: dict[int, Schedule] = {}
+        self.refused: dict[int, Known] = {}
         self._read_created = column_reader(concrete_field(Task, "created_at"), using)
 
     # -- passes -------------------------------------------------------------------------------
 
-    def load(self) -> SyncResult:
+    def load(self) -> ReconcileResult:
         """The first pass: every row. The scheduler must be paused and its store empty."""
         if self.watermark is not None:
             return self.full()
         started = dj_timezone.now()
-        result = SyncResult()
+        result = ReconcileResult()
         jobs: list[Job] = []
         self._apply(_rows(Task.objects.all()), result, new_jobs=jobs)
         # In the store's own order (fire time, then id), each insert lands at the end of its
@@ -129,10 +142,10 @@ class Reconciler:
         self.watermark = started
         return result
 
-    def full(self) -> SyncResult:
+    def full(self) -> ReconcileResult:
         """Compare every row with what is loaded; add, change and remove jobs to match."""
         started = dj_timezone.now()
-        result = SyncResult()
+        result = ReconcileResult()
         seen: set[int] = set()
         changed: list[int] = []
         scan = _with_text(Task.objects.order_by()).values_list(*SCAN_COLUMNS)
@@ -149,13 +162,13 @@ class Reconciler:
         self.watermark = started
         return result
 
-    def incremental(self) -> SyncResult:
+    def incremental(self) -> ReconcileResult:
         """Apply rows changed since the last pass, and drop jobs of deleted rows."""
         if self.watermark is None:
             return self.full()
         started = dj_timezone.now()
         changed = Task.objects.filter(updated_at__gte=self.watermark - CLOCK_MARGIN)
-        result = SyncResult()
+        result = ReconcileResult()
         self._apply(_rows(changed), result)
         # Deletions leave no row to see; a count that differs from ours is the cheap tell.
         if Task.objects.count() != len(self.known):
@@ -173,13 +186,16 @@ class Reconciler:
     # -- applying rows ------------------------------------------------------------------------
 
     def _apply(
-        self, rows: Iterable[tuple[Any, ...]], result: SyncResult, new_jobs: list[Job] | None = None
+        self,
+        rows: Iterable[tuple[Any, ...]],
+        result: ReconcileResult,
+        new_jobs: list[Job] | None = None,
     ) -> None:
         """Bring each row's job in line; with ``new_jobs``, collect new jobs instead of adding."""
         now = datetime.now(timezone.utc)
         triggers: dict[tuple[Any, ...], tuple[Any, datetime | None, float | None]] = {}
         refused: dict[int, str] = {}
-        pending_refusals: dict[int, Schedule] = {}
+        pending_refusals: dict[int, Known] = {}
         for row in rows:
             task_id, active, trigger, text, coalesce, grace, name, created_at, stored_next = row
             schedule = _schedule(active, trigger, text, coalesce, grace)
@@ -189,42 +205,47 @@ class Reconciler:
             old = self.known.get(task_id)
             if old == schedule:
                 continue
-            if schedule:
+            # Converted once here (made aware, where the driver gives naive UTC).
+            stored_at = None if stored_next is None else self._read_next(stored_next)
+            next_run_time = None
+            if isinstance(schedule, Schedule):
                 try:
                     created = None if created_at is None else self._read_created(created_at)
                     aps_trigger, first = self._trigger(
                         triggers, task_id, trigger, text, created, now
                     )
+                    if new_jobs is not None:
+                        next_run_time = self._catch_up(
+                            task_id, aps_trigger, first, stored_at, grace, now, result
+                        )
+                        new_jobs.append(
+                            _new_job(
+                                self.scheduler, task_id, name, aps_trigger, next_run_time, schedule
+                            )
+                        )
+                        result.added += 1
+                    else:
+                        next_run_time = self._upsert(
+                            task_id, name, aps_trigger, first, schedule, old, result
+                        )
                 except Exception as exc:
                     # A row saved past validation: not scheduled, said so once in the run
                     # history and once in each process's log (each full pass finds it again).
-                    # Any error, not only TaskConfigError: one row must not stop the pass.
+                    # Any error, from the trigger or from APScheduler taking the job, not
+                    # only TaskConfigError: one row must not stop the pass.
                     repeat = task_id in self.refused
                     level = logging.DEBUG if repeat else logging.ERROR
                     logger.log(level, "Task %r (id %s) is not scheduled: %s", name, task_id, exc)
                     if not repeat:
                         refused[task_id] = str(exc)
                     pending_refusals[task_id] = schedule
-                    schedule = ()
-            if not schedule:
+                    schedule = NO_JOB
+            if not isinstance(schedule, Schedule):
                 self._remove(task_id, result)
-                self.known[task_id] = ()
+                self.known[task_id] = NO_JOB
                 if stored_next is not None:
                     self.pending_next_run[task_id] = None
                 continue
-            # Converted once here (made aware, where the driver gives naive UTC).
-            stored_at = None if stored_next is None else self._read_next(stored_next)
-            if new_jobs is not None:
-                start = self._catch_up(task_id, aps_trigger, first, stored_at, grace, now, result)
-                new_jobs.append(
-                    _new_job(self.scheduler, task_id, name, aps_trigger, start, schedule)
-                )
-                result.added += 1
-                next_run_time = start
-            else:
-                next_run_time = self._upsert(
-                    task_id, name, aps_trigger, first, schedule, old, result
-                )
             if stored_at != next_run_time:
                 self.pending_next_run[task_id] = next_run_time
             self.known[task_id] = schedule
@@ -241,7 +262,7 @@ class Reconciler:
         missed: datetime | None,
         grace: int | None,
         now: datetime,
-        result: SyncResult,
+        result: ReconcileResult,
     ) -> datetime | None:
         """Where a job loaded at start resumes: at the fires missed while no scheduler ran.
 
@@ -303,13 +324,12 @@ class Reconciler:
             first = inner.get_next_fire_time(None, now)
             entry = cache[key] = (inner, first, float(jitter) if jitter else None)
         inner, first, jitter = entry
-        label = f"Task id {task_id}"
         if jitter is None:
-            return GuardedTrigger(inner, label), first
+            return GuardedTrigger(inner, task_id), first
         wrapped = DeterministicJitter(inner, jitter, seed=task_id)
         # Unguarded here, so a failure is a refusal of the row (see _apply).
         first = wrapped.get_next_fire_time(None, now)
-        return GuardedTrigger(wrapped, label), first
+        return GuardedTrigger(wrapped, task_id), first
 
     def _upsert(
         self,
@@ -318,16 +338,22 @@ class Reconciler:
         trigger: Any,
         first: datetime | None,
         schedule: Schedule,
-        old: Schedule | None,
-        result: SyncResult,
+        old: Known | None,
+        result: ReconcileResult,
     ) -> datetime | None:
         """Add or change the job through APScheduler (which wakes up for it); its next fire."""
         job_id = str(task_id)
-        grace = schedule[3]
-        options: dict[str, Any] = {"coalesce": False, "misfire_grace_time": grace, "name": name}
-        if old and old[:2] != schedule[:2]:
+        options: dict[str, Any] = {
+            "coalesce": False,
+            "misfire_grace_time": schedule.grace,
+            "name": name,
+        }
+        if isinstance(old, Schedule) and (old.trigger, old.text) != (
+            schedule.trigger,
+            schedule.text,
+        ):
             options.update(trigger=trigger, next_run_time=first)
-        if old:
+        if isinstance(old, Schedule):
             try:
                 job = self.scheduler.modify_job(job_id, **options)
             except JobLookupError:
@@ -346,7 +372,7 @@ class Reconciler:
         result.added += 1
         return first
 
-    def _remove(self, task_id: int, result: SyncResult) -> None:
+    def _remove(self, task_id: int, result: ReconcileResult) -> None:
         if self.known.pop(task_id, None):
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(str(task_id))
@@ -361,7 +387,7 @@ class Reconciler:
             return
         using = router.db_for_write(Task)
         rows = [[task_id, when] for task_id, when in pending.items()]
-        # Raw SQL: bookkeeping must neither move updated_at nor nudge the sync into a loop.
+        # Raw SQL: bookkeeping must neither move updated_at nor nudge the reconcile into a loop.
         with transaction.atomic(using=using):
             update_rows(Task, ["next_run_time"], rows, using)
 
@@ -374,8 +400,14 @@ def _new_job(
     next_run_time: datetime | None,
     schedule: Schedule,
 ) -> Job:
-    """A job built as APScheduler's job stores restore them, without per-job validation."""
-    grace = schedule[3]
+    """A job built as APScheduler's job stores restore them, without per-job validation.
+
+    The one check of APScheduler's that a row can fail is made here (a row refused at load
+    is refused the same as one refused later, by ``add_job``).
+    """
+    grace = schedule.grace
+    if grace is not None and grace < 1:
+        raise ValueError(f"misfire_grace_time must be at least 1 second or empty, not {grace}")
     job = Job.__new__(Job)
     job.__setstate__(
         {

@@ -34,7 +34,7 @@ from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
 from django_tasks_sched.service.housekeeping import expire_overdue_runs, recover_orphaned_runs
 from django_tasks_sched.service.listen import Listener, StampReader
-from django_tasks_sched.service.reconcile import Reconciler
+from django_tasks_sched.service.reconcile import Reconciler, Schedule
 
 logger = logging.getLogger("django_tasks_sched.scheduler")
 
@@ -43,7 +43,7 @@ logger = logging.getLogger("django_tasks_sched.scheduler")
 class Options:
     """How one scheduler process behaves; defaults come from ``TASKS_SCHED``."""
 
-    workers: int
+    threads: int
     poll_interval: float
     reconcile_interval: float
     heartbeat_interval: float
@@ -55,7 +55,7 @@ class Options:
     def from_settings(cls, **overrides: Any) -> Options:
         conf = get_settings()
         values: dict[str, Any] = {
-            "workers": conf.WORKERS,
+            "threads": conf.THREADS,
             "poll_interval": conf.POLL_INTERVAL,
             "reconcile_interval": conf.RECONCILE_INTERVAL,
             "heartbeat_interval": conf.HEARTBEAT_INTERVAL,
@@ -76,10 +76,12 @@ class SchedulerService:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.executor = FiringExecutor(
-            self.worker_id, options.workers, processes=options.executor == "process"
+            self.worker_id,
+            options.threads,
+            next_fire_time=self._next_fire_time,
+            coalesces=self._coalesces,
+            processes=options.executor == "process",
         )
-        self.executor.next_fire_time = self._next_fire_time
-        self.executor.coalesces = self._coalesces
         self.jobstore = MemoryJobStore()
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self.jobstore},
@@ -140,7 +142,7 @@ class SchedulerService:
         ).start()
         self.claim_queued()
         if self.executor.workers is not None:
-            logger.info("Functions are called in %d worker processes", self.options.workers)
+            logger.info("Functions are called in %d worker processes", self.options.threads)
         logger.info(
             "Scheduler %s ready in %.2fs: %d task(s) scheduled",
             self.worker_id,
@@ -161,14 +163,14 @@ class SchedulerService:
             if self.stopping.is_set():
                 break
             try:
-                self.sync()
+                self.reconcile()
                 now = time.monotonic()
                 if now >= next_full:
                     # Connection upkeep with the full pass, not every poll: under the default
                     # CONN_MAX_AGE = 0 each call reconnects, which was most of an idle
                     # scheduler's CPU time. A failed query closes the connection at once.
                     close_old_connections()
-                    self.log_sync("full", self.reconciler.full())
+                    self.log_reconcile("full", self.reconciler.full())
                     next_full = now + opts.reconcile_interval
                 if now >= next_beat:
                     self.heartbeat.beat()
@@ -187,18 +189,18 @@ class SchedulerService:
                 close_old_connections()
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
 
-    def sync(self) -> None:
+    def reconcile(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""
         version = self.current_version()
         if version == self.version:
             return
         # Read the stamp before the rows: a change committed meanwhile moves it again.
         self.version = version
-        self.log_sync("incremental", self.reconciler.incremental())
+        self.log_reconcile("incremental", self.reconciler.incremental())
         self.claim_queued()
 
     def claim_queued(self) -> None:
-        free = self.options.workers - self.executor.running()
+        free = self.options.threads - self.executor.running()
         if free <= 0:
             return
         for run in claim_queued_runs(self.worker_id, limit=free):
@@ -236,10 +238,11 @@ class SchedulerService:
             TaskRun.Status.INTERRUPTED,
             lambda run: "Interrupted: the scheduler shut down before the run finished.",
         )
-        # Claimed, but no thread ever called the function: recorded so, not as started.
+        # Claimed, but no thread ever called the function: cancelled, and not as started (no
+        # failure is counted, and no retry follows: the fire did not fail, it never ran).
         interrupted += end(
             [run for run in cut if run.pk not in started],
-            TaskRun.Status.INTERRUPTED,
+            TaskRun.Status.CANCELLED,
             lambda run: "Not started: the scheduler shut down before it could call the function.",
             started=False,
         )
@@ -264,7 +267,7 @@ class SchedulerService:
 
     def _coalesces(self, task_id: int) -> bool:
         schedule = self.reconciler.known.get(task_id)
-        return bool(schedule and schedule[2])
+        return isinstance(schedule, Schedule) and schedule.coalesce
 
     def _next_fire_time(self, task_id: int) -> datetime | None:
         if self.resume_points is not None:
@@ -275,10 +278,10 @@ class SchedulerService:
         return job.next_run_time if job else None
 
     @staticmethod
-    def log_sync(kind: str, result: Any) -> None:
+    def log_reconcile(kind: str, result: Any) -> None:
         if result:
             logger.info(
-                "Sync (%s): %d added, %d changed, %d removed",
+                "Reconcile (%s): %d added, %d changed, %d removed",
                 kind,
                 result.added,
                 result.changed,

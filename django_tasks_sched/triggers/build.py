@@ -46,7 +46,7 @@ def next_fire_times(trigger: BaseTrigger, *, count: int, after: datetime) -> lis
     """The next ``count`` nominal fire times (no jitter) strictly after ``after``."""
     if after.tzinfo is None or after.utcoffset() is None:
         after = to_instant(after, default_zone())  # USE_TZ = False gives naive "now"
-    step = _nominal(trigger)
+    step = _within_the_calendar(_nominal(trigger))
     times: list[datetime] = []
     fire = step(None, after + _ONE_MICROSECOND)
     while fire is not None and len(times) < count:
@@ -59,7 +59,26 @@ def next_fire_times(trigger: BaseTrigger, *, count: int, after: datetime) -> lis
     return times
 
 
-def _nominal(trigger: BaseTrigger) -> Callable[[datetime | None, datetime], datetime | None]:
+Step = Callable[[datetime | None, datetime], datetime | None]
+
+
+def _within_the_calendar(step: Step) -> Step:
+    """``step``, ending the schedule where Python's calendar ends (the year 9999).
+
+    An accepted schedule can still reach it after enough fires: 100 years apart from 2999,
+    the seventieth. The fires before are real; there are simply no more.
+    """
+
+    def bounded(previous: datetime | None, now: datetime) -> datetime | None:
+        try:
+            return step(previous, now)
+        except (OverflowError, ValueError):  # "date value out of range", "year 10021 ..."
+            return None
+
+    return bounded
+
+
+def _nominal(trigger: BaseTrigger) -> Step:
     """``get_next_fire_time`` of ``trigger`` with its jitter left out."""
     if isinstance(trigger, ZonedCronTrigger):
         return trigger.nominal_fire_time

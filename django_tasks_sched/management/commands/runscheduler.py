@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_tasks_sched.conf import EXECUTORS, NUMBER_RULES, get_settings, is_valid_number
-from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task
 from django_tasks_sched.service.logs import log_to_stderr
 from django_tasks_sched.service.runner import Options, SchedulerService
@@ -27,7 +26,13 @@ class Command(BaseCommand):
     requires_system_checks = "__all__"
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--workers", type=int, help="Threads that execute runs.")
+        parser.add_argument(
+            "--threads",
+            "--workers",  # the old name
+            dest="threads",
+            type=int,
+            help="Threads that execute runs.",
+        )
         parser.add_argument(
             "--executor",
             choices=EXECUTORS,
@@ -73,7 +78,7 @@ class Command(BaseCommand):
         sync_at_startup()  # the declared tasks, as synctasks would, before any is loaded
         service = SchedulerService(
             Options.from_settings(
-                workers=options["workers"],
+                threads=options["threads"],
                 grace_period=options["grace_period"],
                 poll_interval=options["poll_interval"],
                 executor=executor,
@@ -94,7 +99,7 @@ class Command(BaseCommand):
         for task in tasks.iterator():
             try:
                 times = task.next_fire_times(count=count)
-            except TaskConfigError as exc:
+            except Exception as exc:  # a row saved past validation: any error, one line
                 self.stdout.write(f"{task.name}: NOT SCHEDULED ({exc})")
                 continue
             zone = task_zone(task)
@@ -109,7 +114,7 @@ class Command(BaseCommand):
 
 #: Each numeric option and the setting whose rule it follows (the rule the checks apply).
 OPTION_SETTINGS = {
-    "workers": "WORKERS",
+    "threads": "THREADS",
     "grace_period": "SHUTDOWN_GRACE_PERIOD",
     "poll_interval": "POLL_INTERVAL",
 }
