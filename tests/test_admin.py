@@ -20,6 +20,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from django_tasks_sched.forms import TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -43,13 +44,6 @@ def run_change_url(run: TaskRun) -> str:
 
 def run_now_url(pk: int) -> str:
     return reverse("admin:django_tasks_sched_task_run_now", args=[pk])
-
-
-def make_task(name: str, **fields: Any) -> Task:
-    fields.setdefault("func", "tests.testapp.jobs:noop")
-    fields.setdefault("trigger", Task.Trigger.INTERVAL)
-    fields.setdefault("trigger_config", {"minutes": 15})
-    return Task.objects.create(name=name, **fields)
 
 
 def login(user: User) -> Client:

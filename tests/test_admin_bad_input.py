@@ -15,7 +15,8 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from django_tasks_sched.models import Task
-from tests.test_admin import TASK_ADD, form_data, login, make_task, task_change_url
+from tests.factories import make_task
+from tests.test_admin import TASK_ADD, form_data, login, task_change_url
 
 pytestmark = pytest.mark.django_db
 

@@ -15,18 +15,13 @@ from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import after_outcomes
 from django_tasks_sched.service.housekeeping import expire_overdue_runs
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def make_task(**fields: Any) -> Task:
-    return Task.objects.create(
-        name=fields.pop("name", "flaky"),
-        func="tests.testapp.jobs:fail",
-        trigger="interval",
-        trigger_config={"minutes": 5},
-        **fields,
-    )
+def make_task(name: str = "flaky", **fields: Any) -> Task:
+    return factories.make_task(name, func="tests.testapp.jobs:fail", **fields)
 
 
 def finished(task: Task, status: str = "FAILED", **fields: Any) -> TaskRun:

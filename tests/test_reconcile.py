@@ -7,14 +7,13 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
-from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import connection
 
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
+from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.reconcile import Reconciler
 
 pytestmark = pytest.mark.django_db
@@ -24,22 +23,13 @@ NIGHTLY = {"crontab": "30 2 * * *", "timezone": "Europe/Berlin"}
 
 @pytest.fixture
 def reconciler() -> Iterator[Reconciler]:
-    store = MemoryJobStore()
-    scheduler = BackgroundScheduler(
-        jobstores={"default": store},
-        executors={
-            "default": FiringExecutor(
-                "scheduler:test",
-                1,
-                next_fire_time=lambda task_id: None,
-                coalesces=lambda task_id: True,
-            )
-        },
-        timezone=dt_timezone.utc,
+    executor = FiringExecutor(
+        "scheduler:test", 1, next_fire_time=lambda task_id: None, coalesces=lambda task_id: True
     )
-    scheduler.start(paused=True)
-    yield Reconciler(scheduler, store)
-    scheduler.shutdown(wait=False)
+    jobs = Jobs(executor)
+    jobs.start_paused()
+    yield Reconciler(jobs)
+    jobs.shutdown()
 
 
 def make(name: str, trigger: str = "cron", config: object = NIGHTLY, **fields: object) -> Task:
@@ -49,7 +39,7 @@ def make(name: str, trigger: str = "cron", config: object = NIGHTLY, **fields: o
 
 
 def job_of(reconciler: Reconciler, task: Task) -> object:
-    return reconciler.jobstore.lookup_job(str(task.pk))
+    return reconciler.jobs.get(task.pk)
 
 
 def test_load_shares_one_trigger_per_schedule_and_orders_the_store(reconciler: Reconciler) -> None:
@@ -75,7 +65,7 @@ def test_load_shares_one_trigger_per_schedule_and_orders_the_store(reconciler: R
     assert (job.next_run_time - every.created_at.replace(microsecond=0)) % timedelta(  # type: ignore[attr-defined]
         minutes=5
     ) == timedelta(0)
-    times = [job.next_run_time for job in reconciler.jobstore.get_all_jobs()]
+    times = [job.next_run_time for job in reconciler.jobs.all()]
     assert times == sorted(times)
     # What save() stored as next_run_time agrees, but for jitter (save() stores the nominal
     # time): only those are written back.
@@ -117,7 +107,7 @@ def test_a_full_pass_drops_deleted_and_deactivated_tasks(reconciler: Reconciler)
         )
     result = reconciler.full()
     assert result.removed == 2
-    assert reconciler.jobstore.get_all_jobs() == []
+    assert reconciler.jobs.all() == []
 
 
 def test_an_invalid_row_is_not_scheduled(

@@ -8,6 +8,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from django_tasks_sched.checks import TAG
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import DUE_NOW_WINDOW, makes_due_now
+from tests import factories
 from tests.test_admin import (
     TASK_ADD,
     form_data,
@@ -40,11 +42,8 @@ pytestmark = pytest.mark.django_db
 FAR_DATE = {"run_date": "2100-01-01T00:00:00"}
 
 
-def make_task(name: str = "job", **fields: Any) -> Task:
-    fields.setdefault("func", "tests.testapp.jobs:noop")
-    fields.setdefault("trigger", Task.Trigger.DATE)
-    fields.setdefault("trigger_config", FAR_DATE)
-    return Task.objects.create(name=name, **fields)
+#: A task that fires only at FAR_DATE.
+make_task = partial(factories.make_task, trigger=Task.Trigger.DATE, trigger_config=FAR_DATE)
 
 
 def func_errors(**task_fields: Any) -> list[str]:

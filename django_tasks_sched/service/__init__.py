@@ -2,6 +2,7 @@
 
 - :mod:`.runner`: the :class:`~.runner.SchedulerService` loop (reconcile, run-now, heartbeat,
   housekeeping, shutdown);
+- :mod:`.jobs`: the APScheduler seam, the one module that drives its scheduler and job store;
 - :mod:`.reconcile`: keeps APScheduler's in-memory jobs in step with the Task table; its
   triggers are wrapped by :mod:`.guard` (one failing trigger ends its own job) and, with
   jitter, by :mod:`.jitter` (the same delay in every process);

@@ -34,10 +34,6 @@ from django_tasks_sched.service.processes import WorkerPool
 
 logger = logging.getLogger(__name__)
 
-#: APScheduler's per-process instance limit is bypassed: max_instances is enforced across all
-#: processes by the database claim instead.
-UNLIMITED_INSTANCES = 1_000_000
-
 #: Most finished runs written in one transaction.
 RECORD_BATCH_SIZE = 1000
 
@@ -48,10 +44,6 @@ CONNECTION_CHECK_INTERVAL = 5.0
 
 #: Why a coalesced fire was not run.
 COALESCED = "Coalesced: folded into a later fire of the task that came due together with it."
-
-
-def fire_placeholder() -> None:
-    """The ``func`` of every APScheduler job; never called (the executor runs the task)."""
 
 
 class FiringExecutor(BaseExecutor):

@@ -14,7 +14,6 @@ without APScheduler's per-job validation and wake-up. 100,000 tasks load in seco
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -23,8 +22,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from apscheduler.job import Job
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.util import obj_to_ref
 from django.db import router, transaction
 from django.db.models import Case, QuerySet, TextField, When
 from django.db.models.functions import Cast
@@ -34,9 +31,9 @@ from django_tasks_sched.lifecycle import refuse
 from django_tasks_sched.models import Task, anchored_config
 from django_tasks_sched.rawsql import concrete_field, update_rows
 from django_tasks_sched.service.claims import Fire
-from django_tasks_sched.service.executor import UNLIMITED_INSTANCES, fire_placeholder
 from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
+from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.rawrows import column_reader, raw_rows
 from django_tasks_sched.triggers import build_trigger
 
@@ -56,8 +53,6 @@ NO_GRACE_CATCH_UP = timedelta(hours=1)
 #: Rows are re-read from a little before the watermark: other processes' clocks and commit
 #: order mean a row can commit with an updated_at slightly older than one we have seen.
 CLOCK_MARGIN = timedelta(seconds=5)
-
-FUNC_REF = obj_to_ref(fire_placeholder)
 
 
 class Schedule(NamedTuple):
@@ -109,9 +104,8 @@ def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | 
 class Reconciler:
     """Applies Task rows to an APScheduler scheduler (which must use the firing executor)."""
 
-    def __init__(self, scheduler: Any, jobstore: Any) -> None:
-        self.scheduler = scheduler
-        self.jobstore = jobstore
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
         self.known: dict[int, Known] = {}
         self.watermark: datetime | None = None
         #: Next fire times not yet written to the table's display column (see flush_next_runs).
@@ -134,11 +128,7 @@ class Reconciler:
         result = ReconcileResult()
         jobs: list[Job] = []
         self._apply(_rows(Task.objects.all()), result, new_jobs=jobs)
-        # In the store's own order (fire time, then id), each insert lands at the end of its
-        # sorted list: 100,000 inserts do not each shift the whole list.
-        jobs.sort(key=_store_order)
-        for job in jobs:
-            self.jobstore.add_job(job)
+        self.jobs.load(jobs)
         self.watermark = started
         return result
 
@@ -219,8 +209,8 @@ class Reconciler:
                             task_id, aps_trigger, first, stored_at, grace, now, result
                         )
                         new_jobs.append(
-                            _new_job(
-                                self.scheduler, task_id, name, aps_trigger, next_run_time, schedule
+                            self.jobs.build(
+                                task_id, name, aps_trigger, next_run_time, schedule.grace
                             )
                         )
                         result.added += 1
@@ -341,41 +331,23 @@ class Reconciler:
         old: Known | None,
         result: ReconcileResult,
     ) -> datetime | None:
-        """Add or change the job through APScheduler (which wakes up for it); its next fire."""
-        job_id = str(task_id)
-        options: dict[str, Any] = {
-            "coalesce": False,
-            "misfire_grace_time": schedule.grace,
-            "name": name,
-        }
-        if isinstance(old, Schedule) and (old.trigger, old.text) != (
+        """Add or change the task's job (APScheduler wakes up for it); its next fire."""
+        replace = isinstance(old, Schedule) and (old.trigger, old.text) != (
             schedule.trigger,
             schedule.text,
-        ):
-            options.update(trigger=trigger, next_run_time=first)
-        if isinstance(old, Schedule):
-            try:
-                job = self.scheduler.modify_job(job_id, **options)
-            except JobLookupError:
-                pass  # A date task that already fired: APScheduler dropped its job.
-            else:
-                result.changed += 1
-                return job.next_run_time
-        options.update(trigger=trigger, next_run_time=first)
-        self.scheduler.add_job(
-            fire_placeholder,
-            id=job_id,
-            replace_existing=True,
-            max_instances=UNLIMITED_INSTANCES,
-            **options,
         )
-        result.added += 1
-        return first
+        next_run_time, changed = self.jobs.put(
+            task_id, name, trigger, first, schedule.grace, replace_trigger=replace
+        )
+        if changed:
+            result.changed += 1
+        else:
+            result.added += 1
+        return next_run_time
 
     def _remove(self, task_id: int, result: ReconcileResult) -> None:
         if self.known.pop(task_id, None):
-            with contextlib.suppress(JobLookupError):
-                self.scheduler.remove_job(str(task_id))
+            self.jobs.remove(task_id)
             result.removed += 1
 
     # -- the display column -------------------------------------------------------------------
@@ -390,52 +362,3 @@ class Reconciler:
         # Raw SQL: bookkeeping must neither move updated_at nor nudge the reconcile into a loop.
         with transaction.atomic(using=using):
             update_rows(Task, ["next_run_time"], rows, using)
-
-
-def _new_job(
-    scheduler: Any,
-    task_id: int,
-    name: str,
-    trigger: Any,
-    next_run_time: datetime | None,
-    schedule: Schedule,
-) -> Job:
-    """A job built as APScheduler's job stores restore them, without per-job validation.
-
-    The one check of APScheduler's that a row can fail is made here (a row refused at load
-    is refused the same as one refused later, by ``add_job``).
-    """
-    grace = schedule.grace
-    if grace is not None and grace < 1:
-        raise ValueError(f"misfire_grace_time must be at least 1 second or empty, not {grace}")
-    job = Job.__new__(Job)
-    job.__setstate__(
-        {
-            "version": 1,
-            "id": str(task_id),
-            "func": FUNC_REF,
-            "trigger": trigger,
-            "executor": "default",
-            "args": (),
-            "kwargs": {},
-            "name": name,
-            "misfire_grace_time": grace,
-            # Never APScheduler's coalescing: the executor applies the task's own, recording
-            # the fires it folds (APScheduler would drop them without a trace).
-            "coalesce": False,
-            "max_instances": UNLIMITED_INSTANCES,
-            "next_run_time": next_run_time,
-        }
-    )
-    job._scheduler = scheduler
-    job._jobstore_alias = "default"
-    return job
-
-
-def _store_order(job: Job) -> tuple[bool, datetime, str]:
-    # The store's order: by next fire time (paused jobs, with none, last), then by id.
-    when = job.next_run_time
-    return (when is None, when or _EPOCH, job.id)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

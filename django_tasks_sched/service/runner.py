@@ -16,12 +16,10 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
-from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import DatabaseError, close_old_connections, router, transaction
 
 from django_tasks_sched.conf import get_settings
@@ -33,6 +31,7 @@ from django_tasks_sched.service.claims import Fire, claim_queued_runs
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
 from django_tasks_sched.service.housekeeping import expire_overdue_runs, recover_orphaned_runs
+from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.listen import Listener, StampReader
 from django_tasks_sched.service.reconcile import Reconciler, Schedule
 
@@ -82,13 +81,8 @@ class SchedulerService:
             coalesces=self._coalesces,
             processes=options.executor == "process",
         )
-        self.jobstore = MemoryJobStore()
-        self.scheduler = BackgroundScheduler(
-            jobstores={"default": self.jobstore},
-            executors={"default": self.executor},
-            timezone=timezone.utc,
-        )
-        self.reconciler = Reconciler(self.scheduler, self.jobstore)
+        self.jobs = Jobs(self.executor)
+        self.reconciler = Reconciler(self.jobs)
         self.heartbeat = Heartbeat(self.worker_id)
         self.current_version = StampReader()
         self.version = -1
@@ -124,13 +118,13 @@ class SchedulerService:
         self.heartbeat.beat()
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Paused while loading, so no job fires from a half-loaded table.
-        self.scheduler.start(paused=True)
+        self.jobs.start_paused()
         self.version = self.current_version()
         loaded = self.reconciler.load()
         if loaded.missed:
             # Recorded MISSED by the executor's dispatcher, like any other fire.
             self.executor.add_fires(loaded.missed)
-        self.scheduler.resume()
+        self.jobs.resume()
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
@@ -210,9 +204,9 @@ class SchedulerService:
     def shutdown(self) -> None:
         """Stop firing, let runs finish within the grace period, record what was cut off."""
         self.stopping.set()
-        jobs = {int(job.id): job.next_run_time for job in self.jobstore.get_all_jobs()}
+        jobs = self.jobs.next_fires()
         # Stops the executor taking fires, and empties APScheduler's memory store.
-        self.scheduler.shutdown(wait=False)
+        self.jobs.shutdown()
         # Taken now, for the runs that finish in the grace period; fires the dispatcher was
         # still claiming may be in it, which only moves a resume point earlier.
         self.resume_points = resume_points(jobs, self.executor.unclaimed_fires())
@@ -272,10 +266,7 @@ class SchedulerService:
     def _next_fire_time(self, task_id: int) -> datetime | None:
         if self.resume_points is not None:
             return self.resume_points.get(task_id)
-        # The store's own lookup, without the scheduler's lock: the dispatcher asks for each
-        # run it records, while APScheduler may hold that lock for a whole burst.
-        job = self.jobstore.lookup_job(str(task_id))
-        return job.next_run_time if job else None
+        return self.jobs.next_fire(task_id)
 
     @staticmethod
     def log_reconcile(kind: str, result: Any) -> None:
