@@ -154,3 +154,30 @@ def test_a_trigger_past_the_year_9999_just_ends() -> None:
     guarded = GuardedTrigger(_Raising(OverflowError("date value out of range")), task.pk)
     assert guarded.get_next_fire_time(None, datetime.now(dt_timezone.utc)) is None
     assert not TaskRun.objects.filter(task=task).exists()
+
+
+@pytest.mark.parametrize(
+    ("trigger", "config"),
+    [
+        ("interval", {"minutes": 5, "start_date": "2026-01-01T00:00:00+00:00"}),
+        ("cron", {"minute": "*/5", "timezone": "UTC"}),
+    ],
+)
+def test_jitter_never_moves_a_fire_past_the_end_date(
+    trigger: str, config: dict[str, object]
+) -> None:
+    from django_tasks_sched.triggers import build_trigger
+
+    end = datetime(2026, 1, 1, 0, 10, tzinfo=dt_timezone.utc)
+    inner = build_trigger(trigger, {**config, "end_date": end.isoformat()})
+    jittered = DeterministicJitter(inner, 3600, seed=1)
+    fire = jittered.get_next_fire_time(None, end - timedelta(seconds=1))
+    assert fire == end  # the nominal fire is the end itself; an hour of jitter cannot pass it
+    start = datetime(2026, 1, 1, tzinfo=dt_timezone.utc)
+    fires = []
+    fire = jittered.get_next_fire_time(None, start)
+    while fire is not None and len(fires) < 10:
+        fires.append(fire)
+        fire = jittered.get_next_fire_time(fire, fire)
+    assert fires
+    assert all(fire <= end for fire in fires)

@@ -43,6 +43,10 @@ class DeterministicJitter(BaseTrigger):
         if nominal is None:
             return None
         jittered = nominal + jitter_offset(self.seed, nominal, self.jitter)
+        # Capped at the schedule's end, as the triggers' own jitter is: no fire after end_date.
+        end = getattr(self.inner, "end_date", None)
+        if end is not None and jittered > end:
+            jittered = end
         self._last = (jittered, nominal)
         return jittered
 
