@@ -126,12 +126,19 @@ def finish(finished: Sequence[Finished]) -> None:
         run_rows = [[run.pk, *(getattr(run, name) for name in OUTCOME_FIELDS)] for run in runs]
         update_rows(TaskRun, OUTCOME_FIELDS, run_rows, using, locked=True)
     for run in late:
+        outcome = run.status
+        try:
+            run.refresh_from_db()
+        except TaskRun.DoesNotExist:
+            # Deleted with its task while it ran: nothing left to record it on.
+            logger.info("Run %s finished (%s) after its task was deleted", run.pk, outcome)
+            continue
         logger.warning(
-            "Run %s finished (%s) after it was recorded otherwise; its outcome is dropped",
+            "Run %s finished (%s) after it was recorded %s; its outcome is dropped",
             run.pk,
+            outcome,
             run.status,
         )
-        run.refresh_from_db()
     after_outcomes(runs)
 
 

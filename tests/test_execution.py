@@ -207,3 +207,25 @@ def test_inline_runs_of_processes_that_died_are_recovered() -> None:
     assert "inline" in dead.error
     left = {alive.pk, elsewhere.pk, other_namespace.pk, forged.pk}
     assert set(TaskRun.objects.running().values_list("pk", flat=True)) == left
+
+
+def test_a_run_whose_task_was_deleted_while_it_ran_is_dropped_quietly() -> None:
+    from django.utils import timezone
+
+    from django_tasks_sched.lifecycle import KEEP, finish
+
+    task = make_task("tests.testapp.jobs:noop")
+    Task.objects.filter(pk=task.pk).update(max_retries=1)
+    gone = TaskRun.objects.create(task=task, status=TaskRun.Status.RUNNING)
+    other = make_task("tests.testapp.jobs:fail")
+    Task.objects.filter(pk=other.pk).update(max_retries=1)
+    failed = TaskRun.objects.create(task=other, status=TaskRun.Status.RUNNING)
+    Task.objects.filter(pk=task.pk).delete()  # and its runs with it
+    now = timezone.now()
+    gone.status, gone.started_at, gone.finished_at = TaskRun.Status.SUCCESSFUL, now, now
+    failed.status, failed.started_at, failed.finished_at = TaskRun.Status.FAILED, now, now
+    finish([(gone, KEEP), (failed, KEEP)])
+    # The other run of the batch is recorded and followed up (its retry queued).
+    failed.refresh_from_db()
+    assert failed.status == TaskRun.Status.FAILED
+    assert TaskRun.objects.get(status=TaskRun.Status.QUEUED).attempt == 2
