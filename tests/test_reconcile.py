@@ -174,7 +174,7 @@ def test_jitter_never_moves_a_fire_past_the_end_date(
     fire = jittered.get_next_fire_time(None, end - timedelta(seconds=1))
     assert fire == end  # the nominal fire is the end itself; an hour of jitter cannot pass it
     start = datetime(2026, 1, 1, tzinfo=dt_timezone.utc)
-    fires = []
+    fires: list[datetime] = []
     fire = jittered.get_next_fire_time(None, start)
     while fire is not None and len(fires) < 10:
         fires.append(fire)
