@@ -40,7 +40,7 @@ class Plan:
 
     @property
     def idle_window(self) -> float:
-        # The full window spans one FULL_SYNC_INTERVAL (60 s), so it includes one full pass.
+        # The full window spans one RECONCILE_INTERVAL (60 s), so it includes one full pass.
         return 30.0 if self.quick else 60.0
 
     @property

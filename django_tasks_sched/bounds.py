@@ -56,7 +56,9 @@ def _fail(field: str, message: str) -> NoReturn:
     raise TaskConfigError(message, field=field)
 
 
-def check_json(value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> None:
+def check_json(
+    value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES, size: int | None = None
+) -> None:
     """Refuse what JSON cannot hold everywhere: NaN, NUL characters, deep or huge values.
 
     Walks the value without recursion, so a value nested a hundred thousand levels deep is
@@ -103,7 +105,8 @@ def check_json(value: Any, field: str, *, max_bytes: int = MAX_JSON_BYTES) -> No
                 _("%(field)s holds a %(type)s, which is not a JSON value")
                 % {"field": field, "type": type(item).__name__},
             )
-    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size is None:  # the caller may have encoded it already
+        size = len(json.dumps(value, ensure_ascii=False).encode())
     if size > max_bytes:
         _fail(
             field,

@@ -1,5 +1,6 @@
-"""What happens after a run ends badly (retries, the failure limit, timeouts, mail to ADMINS),
-and the rule on who may make a task run now (:func:`makes_due_now`).
+"""What happens after a run ends badly (retries, the failure limit, mail to ADMINS), and the
+rule on who may make a task run now (:func:`makes_due_now`). Timeouts are the watchdog's
+(:mod:`django_tasks_sched.service.housekeeping`).
 
 Called for every run that reaches a final status, by the lifecycle's verbs that end runs
 (:mod:`django_tasks_sched.lifecycle`: ``finish`` and ``end``), through :func:`after_outcomes`.

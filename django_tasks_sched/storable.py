@@ -24,8 +24,9 @@ def to_json_value(value: Any) -> Any:
     (MariaDB refuses deep JSON) and more than :data:`MAX_RESULT_BYTES`.
     """
     try:
-        plain = json.loads(json.dumps(value, allow_nan=False))
-        bounds.check_json(plain, "return value", max_bytes=MAX_RESULT_BYTES)
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        size = len(text.encode())
+        bounds.check_json(json.loads(text), "return value", max_bytes=MAX_RESULT_BYTES, size=size)
     except Exception:
         # Whatever encoding raised (a container changed meanwhile, a mapping whose items()
         # raises ...): the run must still get an outcome, so its text stands in.
