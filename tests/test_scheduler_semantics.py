@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service.claims import Fire
-from django_tasks_sched.service.runner import resume_points
+from django_tasks_sched.service.runner import Options, SchedulerService, resume_points
+from tests.factories import make_task
 from tests.history import (
     dropped_by_the_scheduler,
     fire_gaps,
@@ -316,6 +317,29 @@ def test_resume_points_start_at_the_earliest_fire_dropped_at_shutdown() -> None:
     ]
     points = resume_points({1: t0 + 4 * second, 2: t0 + 9 * second, 4: None}, dropped)
     assert points == {1: t0 + 2 * second, 2: t0 + 9 * second, 3: t0, 4: None}
+
+
+def test_a_run_recorded_while_the_jobs_are_dropped_keeps_its_resume_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run finishing between APScheduler emptying its store and the resume points being
+    # taken used to store "no next fire", and the next scheduler caught nothing up (seen in
+    # CI as a four-second gap in the fires of a coalescing task).
+    task = make_task("steady", trigger_config={"hours": 1})
+    service = SchedulerService(Options.from_settings())
+    service.start()
+    expected = service.jobs.next_fire(task.pk)
+    assert expected is not None
+    seen = []
+    shutdown = service.jobs.shutdown
+
+    def shutdown_then_record() -> None:
+        shutdown()
+        seen.append(service._next_fire_time(task.pk))  # what a run finishing now stores
+
+    monkeypatch.setattr(service.jobs, "shutdown", shutdown_then_record)
+    service.shutdown()
+    assert seen == [expected]
 
 
 def test_fires_missed_beyond_the_grace_time_while_down_are_recorded(tmp_path: Path) -> None:

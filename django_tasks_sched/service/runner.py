@@ -204,12 +204,15 @@ class SchedulerService:
     def shutdown(self) -> None:
         """Stop firing, let runs finish within the grace period, record what was cut off."""
         self.stopping.set()
-        jobs = self.jobs.next_fires()
+        # Taken before the store is emptied: a run recorded from here on stores its task's
+        # point, never "no next fire" (which would lose the downtime's catch-up). A fire
+        # handed over meanwhile only makes a point earlier: a claimed fire is not claimed twice.
+        self.resume_points = self.jobs.next_fires()
         # Stops the executor taking fires, and empties APScheduler's memory store.
         self.jobs.shutdown()
-        # Taken now, for the runs that finish in the grace period; fires the dispatcher was
-        # still claiming may be in it, which only moves a resume point earlier.
-        self.resume_points = resume_points(jobs, self.executor.unclaimed_fires())
+        # With the fires the dispatcher was still claiming, for the runs that finish in the
+        # grace period (one assignment: a recording thread sees the old dict or the new one).
+        self.resume_points = resume_points(self.resume_points, self.executor.unclaimed_fires())
         pending = list(self.executor.futures)
         if pending:
             logger.info("Waiting up to %ss for %d run(s)", self.options.grace_period, len(pending))
