@@ -33,6 +33,8 @@ class Plan:
     quick: bool
     db: str
     workdir: Path
+    #: The steady scheduler's CPU, as a share of one core (set by :func:`steady`).
+    steady_cpu: float | None = None
 
     @property
     def propagation_samples(self) -> int:
@@ -334,6 +336,7 @@ def steady(plan: Plan) -> list[Result]:
     cpu_before = scheduler.cpu_seconds()
     time.sleep(end - time.time())
     cpu = (scheduler.cpu_seconds() - cpu_before) / (end - start) * 100
+    plan.steady_cpu = cpu / 100  # for the liveness heartbeat's share (benchmarks/handoff.py)
     time.sleep(5)
     wait_until_idle()
     scheduler.stop()
@@ -460,10 +463,18 @@ def burst_10k(plan: Plan) -> list[Result]:
     return _flag_errors(rows, errors)
 
 
+def handoff(plan: Plan) -> list[Result]:
+    """Benchmark 6, in its own module: hand-off to worker fleets."""
+    from benchmarks.handoff import handoff as run
+
+    return run(plan)
+
+
 ALL: list[tuple[str, Callable[[Plan], list[Result]]]] = [
     ("idle", idle_scheduler),
     ("steady", steady),
     ("burst", burst),
     ("burst10k", burst_10k),
     ("startup100k", startup_100k),
+    ("handoff", handoff),
 ]

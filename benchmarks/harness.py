@@ -120,7 +120,7 @@ def create_tasks(rows: Iterable[dict[str, Any]], batch: int = 2000) -> int:
     count = 0
     chunk: list[Task] = []
     for row in rows:
-        chunk.append(Task(func=NOOP, **row))
+        chunk.append(Task(**{"func": NOOP, **row}))
         if len(chunk) >= batch:
             count += len(Task.objects.bulk_create(chunk))
             chunk = []
@@ -183,13 +183,14 @@ class Scheduler:
 
     live: set[Scheduler] = set()
 
-    def __init__(self, log_path: Path, *args: str) -> None:
+    def __init__(self, log_path: Path, *args: str, command: Sequence[str] = ()) -> None:
+        """``command``: another program than ``manage.py runscheduler`` (a fleet's worker)."""
         self.log_path = log_path
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop())
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONPATH": str(ROOT)}
         self.spawned = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "django", "runscheduler", *args],
+            [sys.executable, *(command or ["-m", "django", "runscheduler"]), *args],
             env=env,
             cwd=ROOT,
             stdout=self.log,

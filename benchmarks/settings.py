@@ -7,6 +7,7 @@ recommends (WAL, a busy timeout).
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -32,7 +33,22 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django_tasks_sched",
+    "django_tasks_db",
 ]
+
+# The hand-off benchmark's fleets (benchmarks/handoff.py): django-tasks-db and Celery.
+_TASKS_PACKAGE = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"
+if _TASKS_PACKAGE == "django_tasks":
+    INSTALLED_APPS.append("django_tasks")
+TASKS = {
+    "default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["bench"]},
+    "celery": {
+        "BACKEND": "django_tasks_sched.contrib.celery.CeleryBackend",
+        "QUEUES": ["bench"],
+        "OPTIONS": {"APP": "benchmarks.celery_app:app"},
+    },
+}
 
 # Every other key keeps its default: the benchmarks measure the out-of-the-box scheduler.
 TASKS_SCHED = {"ALLOWED_MODULES": ["benchmarks.jobs"]}

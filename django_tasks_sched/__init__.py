@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django_tasks_sched.callables import register
+from django_tasks_sched.current import current_run
 from django_tasks_sched.exceptions import TaskRunFailed, TaskRunNotFinished
 
 if TYPE_CHECKING:
     from django_tasks_sched.facade import scheduler
 
-__all__ = ["TaskRunFailed", "TaskRunNotFinished", "register", "scheduler"]
+__all__ = ["TaskRunFailed", "TaskRunNotFinished", "current_run", "register", "scheduler"]
 __version__ = "0.1.0.dev0"
 
 

@@ -42,6 +42,8 @@ MAX_CRON_FIELD = 100
 MAX_DURATION = 10 * 365 * 86_400
 #: The most a count option holds (max_instances, retries, the failure limit, runs kept).
 MAX_COUNT = 1_000_000
+#: django.tasks' priority range (TASK_MIN_PRIORITY, TASK_MAX_PRIORITY).
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
 #: JSON values (args, kwargs, trigger_config): nesting levels and encoded size.
 MAX_JSON_DEPTH = 20  # MariaDB's JSON_VALID refuses a little over 30
 MAX_JSON_BYTES = 64 * 1024
@@ -113,6 +115,16 @@ def check_json(
             _("%(field)s is %(size)d bytes long as JSON; the most is %(limit)d")
             % {"field": field, "size": size, "limit": max_bytes},
         )
+
+
+def check_progress(value: Any) -> float:
+    """A run's progress as a float from 0 to 1; anything else is refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail("progress", _("progress must be a number from 0 to 1"))
+    progress = float(value)
+    if not 0.0 <= progress <= 1.0:  # NaN fails this too
+        _fail("progress", _("progress must be from 0 to 1, not %(value)r") % {"value": value})
+    return progress
 
 
 def _check_text(text: str, field: str) -> None:

@@ -9,7 +9,8 @@ the project's own installed apps are allowed instead (never the standard library
 importing a module runs its top-level code, which is exactly what must not happen for a module
 the policy refuses. A malformed ``ALLOWED_MODULES`` allows nothing at all (fail closed, never
 the wider default). What calling would not really run is refused too: an instance method (the
-task has no instance) and, until runs await them, ``async def`` functions. Whether a task's
+task has no instance) and async generators (nothing would consume them); ``async def``
+functions are awaited by the run path. Whether a task's
 arguments fit the callable is :mod:`.signatures`' job.
 
 This module is imported by the package ``__init__`` (for :func:`register`), so it reads no
@@ -256,7 +257,10 @@ def resolve_callable(path: str) -> Callable[..., Any]:
 
 
 def _runnable(path: str, found: Any, module: Any, qualname: str) -> Callable[..., Any]:
-    """Refuse what calling would not run: instance methods, ``async def`` functions."""
+    """Refuse what calling would not run: instance methods, async generators.
+
+    ``async def`` functions are fine: the run path awaits what they return.
+    """
     owner_name, _dot, name = qualname.rpartition(".")
     owner: Any = module
     for part in owner_name.split(".") if owner_name else ():
@@ -273,12 +277,12 @@ def _runnable(path: str, found: Any, module: Any, qualname: str) -> Callable[...
             % {"path": path},
             field="func",
         )
-    if _is_async(found):
-        # Calling it only makes a coroutine: the run would be SUCCESSFUL without running.
+    if _is_async_generator(found):
+        # Calling it only makes an async generator: nothing would run.
         raise TaskConfigError(
             _(
-                "'%(path)s' is an async function (async def), which tasks cannot run yet; "
-                "schedule a plain function that calls it with asyncio.run()"
+                "'%(path)s' is an async generator (async def with yield), which a run cannot "
+                "consume; schedule an async def function without yield, or a plain function"
             )
             % {"path": path},
             field="func",
@@ -286,14 +290,12 @@ def _runnable(path: str, found: Any, module: Any, qualname: str) -> Callable[...
     return found
 
 
-def _is_async(obj: Any) -> bool:
-    if inspect.iscoroutinefunction(obj) or inspect.isasyncgenfunction(obj):
+def _is_async_generator(obj: Any) -> bool:
+    if inspect.isasyncgenfunction(obj):
         return True
-    # An instance whose __call__ is async (a class is called to construct it: never async).
+    # An instance whose __call__ is one (a class is called to construct it: never one).
     call = None if isinstance(obj, type) or inspect.isroutine(obj) else type(obj).__call__
-    return call is not None and (
-        inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
-    )
+    return call is not None and inspect.isasyncgenfunction(call)
 
 
 def _candidates(path: str) -> list[tuple[str, str]]:

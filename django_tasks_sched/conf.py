@@ -55,6 +55,9 @@ DEFAULTS: Mapping[str, Any] = {
     "PRUNE_INTERVAL": 300,
     # Most runs one pruning batch deletes, in one short transaction.
     "PRUNE_BATCH_SIZE": 1000,
+    # Tasks with a backend: seconds a handed-off run may wait for a worker before it counts as
+    # lost (re-sent once, then recorded MISSED), unless the backend says it is still waiting.
+    "HANDOFF_LEASE": 600,
     # Email ADMINS (django.core.mail.mail_admins) when a run fails, times out or is interrupted,
     # and when a task is deactivated after too many failures in a row.
     "MAIL_ADMINS_ON_FAILURE": False,
@@ -115,6 +118,7 @@ class AppSettings:
     RUN_RETENTION_COUNT: int | None
     PRUNE_INTERVAL: float | None
     PRUNE_BATCH_SIZE: int
+    HANDOFF_LEASE: float
     MAIL_ADMINS_ON_FAILURE: bool
 
 
@@ -143,6 +147,7 @@ NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
     "RUN_RETENTION_COUNT": (True, 0, True),
     "PRUNE_INTERVAL": (False, 0, False),
     "PRUNE_BATCH_SIZE": (True, 1, True),
+    "HANDOFF_LEASE": (False, 0, False),
 }
 
 #: Numeric keys that also accept None ("no limit", or for PRUNE_INTERVAL "never").
@@ -225,6 +230,7 @@ def get_settings() -> AppSettings:
         RUN_RETENTION_COUNT=_limit(raw["RUN_RETENTION_COUNT"]),
         PRUNE_INTERVAL=None if raw["PRUNE_INTERVAL"] is None else float(raw["PRUNE_INTERVAL"]),
         PRUNE_BATCH_SIZE=int(raw["PRUNE_BATCH_SIZE"]),
+        HANDOFF_LEASE=float(raw["HANDOFF_LEASE"]),
         MAIL_ADMINS_ON_FAILURE=raw["MAIL_ADMINS_ON_FAILURE"],
     )
 

@@ -10,6 +10,8 @@ collects outcomes and records many at once; every other path records its one run
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -24,8 +26,10 @@ from django.utils import timezone
 from django_tasks_sched import lifecycle, runlog
 from django_tasks_sched.callables import resolve_callable
 from django_tasks_sched.conf import get_settings
+from django_tasks_sched.current import running_as
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.lifecycle import KEEP, OUTCOME_FIELDS
+from django_tasks_sched.liveness import alive
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.storable import describe_exception, storable_text, to_json_value
 
@@ -75,28 +79,66 @@ class Outcome:
         self.log = storable_text(self.log)
 
 
-def call_task(func: str, args: Any, kwargs: Any, log_limit: int) -> Outcome:
-    """Check the callable policy, call ``func`` with the arguments, and say how it went.
+def call_task(run: TaskRun, log_limit: int) -> Outcome:
+    """Check the callable policy, call the run's function with its arguments, say how it went.
 
     ``started_at`` is taken when the function is called, so it is the real start even for a
     run that waited for a thread or a worker process. What the calling thread logs meanwhile
-    is the run's log output (at most ``log_limit`` characters).
+    is the run's log output (at most ``log_limit`` characters). The function finds the run
+    through :func:`~django_tasks_sched.current_run`. An ``async def`` function is awaited in
+    an event loop of its own, and cancelled at the task's timeout (a thread cannot be
+    stopped; a coroutine can).
     """
+    task = run.task
     status, value, error, trace = TaskRun.Status.SUCCESSFUL, None, "", ""
-    with runlog.capture.capture(log_limit) as run_log:
+    with runlog.capture.capture(log_limit) as run_log, running_as(run):
         started_at = timezone.now()
         try:
             # The policy is checked again here: the row may have been edited, or the
             # allow-list narrowed, since the task was saved.
-            function = resolve_callable(func)
-            _check_arguments(args, kwargs)
-            value = function(*(args or []), **(kwargs or {}))
+            function = resolve_callable(task.func)
+            _check_arguments(task.args, task.kwargs)
+            value = function(*(task.args or []), **(task.kwargs or {}))
+            if inspect.isawaitable(value):
+                value = asyncio.run(_awaited(value, _time_left(run)))
         except TaskConfigError as exc:
             status, error = TaskRun.Status.FAILED, describe_exception(exc)
+        except CoroutineTimedOut:
+            status = TaskRun.Status.TIMED_OUT
+            error = (
+                f"TimeoutError: ran longer than the task's timeout of {task.timeout}s; "
+                "the coroutine was cancelled."
+            )
         except (Exception, SystemExit) as exc:  # sys.exit() in a task ends the run, not us
             status, error = TaskRun.Status.FAILED, describe_exception(exc)
             trace = traceback.format_exc()
     return Outcome(str(status), started_at, timezone.now(), value, error, trace, run_log.text())
+
+
+class CoroutineTimedOut(Exception):
+    """An ``async def`` function's coroutine was cancelled at its task's timeout."""
+
+
+async def _awaited(awaitable: Any, timeout: float | None) -> Any:
+    """Await the function's coroutine; cancel it at ``timeout`` (its own errors pass through)."""
+    future = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({future}, timeout=timeout)
+    if future in done:
+        return future.result()
+    future.cancel()
+    # Its ``finally`` blocks run now; a coroutine that swallows the cancellation is not
+    # waited for (asyncio.run cancels it once more on the way out).
+    await asyncio.wait({future}, timeout=1.0)
+    raise CoroutineTimedOut
+
+
+def _time_left(run: TaskRun) -> float | None:
+    """Seconds until the run's timeout, counted from its claim as the watchdog counts."""
+    timeout = getattr(run.task, "timeout", None)
+    if not timeout:
+        return None
+    spent = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
+    return max(0.0, timeout - spent)
 
 
 def _check_arguments(args: Any, kwargs: Any) -> None:
@@ -109,8 +151,7 @@ def _check_arguments(args: Any, kwargs: Any) -> None:
 
 def call_here(run: TaskRun) -> Outcome:
     """Call the run's function in this thread (the thread executor, ``runtask``, inline)."""
-    task = run.task
-    return call_task(task.func, task.args, task.kwargs, get_settings().RUN_LOG_LIMIT)
+    return call_task(run, get_settings().RUN_LOG_LIMIT)
 
 
 def execute_run(
@@ -144,18 +185,25 @@ def execute_run(
 
     task = run.task
     _log(announce, "Run %s of task %r started", run.pk, task.name)
-    outcome = (call or call_here)(run)
-    for name in OUTCOME_FIELDS:
-        setattr(run, name, getattr(outcome, name))
     if record is None:
-        lifecycle.finish_or_fail((run, next_run_time))
+        # Alive until its outcome is written (a scheduler passing ``record`` keeps its runs
+        # alive itself, until it has written their outcomes).
+        with alive(run.pk):
+            _take_outcome(run, (call or call_here)(run))
+            lifecycle.finish_or_fail((run, next_run_time))
     else:
+        _take_outcome(run, (call or call_here)(run))
         record(run)
     duration = run.duration.total_seconds() if run.duration else 0.0
     _log(
         announce, "Run %s of task %r finished: %s in %.3fs", run.pk, task.name, run.status, duration
     )
     return run
+
+
+def _take_outcome(run: TaskRun, outcome: Outcome) -> None:
+    for name in OUTCOME_FIELDS:
+        setattr(run, name, getattr(outcome, name))
 
 
 def _log(announce: Callable[[logging.LogRecord], None] | None, msg: str, *args: Any) -> None:

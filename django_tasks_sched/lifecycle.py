@@ -16,9 +16,16 @@ request       (none) -> QUEUED                ``Task.run_now()``; retries (``pol
 start         QUEUED -> RUNNING               the executor about to call (:func:`start`,
                                               :func:`start_queued` for a scheduler's batch)
 finish        RUNNING -> the outcome's        every executor after the call (:func:`finish`)
-end           RUNNING -> TIMED_OUT,           the watchdog, orphan recovery, shutdown, an
-              INTERRUPTED or FAILED;          outcome the database refused (:func:`end`);
-              -> CANCELLED                    a fire claimed but never started at shutdown
+end           RUNNING -> TIMED_OUT,           the watchdog, orphan recovery, stuck runs,
+              INTERRUPTED or FAILED;          shutdown, an outcome the database refused
+              -> CANCELLED                    (:func:`end`); a fire claimed but never started
+                                              at shutdown
+              QUEUED -> FAILED or MISSED      a hand-off the backend refused, or lost twice
+                                              (``fleet.handoff``)
+heartbeat     RUNNING -> RUNNING              ``TaskRun.update()``/``heartbeat()`` (progress,
+                                              meta); the liveness thread (``alive_at``)
+hand off      QUEUED -> QUEUED (handed)       a scheduler, for tasks with a backend
+                                              (``fleet.handoff``); a worker then starts it
 cancel        QUEUED -> CANCELLED             ``TaskRun.cancel()`` (the row's own verb)
 refuse        (none) -> FAILED                the reconcile, for a row it cannot schedule,
                                               once per row version (:func:`refuse`)
@@ -85,17 +92,18 @@ def start(run: TaskRun, worker_id: str) -> bool:
     """QUEUED -> RUNNING for this process; False if someone else got it (or cancelled it)."""
     now = timezone.now()
     started = TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.QUEUED).update(
-        status=TaskRun.Status.RUNNING, started_at=now, worker_id=worker_id
+        status=TaskRun.Status.RUNNING, started_at=now, alive_at=now, worker_id=worker_id
     )
     if started:
         run.status, run.started_at, run.worker_id = TaskRun.Status.RUNNING, now, worker_id
+        run.alive_at = now
     return bool(started)
 
 
 def start_queued(ids: Sequence[int], worker_id: str, now: datetime) -> int:
     """QUEUED -> RUNNING for a scheduler's batch of queued runs (rows it has locked)."""
     return TaskRun.objects.filter(pk__in=ids, status=TaskRun.Status.QUEUED).update(
-        status=TaskRun.Status.RUNNING, started_at=now, worker_id=worker_id
+        status=TaskRun.Status.RUNNING, started_at=now, alive_at=now, worker_id=worker_id
     )
 
 
@@ -171,6 +179,7 @@ def end(
     now: datetime | None = None,
     *,
     started: bool = True,
+    from_status: str = TaskRun.Status.RUNNING,
 ) -> list[TaskRun]:
     """RUNNING -> ``status`` from outside the run path; returns the runs this call ended.
 
@@ -178,14 +187,15 @@ def end(
     outcomes the database refused. One guarded UPDATE per run (such runs are few): only the
     process whose UPDATE took a run counts the failure and queues the retry.
     ``started=False`` says the function was never called: ``started_at`` (the claim's time)
-    is cleared, so the run does not look started.
+    is cleared, so the run does not look started. ``from_status=QUEUED`` ends runs that never
+    started: a hand-off a backend refused, or lost twice.
     """
     now = now or timezone.now()
     fields: dict[str, Any] = {} if started else {"started_at": None}
     ended: list[TaskRun] = []
     for run in runs:
         message = error(run)
-        if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(
+        if TaskRun.objects.filter(pk=run.pk, status=from_status).update(
             status=status, finished_at=now, error=message, **fields
         ):
             run.status, run.finished_at, run.error = status, now, message

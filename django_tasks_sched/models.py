@@ -185,6 +185,43 @@ class Task(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_DURATION)],
         help_text=_("Seconds a run may take before it is marked timed out. Empty: no limit."),
     )
+    heartbeat_timeout = models.PositiveIntegerField(
+        _("heartbeat timeout"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_DURATION)],
+        help_text=_(
+            "Seconds a run may go without a heartbeat from its function "
+            "(current_run().heartbeat() or update()) before it is ended as stuck and retried. "
+            "Empty: off."
+        ),
+    )
+    backend = models.CharField(
+        _("backend"),
+        max_length=100,
+        blank=True,
+        validators=NO_NUL,
+        help_text=_(
+            "Alias of a django.tasks backend in the TASKS setting: its workers run this task's "
+            "runs. Empty: runscheduler runs them."
+        ),
+    )
+    queue_name = models.CharField(
+        _("queue"),
+        max_length=100,
+        default="default",
+        validators=NO_NUL,
+        help_text=_("The backend's queue the runs are enqueued on."),
+    )
+    priority = models.IntegerField(
+        _("priority"),
+        default=0,
+        validators=[
+            MinValueValidator(bounds.MIN_PRIORITY),
+            MaxValueValidator(bounds.MAX_PRIORITY),
+        ],
+        help_text=_("Handed to the backend: from -100 (last) to 100 (first)."),
+    )
     max_retries = models.PositiveIntegerField(
         _("retries"),
         default=0,
@@ -308,7 +345,7 @@ class Task(models.Model):
     # -- validation ---------------------------------------------------------------------------
 
     def clean(self) -> None:
-        """Check trigger, trigger_config, func and arguments; errors are keyed by field."""
+        """Check trigger, trigger_config, func, arguments and backend; errors keyed by field."""
         from django_tasks_sched import bounds, callables, signatures
 
         errors: dict[str, list[str]] = {}
@@ -346,6 +383,14 @@ class Task(models.Model):
                         signatures.check_arguments(func, self.args, self.kwargs)
                     except TaskConfigError as exc:
                         collect(exc)
+        if self.backend and isinstance(self.priority, int) and isinstance(self.queue_name, str):
+            # Imported only here: a project without fleets needs no django.tasks.
+            from django_tasks_sched.fleet.validation import backend_errors
+
+            for field, message in backend_errors(
+                self.backend, self.queue_name, self.priority
+            ).items():
+                errors.setdefault(field, []).append(message)
         if errors:
             raise ValidationError(errors)
 
@@ -522,10 +567,64 @@ class TaskRun(models.Model):
     traceback = models.TextField(_("traceback"), blank=True)
     log = models.TextField(_("log output"), blank=True)
     worker_id = models.CharField(
-        _("scheduler process"),
+        _("worker"),
         max_length=255,
         blank=True,
-        help_text=_("The scheduler process (host, pid) that ran it."),
+        help_text=_(
+            "The process that ran it: a scheduler process, an inline caller, or a worker of "
+            "the task's backend (kind, host, pid)."
+        ),
+    )
+    alive_at = models.DateTimeField(
+        _("last seen alive"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the process running it last said it was alive; a run silent for "
+            "HEARTBEAT_TIMEOUT seconds is ended as interrupted."
+        ),
+    )
+    heartbeat_at = models.DateTimeField(
+        _("last heartbeat"),
+        null=True,
+        blank=True,
+        help_text=_("The function's last heartbeat (current_run().heartbeat() or update())."),
+    )
+    progress = models.FloatField(
+        _("progress"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("From 0 to 1, as the function last reported it."),
+    )
+    meta = BoundedJSONField(
+        _("meta"),
+        default=dict,
+        blank=True,
+        help_text=_("A JSON object the function reports through current_run().update(meta=...)."),
+    )
+    backend = models.CharField(
+        _("backend"),
+        max_length=100,
+        blank=True,
+        help_text=_("The django.tasks backend it was handed to; empty: run by a scheduler."),
+    )
+    backend_result_id = models.CharField(
+        _("backend's result id"),
+        max_length=255,
+        blank=True,
+        help_text=_("The id the backend gave the enqueued message."),
+    )
+    handed_at = models.DateTimeField(
+        _("handed off"),
+        null=True,
+        blank=True,
+        help_text=_("When it was last enqueued on its backend."),
+    )
+    handoffs = models.PositiveSmallIntegerField(
+        _("hand-offs"),
+        default=0,
+        help_text=_("How many times it was enqueued on its backend (more than once: re-sent)."),
     )
 
     objects = TaskRunQuerySet.as_manager()
@@ -599,6 +698,36 @@ class TaskRun(models.Model):
         )
         self.refresh_from_db()
         return bool(cancelled)
+
+    # -- reporting from inside the run (current_run()) ---------------------------------------
+
+    def update(self, progress: float | None = None, meta: dict[str, Any] | None = None) -> bool:
+        """Store ``progress`` (0 to 1) and merge ``meta`` into the run's; also a heartbeat.
+
+        Visible to every process at once. Returns False when the run is no longer RUNNING
+        (timed out, interrupted, cancelled): the function may take that as a cue to stop.
+        Raises ``ValueError`` for a progress outside 0..1 or a meta that is not a bounded JSON
+        object, so a mistake shows in the run's traceback rather than in the stored data.
+        """
+        now = timezone.now()
+        fields: dict[str, Any] = {"heartbeat_at": now, "alive_at": now}
+        if progress is not None:
+            fields["progress"] = bounds.check_progress(progress)
+        if meta is not None:
+            if not isinstance(meta, dict):
+                raise TaskConfigError(_("meta must be a JSON object (a dict)"), field="meta")
+            merged = {**(self.meta if isinstance(self.meta, dict) else {}), **meta}
+            bounds.check_json(merged, "meta")
+            fields["meta"] = merged
+        updated = TaskRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(**fields)
+        if updated:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(updated)
+
+    def heartbeat(self) -> bool:
+        """Say the function is alive (what ``Task.heartbeat_timeout`` waits for); see update."""
+        return self.update()
 
 
 class SchedulerProcessQuerySet(models.QuerySet["SchedulerProcess"]):

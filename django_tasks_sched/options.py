@@ -8,7 +8,9 @@ facade imports this at package import time.
 from __future__ import annotations
 
 #: How runs of the task execute.
-EXECUTION = ("max_instances", "coalesce", "misfire_grace_time", "timeout")
+EXECUTION = ("max_instances", "coalesce", "misfire_grace_time", "timeout", "heartbeat_timeout")
+#: Where runs of the task execute: a django.tasks backend's workers, or runscheduler.
+WORKERS = ("backend", "queue_name", "priority")
 #: What happens after a failed run.
 RETRIES = (
     "max_retries",
@@ -21,4 +23,4 @@ RETRIES = (
 HISTORY = ("keep_runs_days", "keep_runs_count")
 
 #: Every option, in the order forms show them.
-TASK_OPTIONS = (*EXECUTION, *RETRIES, *HISTORY)
+TASK_OPTIONS = (*EXECUTION, *WORKERS, *RETRIES, *HISTORY)

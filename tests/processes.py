@@ -52,15 +52,18 @@ class SchedulerProcess:
         *args: str,
         settings: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
         """``settings``: ``TASKS_SCHED`` keys for this process only (see tests/settings.py);
-        ``env``: more environment variables for it."""
+        ``env``: more environment variables for it; ``command``: another program than
+        ``manage.py runscheduler`` (a fleet's worker), given ``args`` the same way."""
         self.log_path = log_path
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop())
         extra = {"DTS_TEST_TASKS_SCHED": json.dumps(settings)} if settings else {}
         extra.update(env or {})
+        command = command or ["-m", "django", "runscheduler", "--poll-interval", "0.1"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "django", "runscheduler", "--poll-interval", "0.1", *args],
+            [sys.executable, *command, *args],
             env=subprocess_env(**extra),
             cwd=ROOT,
             stdout=self.log,

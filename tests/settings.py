@@ -5,6 +5,7 @@ A file, not ``:memory:``, so scheduler subprocesses spawned by the tests share t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django_tasks_sched",
+    "django_tasks_db",
     "tests.testapp",
 ]
 
@@ -92,3 +94,25 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # tests.testapp is a project app (under BASE_DIR), so its jobs are allowed by default.
 # A scheduler subprocess may be given its own keys (tests.processes.SchedulerProcess(settings=)).
 TASKS_SCHED: dict[str, object] = json.loads(os.environ.get("DTS_TEST_TASKS_SCHED", "{}"))
+
+# Worker fleets (tests/test_fleet.py): django.tasks on Django 6, its backport on Django 5.2.
+# Queue names are this test run's own, so two runs on one Redis or RabbitMQ never share work;
+# child processes (schedulers, workers) inherit the name.
+_TASKS_PACKAGE = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"
+if _TASKS_PACKAGE == "django_tasks":
+    INSTALLED_APPS.append("django_tasks")
+if os.environ.get("DTS_TEST_NO_FLEET"):
+    # A project without fleets (tests/test_fleet.py checks it imports none of their packages).
+    INSTALLED_APPS = [
+        app for app in INSTALLED_APPS if app not in ("django_tasks", "django_tasks_db")
+    ]
+FLEET_QUEUE = os.environ.setdefault("DTS_TEST_QUEUE", f"dts-{os.getpid()}")
+TASKS = {
+    "default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", FLEET_QUEUE]},
+    "celery": {
+        "BACKEND": "django_tasks_sched.contrib.celery.CeleryBackend",
+        "QUEUES": [FLEET_QUEUE],
+        "OPTIONS": {"APP": "tests.celery_app:app"},
+    },
+}

@@ -239,6 +239,10 @@ def test_admin_shows_the_declaration_and_declared_fields_read_only(admin_client:
         "coalesce": "on",
         "misfire_grace_time": "60",
         "timeout": "1",  # ignored: read-only
+        "heartbeat_timeout": "",
+        "backend": "",
+        "queue_name": "default",
+        "priority": "0",
         "max_retries": "3",
         "retry_delay": "0",
         "retry_backoff_max": "",

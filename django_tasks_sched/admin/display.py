@@ -60,6 +60,29 @@ def format_duration(value: timedelta | None) -> str:
     return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
 
 
+def progress_bar(progress: float | None) -> SafeString | str:
+    """A run's progress as a bar with its percentage; the admin's dash when none was reported."""
+    if progress is None:
+        return "-"
+    percent = max(0.0, min(1.0, progress)) * 100
+    return format_html(
+        '<progress class="dts-progress" max="100" value="{}" aria-label="{}"></progress> {}',
+        f"{percent:.1f}",
+        _("progress"),
+        f"{percent:.0f}%",
+    )
+
+
+def between(start: datetime | None, end: datetime | None) -> str:
+    """The duration from ``start`` to ``end`` (negative: ``end`` came first), or the dash."""
+    if start is None or end is None:
+        return "-"
+    delta = end - start
+    if delta < timedelta(0):
+        return "-" + format_duration(-delta)
+    return format_duration(delta)
+
+
 def pretty_json(value: Any) -> SafeString:
     """JSON indented inside a ``<pre>``."""
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=repr)

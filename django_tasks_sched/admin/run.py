@@ -64,6 +64,7 @@ class TaskRunAdmin(admin.ModelAdmin):
         "scheduled_for",
         "started_at",
         "duration_display",
+        "progress_display",
         "worker_id",
     ]
     list_display_links = ["enqueued_at"]
@@ -86,10 +87,23 @@ class TaskRunAdmin(admin.ModelAdmin):
                     "enqueued_at",
                     "started_at",
                     "finished_at",
+                    "waiting_display",
+                    "lateness_display",
                     "duration_display",
-                    "worker_id",
-                ]
+                ],
+                "description": _(
+                    "Waiting: from enqueued to started. Lateness: from the nominal fire time to "
+                    "the start. Running: from start to finish."
+                ),
             },
+        ),
+        (
+            _("Progress"),
+            {"fields": ["progress_display", "meta_display", "heartbeat_at", "alive_at"]},
+        ),
+        (
+            _("Where it ran"),
+            {"fields": ["worker_id", "backend", "backend_result_id", "handed_at", "handoffs"]},
         ),
         (
             _("Outcome"),
@@ -106,8 +120,18 @@ class TaskRunAdmin(admin.ModelAdmin):
         "enqueued_at",
         "started_at",
         "finished_at",
+        "waiting_display",
+        "lateness_display",
         "duration_display",
+        "progress_display",
+        "meta_display",
+        "heartbeat_at",
+        "alive_at",
         "worker_id",
+        "backend",
+        "backend_result_id",
+        "handed_at",
+        "handoffs",
         "return_value_display",
         "error",
         "traceback_display",
@@ -147,9 +171,25 @@ class TaskRunAdmin(admin.ModelAdmin):
     def status_badge(self, obj: TaskRun) -> str | SafeString:
         return display.status_badge(obj.status)
 
-    @admin.display(description=_("duration"))
+    @admin.display(description=_("running"))
     def duration_display(self, obj: TaskRun) -> str:
         return display.format_duration(obj.duration)
+
+    @admin.display(description=_("waiting"))
+    def waiting_display(self, obj: TaskRun) -> str:
+        return display.between(obj.enqueued_at, obj.started_at)
+
+    @admin.display(description=_("lateness"))
+    def lateness_display(self, obj: TaskRun) -> str:
+        return display.between(obj.scheduled_for, obj.started_at)
+
+    @admin.display(description=_("progress"), ordering="progress")
+    def progress_display(self, obj: TaskRun) -> str | SafeString:
+        return display.progress_bar(obj.progress)
+
+    @admin.display(description=_("meta"))
+    def meta_display(self, obj: TaskRun) -> str | SafeString:
+        return display.pretty_json(obj.meta) if obj.meta else "-"
 
     @admin.display(description=_("return value"))
     def return_value_display(self, obj: TaskRun) -> str | SafeString:

@@ -212,6 +212,17 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 {"fields": list(options.EXECUTION)},
             ),
             (
+                _("Workers"),
+                {
+                    "fields": list(options.WORKERS),
+                    "classes": ["collapse"],
+                    "description": _(
+                        "Hand each run to the workers of a django.tasks backend (an alias in the "
+                        "TASKS setting) instead of running it in runscheduler."
+                    ),
+                },
+            ),
+            (
                 _("Retries and failures"),
                 {
                     "fields": [
@@ -352,6 +363,9 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 "started_at",
                 "finished_at",
                 "error",
+                "progress",
+                "meta",
+                "worker_id",
             ).order_by("-enqueued_at", "-id")[:RECENT_RUNS]
         )
         site = self.admin_site.name
@@ -362,6 +376,9 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 "url": reverse(f"{site}:django_tasks_sched_taskrun_change", args=[quote(run.pk)]),
                 "badge": display.status_badge(run.status),
                 "duration": display.format_duration(run.duration),
+                "lateness": display.between(run.scheduled_for, run.started_at),
+                "progress": display.progress_bar(run.progress),
+                "meta": display.pretty_json(run.meta) if run.meta else "",
             }
             for run in runs
         ]

@@ -32,7 +32,17 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 
 #: The task columns a run needs (the rest stay in the database).
-RUN_COLUMNS = ("id", "name", "func", "args", "kwargs", "active", "max_instances", "timeout")
+RUN_COLUMNS = (
+    "id",
+    "name",
+    "func",
+    "args",
+    "kwargs",
+    "active",
+    "max_instances",
+    "timeout",
+    "backend",
+)
 
 
 class Fire(NamedTuple):
@@ -48,12 +58,14 @@ class Fire(NamedTuple):
 
 
 def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
-    """Record a batch of fires in one transaction; return the RUNNING runs to execute.
+    """Record a batch of fires in one transaction; return the runs to execute or hand off.
 
-    Each fire becomes a RUNNING run, a MISSED run (later than its grace time, or its task
-    already has ``max_instances`` running), or nothing: its task is gone or inactive, or
-    another scheduler process claimed it first (the unique constraint keeps the first row).
-    The returned runs carry their task (the columns in :data:`RUN_COLUMNS`).
+    Each fire becomes a RUNNING run (QUEUED for a task with a ``backend``: a worker of that
+    backend starts it, see :mod:`django_tasks_sched.fleet.handoff`), a MISSED run (later than
+    its grace time, or its task already has ``max_instances`` running), or nothing: its task
+    is gone or inactive, or another scheduler process claimed it first (the unique
+    constraint keeps the first row). The returned runs carry their task (the columns in
+    :data:`RUN_COLUMNS`).
     """
     if not fires:
         return []
@@ -81,7 +93,7 @@ def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
         row.pk = ours.get((row.task_id, row.scheduled_for))
         if row.pk is None:
             logger.debug("Fire %s of task %s claimed elsewhere", row.scheduled_for, row.task_id)
-        elif row.status == TaskRun.Status.RUNNING:
+        elif row.status != TaskRun.Status.MISSED:
             row.task = tasks[row.task_id]
             claimed.append(row)
     return claimed
@@ -92,15 +104,21 @@ def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
 
 
 def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, int]]:
-    """Lock the task rows; return the active tasks and how many runs each has RUNNING."""
+    """Lock the task rows; return the active tasks and how many runs each has in flight.
+
+    In flight: RUNNING, and QUEUED on a backend (a handed-off run counts from its claim, so a
+    stopped fleet cannot pile up work).
+    """
     ops, q = connection.ops, quoter(connection)
     fields = [concrete_field(Task, name) for name in RUN_COLUMNS]
     run_table, run_task = q(TaskRun._meta.db_table), q(concrete_field(TaskRun, "task").column)
     task_pk = q(concrete_field(Task, "id").column)
+    status = f"r.{q(concrete_field(TaskRun, 'status').column)}"
+    on_backend = f"r.{q(concrete_field(TaskRun, 'backend').column)} <> ''"
     sql = (
         f"SELECT {', '.join(f't.{q(field.column)}' for field in fields)}, "
         f"(SELECT COUNT(*) FROM {run_table} r WHERE r.{run_task} = t.{task_pk} "
-        f"AND r.{q(concrete_field(TaskRun, 'status').column)} = %s) "
+        f"AND ({status} = %s OR ({status} = %s AND {on_backend}))) "
         f"FROM {q(Task._meta.db_table)} t WHERE t.{task_pk} IN ({_placeholders(task_ids)}) "
         # Locked in primary-key order, the same in every process, so two processes
         # claiming overlapping batches cannot deadlock.
@@ -109,7 +127,7 @@ def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, int]]:
     if connection.features.has_select_for_update:
         sql += f" {ops.for_update_sql()}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [TaskRun.Status.RUNNING, *task_ids])
+        cursor.execute(sql, [TaskRun.Status.RUNNING, TaskRun.Status.QUEUED, *task_ids])
         rows = cursor.fetchall()
     readers = [column_reader(field, connection.alias) for field in fields]
     attnames = [field.attname for field in fields]
@@ -184,6 +202,10 @@ def _runs_for(
             )
         if reason:
             row.status, row.finished_at, row.error = TaskRun.Status.MISSED, now, reason
+        elif task.backend:
+            # Started by a worker of the backend, once handed off after this claim commits.
+            row.status, row.backend = TaskRun.Status.QUEUED, task.backend
+            running[task.pk] = running.get(task.pk, 0) + 1
         else:
             row.status, row.started_at = TaskRun.Status.RUNNING, now
             running[task.pk] = running.get(task.pk, 0) + 1
@@ -192,13 +214,22 @@ def _runs_for(
 
 
 def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
-    """Claim up to ``limit`` QUEUED runs for this process (oldest first), as RUNNING."""
+    """Claim up to ``limit`` QUEUED runs for this process (oldest first), as RUNNING.
+
+    Not the runs of tasks with a backend, nor runs already handed to one: those are for the
+    backend's workers (:func:`django_tasks_sched.fleet.handoff.hand_off_queued`).
+    """
     now = timezone.now()
     with transaction.atomic():
         # SQLite: the write lock first, so two processes cannot both count zero running
         # instances (or both read the same QUEUED rows).
         take_write_lock(TaskRun, connection.alias)
-        queued = TaskRun.objects.due().order_by("enqueued_at", "id")
+        queued = (
+            TaskRun.objects.due()
+            .filter(handed_at__isnull=True)
+            .exclude(task_id__in=Task.objects.exclude(backend="").values("pk"))
+            .order_by("enqueued_at", "id")
+        )
         if connection.vendor != "sqlite":
             queued = queued.select_for_update(skip_locked=True)
         ids = list(queued.values_list("pk", flat=True)[:limit])

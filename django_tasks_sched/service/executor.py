@@ -28,6 +28,7 @@ from django.db import close_old_connections
 
 from django_tasks_sched.execution import execute_run
 from django_tasks_sched.lifecycle import KEEP, TRANSIENT_ERRORS, Finished, finish, finish_or_fail
+from django_tasks_sched.liveness import liveness
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 from django_tasks_sched.service.processes import WorkerPool
@@ -69,6 +70,8 @@ class FiringExecutor(BaseExecutor):
         self.futures: set[Future[Any]] = set()
         #: Runs whose function was called and whose outcome is not written yet.
         self.started: set[int] = set()
+        #: Stamps ``alive_at`` on each run from its claim until its outcome is written.
+        self.liveness = liveness()
         self.next_fire_time = next_fire_time
         self.coalesces = coalesces
         self._fires: deque[Fire] = deque()
@@ -195,8 +198,27 @@ class FiringExecutor(BaseExecutor):
                 except Exception:
                     logger.exception("Could not claim %d fire(s) together; one by one", len(batch))
                     runs = self._claim_one_by_one(batch)
+                handed_off = False
                 for run in runs:
-                    self._submit(run)
+                    if run.status == TaskRun.Status.QUEUED:
+                        handed_off = True  # for a backend's workers
+                    else:
+                        self._submit(run)
+                if handed_off:
+                    self._hand_off()
+
+    @staticmethod
+    def _hand_off() -> None:
+        """Enqueue the claimed runs of tasks with a backend, now that the claim committed."""
+        from django_tasks_sched.fleet.handoff import hand_off_queued
+
+        try:
+            hand_off_queued()
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            # They stay queued and unhanded: the service's next pass sends them.
+            logger.exception("Could not hand runs off to their backends")
 
     def _claim_one_by_one(self, fires: list[Fire]) -> list[TaskRun]:
         runs = []
@@ -229,6 +251,8 @@ class FiringExecutor(BaseExecutor):
                     self.started.discard(item[0].pk)
             # Recorded: a shutdown now has nothing to say of them.
             self.started.difference_update(run.pk for run in batch)
+            for run in batch:
+                self.liveness.discard(run.pk)
 
     def _next_run_time(self, run: TaskRun) -> object:
         # Scheduled runs refresh the task's next fire; a run-now leaves it alone.
@@ -243,6 +267,8 @@ class FiringExecutor(BaseExecutor):
             # Shutting down: the run stays RUNNING, and the service records it INTERRUPTED.
             logger.info("Run %s of task %s not started: shutting down", run.pk, run.task_id)
             return
+        # Alive while it waits for a thread too: its start was written at the claim.
+        self.liveness.add(run.pk)
         self.futures.add(future)
         future.add_done_callback(self.futures.discard)
 
@@ -273,6 +299,7 @@ class FiringExecutor(BaseExecutor):
             # discards it): until then a shutdown must not take it for never started.
             if not handed:
                 self.started.discard(run.pk)
+                self.liveness.discard(run.pk)
             close_old_connections()
 
     def _finish(self, run: TaskRun) -> None:

@@ -1,10 +1,11 @@
 """Housekeeping of a scheduler process: runs no outcome will come for are ended.
 
-The watchdog ends runs past their task's timeout TIMED_OUT; orphan recovery ends the runs of
-scheduler processes whose heartbeat stopped, and inline runs whose process on this host is gone,
-INTERRUPTED. Both go through the lifecycle's guarded ``end`` verb, so of several schedulers
-doing the same pass, one ends each run and follows it up. (Pruning old runs is
-:mod:`django_tasks_sched.retention`.)
+The watchdog ends runs past their task's timeout TIMED_OUT; orphan recovery ends runs whose
+process stopped saying they are alive (a scheduler, a fleet's worker, an inline caller), and
+inline runs whose process on this host is gone, INTERRUPTED; stuck detection ends runs whose
+function sent no heartbeat within its task's ``heartbeat_timeout``. All go through the
+lifecycle's guarded ``end`` verb, so of several schedulers doing the same pass, one ends each
+run and follows it up. (Pruning old runs is :mod:`django_tasks_sched.retention`.)
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import logging
 import os
 from datetime import datetime, timedelta
 
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from django_tasks_sched.execution import INLINE_PREFIX, process_scope
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import SchedulerProcess, TaskRun
-from django_tasks_sched.service.heartbeat import SCHEDULER_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -68,25 +69,15 @@ def expire_overdue_runs(now: datetime | None = None) -> list[TaskRun]:
 
 
 def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
-    """Mark RUNNING runs of dead processes INTERRUPTED; prune their heartbeat rows.
+    """End INTERRUPTED the runs whose process is gone; prune dead processes' heartbeat rows.
 
-    A process is dead when its heartbeat is older than ``timeout`` (or it has none). Runs of
-    the calling process are never touched.
+    Two ways to tell: a run silent for ``timeout`` seconds (:func:`interrupt_silent_runs`),
+    wherever it ran; and, at once, an inline run whose process on this host has exited
+    (:func:`dead_inline_runs`). Runs of the calling process are never touched.
     """
     cutoff = timezone.now() - timedelta(seconds=timeout)
     SchedulerProcess.objects.filter(last_seen__lt=cutoff).delete()
-    live = SchedulerProcess.objects.alive(timeout).values_list("worker_id", flat=True)
-    # Runs a scheduler process claimed, by their heartbeat; inline runs (a web process's
-    # run_now(inline=True), runtask) carry another kind of worker id: see dead_inline_runs.
-    orphans = list(
-        TaskRun.objects.running()
-        .filter(worker_id__startswith=SCHEDULER_PREFIX)
-        .exclude(worker_id=own_worker_id)
-        .exclude(worker_id__in=list(live))
-        .only("id", "task_id", "attempt", "first_attempt_id")
-    )
-    error = "Interrupted: the scheduler process running it stopped responding."
-    interrupted = end(orphans, TaskRun.Status.INTERRUPTED, lambda run: error)
+    interrupted = interrupt_silent_runs(timeout, own_worker_id)
     interrupted += end(
         dead_inline_runs(),
         TaskRun.Status.INTERRUPTED,
@@ -96,8 +87,81 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
         ),
     )
     if interrupted:
-        logger.warning("Marked %d run(s) of dead scheduler processes INTERRUPTED", len(interrupted))
+        logger.warning("Marked %d run(s) of dead processes INTERRUPTED", len(interrupted))
     return len(interrupted)
+
+
+def interrupt_silent_runs(timeout: float, own_worker_id: str) -> list[TaskRun]:
+    """End INTERRUPTED the RUNNING runs not seen alive for ``timeout`` seconds.
+
+    Every process stamps ``alive_at`` on the runs it executes (:mod:`django_tasks_sched.
+    liveness`); a run whose stamp, or start before the first stamp, is older than the timeout
+    lost its process: a scheduler or a fleet's worker killed, or its host gone.
+    """
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    last_seen = Coalesce("alive_at", "started_at")
+    silent = list(
+        TaskRun.objects.running()
+        .exclude(worker_id=own_worker_id)
+        .annotate(last_seen=last_seen)
+        .filter(last_seen__lt=cutoff)
+        .only("id", "task_id", "attempt", "first_attempt_id", "worker_id")
+    )
+    return end(
+        silent,
+        TaskRun.Status.INTERRUPTED,
+        lambda run: (
+            f"Interrupted: the process running it ({run.worker_id or 'unknown'}) has not been "
+            f"seen alive for {timeout:g}s (HEARTBEAT_TIMEOUT); it died or lost the database."
+        ),
+    )
+
+
+def interrupt_stuck_runs(now: datetime | None = None) -> list[TaskRun]:
+    """End INTERRUPTED the runs whose function sent no heartbeat within its task's bound.
+
+    ``Task.heartbeat_timeout`` asks the function for heartbeats (``current_run().heartbeat()``
+    or ``update()``); counted from its start until the first. A stuck run counts as a failure
+    and is retried by its task's policy.
+    """
+    now = now or timezone.now()
+    candidates = (
+        TaskRun.objects.running()
+        .filter(task__heartbeat_timeout__isnull=False, started_at__isnull=False)
+        .select_related("task")
+        .only(
+            "id",
+            "task_id",
+            "attempt",
+            "first_attempt_id",
+            "started_at",
+            "heartbeat_at",
+            "task__heartbeat_timeout",
+            "task__name",
+        )
+    )
+    stuck = [run for run in candidates if _silent_since(run, now) <= now - _bound(run)]
+    ended = end(
+        stuck,
+        TaskRun.Status.INTERRUPTED,
+        lambda run: (
+            "Interrupted: stuck; its function sent no heartbeat for "
+            f"{run.task.heartbeat_timeout}s (the task's heartbeat timeout)."
+        ),
+        now,
+    )
+    for run in ended:
+        logger.warning("Run %s of task %r is stuck: interrupted", run.pk, run.task.name)
+    return ended
+
+
+def _silent_since(run: TaskRun, now: datetime) -> datetime:
+    """The function's last heartbeat, or its start before the first."""
+    return run.heartbeat_at or run.started_at or now
+
+
+def _bound(run: TaskRun) -> timedelta:
+    return timedelta(seconds=run.task.heartbeat_timeout or 0)
 
 
 def dead_inline_runs() -> list[TaskRun]:

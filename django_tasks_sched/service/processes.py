@@ -3,7 +3,7 @@
 A thread cannot be stopped from outside: in the thread executor, a run past its ``timeout`` is
 recorded TIMED_OUT and its ``max_instances`` slot freed, but the function goes on until it
 returns. Here each of the executor's threads borrows a worker process for a run, sends it the
-function's dotted path and arguments, and waits for the
+run (its task's dotted path and arguments), and waits for the
 :class:`~django_tasks_sched.execution.Outcome`. At the task's timeout it kills the process
 (SIGKILL: nothing in the function can hold it up), records the run TIMED_OUT and starts a fresh
 process. A process that dies during
@@ -93,7 +93,8 @@ class WorkerProcess:
         task = run.task
         if not self.process.is_alive():
             self.restart()
-        request = (task.func, task.args, task.kwargs, get_settings().RUN_LOG_LIMIT)
+        # The run itself (pickled, with its task's columns): current_run() in the worker.
+        request = (run, get_settings().RUN_LOG_LIMIT)
         try:
             self._send(request)
         except OSError:  # it died between the look above and now

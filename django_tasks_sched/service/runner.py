@@ -23,6 +23,7 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections, router, transaction
 
 from django_tasks_sched.conf import get_settings
+from django_tasks_sched.fleet.handoff import hand_off_queued, sweep_handoffs
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
@@ -30,7 +31,11 @@ from django_tasks_sched.retention import Pruner
 from django_tasks_sched.service.claims import Fire, claim_queued_runs
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
-from django_tasks_sched.service.housekeeping import expire_overdue_runs, recover_orphaned_runs
+from django_tasks_sched.service.housekeeping import (
+    expire_overdue_runs,
+    interrupt_stuck_runs,
+    recover_orphaned_runs,
+)
 from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.listen import Listener, StampReader
 from django_tasks_sched.service.reconcile import Reconciler, Schedule
@@ -171,6 +176,10 @@ class SchedulerService:
                     recover_orphaned_runs(opts.heartbeat_timeout, self.worker_id)
                     # Runs past their task's timeout, in any process: TIMED_OUT, slot freed.
                     expire_overdue_runs()
+                    # Runs whose function stopped sending the heartbeats its task asks for.
+                    interrupt_stuck_runs()
+                    # Runs handed to a backend that no worker started within the lease.
+                    sweep_handoffs(get_settings().HANDOFF_LEASE)
                     # In case a wake-up was lost, and for retries whose delay has passed.
                     self.claim_queued()
                     next_beat = now + opts.heartbeat_interval
@@ -194,6 +203,8 @@ class SchedulerService:
         self.claim_queued()
 
     def claim_queued(self) -> None:
+        """Start queued runs (run-now requests, retries) here, or hand them to their backend."""
+        hand_off_queued()
         free = self.options.threads - self.executor.running()
         if free <= 0:
             return

@@ -47,11 +47,11 @@ def worker_main(connection: Connection, parent_pid: int, log_level: int) -> None
             return
         if request is None:
             return
-        func, args, kwargs, log_limit = request
+        run, log_limit = request
         close_old_connections()
         started = timezone.now()
         try:
-            outcome = call_task(func, args, kwargs, log_limit)
+            outcome = call_task(run, log_limit)
         except BaseException as exc:  # SystemExit or KeyboardInterrupt raised by the task
             outcome = Outcome(
                 str(TaskRun.Status.FAILED),

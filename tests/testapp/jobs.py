@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -99,8 +100,77 @@ def count_tasks() -> int:
 
 
 async def async_job() -> str:
-    """An ``async def`` function: refused until runs await them."""
+    """An ``async def`` function: awaited by every executor."""
+    import asyncio
+
+    await asyncio.sleep(0)
     return "awaited"
+
+
+async def async_sleep(seconds: float) -> float:
+    """Awaits for ``seconds``; cancelled at its task's timeout."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+async def async_gen() -> Any:
+    """An async generator: nothing would consume it, so it is refused."""
+    yield 1
+
+
+def reports_back(steps: int = 2) -> dict[str, Any]:
+    """Report progress and meta through current_run(); return what the run handle says."""
+    from django_tasks_sched import current_run
+
+    run = current_run()
+    assert run is not None
+    for step in range(1, steps + 1):
+        run.update(progress=step / steps, meta={"step": step})
+    return {
+        "run": run.pk,
+        "scheduled_for": run.scheduled_for.isoformat() if run.scheduled_for else None,
+        "attempt": run.attempt,
+        "task": run.task.name,
+    }
+
+
+async def async_reports_back() -> dict[str, Any]:
+    """current_run() inside a coroutine."""
+    from asgiref.sync import sync_to_async
+
+    from django_tasks_sched import current_run
+
+    run = current_run()
+    assert run is not None
+    await sync_to_async(run.update)(progress=1.0, meta={"async": True})
+    return {"run": run.pk}
+
+
+def beats_then_hangs(beats: int, interval: float, hang: float) -> None:
+    """Send heartbeats for a while, then hang without any (a stuck function)."""
+    from django_tasks_sched import current_run
+
+    run = current_run()
+    assert run is not None
+    for _ in range(beats):
+        run.heartbeat()
+        time.sleep(interval)
+    time.sleep(hang)
+
+
+def progress_forever(interval: float) -> None:
+    """Report progress until killed (a worker process killed mid-run)."""
+    from django_tasks_sched import current_run
+
+    run = current_run()
+    assert run is not None
+    step = 0
+    while True:
+        step += 1
+        run.update(progress=min(step / 1000, 1.0), meta={"pid": os.getpid()})
+        time.sleep(interval)
 
 
 class Mailer:
@@ -115,3 +185,27 @@ class Mailer:
     @staticmethod
     def check(to: str = "root") -> str:
         return to
+
+
+def trace_run(path: str, seconds: float = 0.0) -> int:
+    """Append the current run's id to ``path`` (one line per real execution); return it."""
+    from django_tasks_sched import current_run
+
+    run = current_run()
+    assert run is not None
+    with open(path, "a") as out:
+        out.write(f"{run.pk}\n")
+    time.sleep(seconds)
+    return int(run.pk)
+
+
+def hangs_until_retried(interval: float) -> str:
+    """The first attempt reports its pid and never ends (its worker gets killed); a retry ends."""
+    from django_tasks_sched import current_run
+
+    run = current_run()
+    assert run is not None
+    while run.attempt == 1:
+        run.update(meta={"pid": os.getpid()})
+        time.sleep(interval)
+    return "retried"

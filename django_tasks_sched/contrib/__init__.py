@@ -1,0 +1,1 @@
+"""Optional integrations, each in its own sub-package with its own extra."""

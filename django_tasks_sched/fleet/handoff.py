@@ -1,0 +1,203 @@
+"""Handing runs to the workers of a ``django.tasks`` backend: the scheduler's side.
+
+A run of a task with a ``backend`` is claimed like any other (one ``TaskRun`` per fire, by
+the unique constraint), but QUEUED, not RUNNING: it waits for a worker. Once the claim has
+committed, :func:`hand_off_queued` takes the due QUEUED runs of such tasks that no process has
+handed yet (fires, run-now requests, retries alike), marks them handed in one guarded UPDATE
+(so of several schedulers one sends each), and enqueues each on its task's backend, queue
+and priority. A worker then runs it through :mod:`.tasks`.
+
+Nothing is lost silently:
+
+- A backend that refuses the message for good (its alias left ``TASKS``, a queue it does
+  not serve) fails the run, saying why; the task's retry policy follows.
+- A backend that is away (a broker down) leaves the run QUEUED and unhanded: the next pass
+  sends it again, for as long as it takes. It is recorded all along, and counts toward
+  ``max_instances``, so a stopped fleet cannot pile up work.
+- A message accepted but never started (lost by the broker, or by a worker that died before
+  claiming the run) is found after ``HANDOFF_LEASE`` seconds by :func:`sweep_handoffs`:
+  where the backend can say the message is still waiting, the lease is renewed; otherwise
+  the run is sent once more, and after a second lease it is recorded MISSED.
+- A run whose worker dies mid-run stops being stamped alive, and is ended INTERRUPTED (then
+  retried) by any scheduler's housekeeping after ``HEARTBEAT_TIMEOUT`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from django_tasks_sched.lifecycle import end
+from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.rawsql import take_write_lock, update_rows
+
+logger = logging.getLogger(__name__)
+
+#: Most runs handed off in one pass (and one transaction).
+HANDOFF_BATCH_SIZE = 500
+
+#: How many times a run is enqueued before a lost message is recorded instead of re-sent.
+MAX_HANDOFFS = 2
+
+
+def fleet_tasks() -> Any:
+    """The ids of tasks that run on a backend, as a subquery (no join under FOR UPDATE)."""
+    return Task.objects.exclude(backend="").values("pk")
+
+
+def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:
+    """Enqueue due QUEUED runs of fleet tasks that nobody handed yet; returns how many went."""
+    handed = 0
+    while True:
+        batch = _take_unhanded(limit)
+        if not batch:
+            return handed
+        handed += _enqueue(batch)
+        if len(batch) < limit:
+            return handed
+
+
+def _take_unhanded(limit: int) -> list[tuple[int, Task, datetime]]:
+    """Mark up to ``limit`` unhanded runs as being handed by this process, and return them."""
+    now = timezone.now()
+    with transaction.atomic():
+        # SQLite: the write lock first, so two processes cannot take the same runs.
+        take_write_lock(TaskRun, connection.alias)
+        queued = TaskRun.objects.due(now).filter(handed_at__isnull=True, task_id__in=fleet_tasks())
+        if connection.vendor != "sqlite":
+            queued = queued.select_for_update(skip_locked=True)
+        rows = list(queued.order_by("enqueued_at", "id").values_list("pk", "task_id")[:limit])
+        if not rows:
+            return []
+        tasks = Task.objects.only("id", "name", "backend", "queue_name", "priority").in_bulk(
+            {task_id for _, task_id in rows}
+        )
+        by_backend: dict[str, list[int]] = defaultdict(list)
+        for pk, task_id in rows:
+            by_backend[tasks[task_id].backend].append(pk)
+        for alias, pks in by_backend.items():
+            TaskRun.objects.filter(pk__in=pks, handed_at__isnull=True).update(
+                handed_at=now, backend=alias
+            )
+    return [(pk, tasks[task_id], now) for pk, task_id in rows]
+
+
+def _enqueue(batch: list[tuple[int, Task, datetime]]) -> int:
+    from django_tasks_sched.fleet.compat import InvalidTask, InvalidTaskBackend
+    from django_tasks_sched.fleet.tasks import run_handed_off
+
+    sent: list[list[Any]] = []
+    refused: dict[int, str] = {}
+    away: list[int] = []
+    for pk, task, _now in batch:
+        try:
+            wrapper = run_handed_off.using(
+                backend=task.backend, queue_name=task.queue_name, priority=task.priority
+            )
+            result = wrapper.enqueue(pk, task.backend)
+        except (InvalidTask, InvalidTaskBackend) as exc:
+            refused[pk] = f"Not run: backend {task.backend!r} refused it: {exc}"
+            continue
+        except Exception:
+            logger.exception(
+                "Could not enqueue run %s of task %r on backend %r; it stays queued and is "
+                "sent again on the next pass",
+                pk,
+                task.name,
+                task.backend,
+            )
+            away.append(pk)
+            continue
+        sent.append([pk, str(result.id)[:255]])
+    if away:
+        # Unmarked, so the next pass (of any scheduler) sends them again.
+        TaskRun.objects.filter(pk__in=away, status=TaskRun.Status.QUEUED).update(handed_at=None)
+    if sent:
+        with transaction.atomic():
+            # Not guarded on QUEUED: a fast worker may have started the run already.
+            update_rows(TaskRun, ["backend_result_id"], sent, connection.alias)
+            TaskRun.objects.filter(pk__in=[pk for pk, _ in sent]).update(handoffs=F("handoffs") + 1)
+    if refused:
+        runs = list(TaskRun.objects.filter(pk__in=refused).only("id", "task_id", "attempt"))
+        end(
+            runs,
+            TaskRun.Status.FAILED,
+            lambda run: refused[run.pk],
+            from_status=TaskRun.Status.QUEUED,
+        )
+    return len(sent)
+
+
+def sweep_handoffs(lease: float, now: datetime | None = None) -> int:
+    """Find handed-off runs no worker started within ``lease`` seconds; re-send or record them.
+
+    Returns how many runs were re-sent or recorded MISSED.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=lease)
+    overdue = list(
+        TaskRun.objects.queued()
+        .filter(handed_at__lt=cutoff)
+        .only("id", "task_id", "attempt", "handed_at", "handoffs", "backend", "backend_result_id")
+    )
+    if not overdue:
+        return 0
+    acted = 0
+    lost_twice = []
+    for run in overdue:
+        if _still_waiting(run):
+            # The backend has it and no worker was free yet: not lost.
+            TaskRun.objects.filter(pk=run.pk, handed_at=run.handed_at).update(handed_at=now)
+            continue
+        if run.handoffs < MAX_HANDOFFS:
+            if TaskRun.objects.filter(
+                pk=run.pk, status=TaskRun.Status.QUEUED, handed_at=run.handed_at
+            ).update(handed_at=None):
+                logger.warning(
+                    "Run %s was handed to backend %r %s ago and never started: sending it again",
+                    run.pk,
+                    run.backend,
+                    now - run.handed_at if run.handed_at else "?",
+                )
+                acted += 1
+        else:
+            lost_twice.append(run)
+    acted += len(
+        end(
+            lost_twice,
+            TaskRun.Status.MISSED,
+            lambda run: (
+                f"Not run: handed to backend {run.backend!r} {run.handoffs} times, and no "
+                f"worker started it within the hand-off lease of {lease:g}s each time "
+                "(the broker lost the message, or no worker serves the queue)."
+            ),
+            now,
+            from_status=TaskRun.Status.QUEUED,
+        )
+    )
+    if acted:
+        hand_off_queued()
+    return acted
+
+
+def _still_waiting(run: TaskRun) -> bool:
+    """Whether the backend says the run's message is still waiting for a worker."""
+    if not run.backend_result_id:
+        return False
+    from django_tasks_sched.fleet.compat import task_backends
+
+    try:
+        backend = task_backends[run.backend]
+        if not backend.supports_get_result:
+            return False
+        result = backend.get_result(run.backend_result_id)
+    except Exception:
+        # Unknown to the backend (lost), or the backend is gone from TASKS: not waiting.
+        return False
+    return str(getattr(result.status, "value", result.status)) == "READY"

@@ -1,0 +1,58 @@
+"""The one task this app enqueues on a ``django.tasks`` backend, and what a worker does with it.
+
+A worker of the backend imports this module (the enqueued task's path) and calls
+:data:`run_handed_off` with a run's primary key. The user's function is not enqueued itself:
+it may be ``module:Class.method``, return what is not JSON, or be refused by the callable
+policy since it was saved, none of which a backend would handle after the side effects.
+The wrapper claims the run QUEUED -> RUNNING with a guarded UPDATE (a message delivered twice,
+or re-sent after a lease, finds nothing to claim and returns), and runs it through the one run
+path of every executor (:func:`django_tasks_sched.execution.execute_run`): the callable policy
+checked again, ``current_run()``, liveness stamps while it runs, and the outcome recorded with
+its follow-up (retries, the failure limit). It returns ``None``: the run's outcome is on its
+``TaskRun``, not in the backend's result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from django_tasks_sched.fleet.compat import backend_aliases, task
+
+logger = logging.getLogger(__name__)
+
+#: The worker id prefix of runs executed by a fleet's worker: ``worker:<alias>:<host>:<pid>``.
+WORKER_PREFIX = "worker:"
+
+
+def _defining_alias() -> str:
+    # django.tasks binds a task to a backend when it is defined, and refuses an alias that
+    # is not in TASKS: "default" where it exists, else any configured one. Each hand-off
+    # names its real backend with .using(backend=...).
+    aliases = backend_aliases()
+    return "default" if "default" in aliases else aliases[0]
+
+
+def _django_task(function: Callable[..., None]) -> Any:
+    """Make ``function`` a ``django.tasks`` task, as its ``@task()`` decorator would."""
+    return task(backend=_defining_alias())(function)
+
+
+@_django_task
+def run_handed_off(run_id: int, backend: str = "") -> None:
+    """Execute one handed-off run here, unless it was started (or ended) elsewhere."""
+    from django_tasks_sched.execution import execute_run, process_scope
+    from django_tasks_sched.models import TaskRun
+
+    run = TaskRun.objects.select_related("task").filter(pk=run_id).first()
+    if run is None:
+        logger.info("Run %s is gone (its task was deleted): nothing to do", run_id)
+        return
+    if run.status != TaskRun.Status.QUEUED:
+        # A duplicate or a re-sent message: the run is another worker's, or already over.
+        logger.info("Run %s is %s already: this delivery does nothing", run_id, run.status)
+        return
+    worker_id = f"{WORKER_PREFIX}{backend or run.backend}:{process_scope()}:{os.getpid()}"
+    execute_run(run, worker_id=worker_id)

@@ -1,0 +1,98 @@
+"""Each process says its runs are alive: what detects a run whose process died.
+
+One thread per process (started on first use) stamps ``alive_at`` on every run the process is
+executing, in one UPDATE per ``HEARTBEAT_INTERVAL``, whatever the function is doing. A run
+whose stamp (or start, before the first) is older than ``HEARTBEAT_TIMEOUT`` has lost its
+process, wherever that ran (a scheduler, a worker of a fleet, an inline caller): any scheduler's
+housekeeping ends it INTERRUPTED (:func:`.service.housekeeping.interrupt_silent_runs`) and the
+task's retry policy follows.
+
+This is the process's liveness, not the function's: a function stuck in a loop still looks
+alive here. ``Task.heartbeat_timeout`` asks the function itself for heartbeats
+(``current_run().heartbeat()``), which :func:`~.service.housekeeping.interrupt_stuck_runs` checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+class Liveness(threading.Thread):
+    """The thread that stamps ``alive_at`` on the runs this process executes."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="dts-liveness", daemon=True)
+        self.interval = interval
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+
+    def add(self, run_id: int) -> None:
+        with self._lock:
+            self._ids.add(run_id)
+
+    def discard(self, run_id: int) -> None:
+        with self._lock:
+            self._ids.discard(run_id)
+
+    def beating(self) -> list[int]:
+        with self._lock:
+            return sorted(self._ids)
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.beat()
+
+    def beat(self) -> int:
+        """Stamp the runs now; returns how many rows were stamped."""
+        ids = self.beating()
+        if not ids:
+            return 0
+        from django_tasks_sched.models import TaskRun
+
+        try:
+            return TaskRun.objects.filter(pk__in=ids, status=TaskRun.Status.RUNNING).update(
+                alive_at=timezone.now()
+            )
+        except Exception:
+            # The database is away: the next beat tries again; a run silent for longer than
+            # the timeout is what the timeout is for.
+            logger.warning("Could not record that %d run(s) are alive", len(ids), exc_info=True)
+            return 0
+        finally:
+            close_old_connections()
+
+
+_liveness: Liveness | None = None
+_liveness_lock = threading.Lock()
+
+
+def liveness() -> Liveness:
+    """This process's liveness thread, started on first use."""
+    global _liveness
+    with _liveness_lock:
+        if _liveness is None or not _liveness.is_alive():
+            from django_tasks_sched.conf import get_settings
+
+            _liveness = Liveness(get_settings().HEARTBEAT_INTERVAL)
+            _liveness.start()
+        return _liveness
+
+
+@contextmanager
+def alive(run_id: int) -> Iterator[None]:
+    """Keep stamping the run alive for the duration of the block."""
+    beats = liveness()
+    beats.add(run_id)
+    try:
+        yield
+    finally:
+        beats.discard(run_id)

@@ -1,0 +1,396 @@
+"""Runs handed to worker fleets: django-tasks-db's ``db_worker`` and Celery workers, for real.
+
+Every test here runs real processes: ``runscheduler`` claims and hands off, and workers of the
+backend (``manage.py db_worker``, ``celery worker`` on Redis or RabbitMQ) run the functions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from django_tasks_sched.models import Task, TaskRun
+from tests.factories import make_task
+from tests.history import fire_gaps
+from tests.processes import SchedulerProcess as Proc
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUE: str = settings.FLEET_QUEUE
+FAST_BEAT = {"HEARTBEAT_INTERVAL": 0.3, "HEARTBEAT_TIMEOUT": 3}
+REDIS = "redis://127.0.0.1:6379/15"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def db_worker(path: Path) -> Proc:
+    """A django-tasks-db worker on this run's queue (started; wait for its first line)."""
+    return Proc(
+        path,
+        "--queue-name",
+        QUEUE,
+        "--backend",
+        "db",
+        "--interval",
+        "0.1",
+        "--no-startup-delay",
+        "--no-reload",
+        "--verbosity",
+        "2",
+        command=["-m", "django", "db_worker"],
+    )
+
+
+def celery_worker(path: Path, broker: str, concurrency: int = 2) -> Proc:
+    return Proc(
+        path,
+        "worker",
+        "-Q",
+        QUEUE,
+        "-c",
+        str(concurrency),
+        "--pool",
+        "prefork",
+        "-l",
+        "info",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        env={"DTS_CELERY_BROKER": broker},
+        command=["-m", "celery", "-A", "tests.celery_app"],
+    )
+
+
+def wait_started(worker: Proc, text: str) -> None:
+    wait_until(lambda: text in worker.output(), 60, worker)
+
+
+def traced(path: Path, name: str = "fleet", backend: str = "db", **fields: Any) -> Task:
+    fields.setdefault("trigger_config", {"seconds": 1})
+    return make_task(
+        name,
+        func="tests.testapp.jobs:trace_run",
+        args=[str(path)],
+        backend=backend,
+        queue_name=QUEUE,
+        **fields,
+    )
+
+
+def executions(path: Path) -> Counter[int]:
+    return Counter(int(line) for line in path.read_text().split()) if path.exists() else Counter()
+
+
+def stop_all(*procs: Proc) -> None:
+    for proc in procs:
+        proc.stop()
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"backend": "nowhere"}, "backend", "not a backend in the TASKS setting"),
+        ({"backend": "db", "queue_name": "unserved"}, "queue_name", "unserved"),
+        ({"backend": "celery", "queue_name": QUEUE, "priority": 5}, "priority", "priority"),
+        ({"backend": "db", "priority": 101}, "priority", "less than or equal to 100"),
+        ({"backend": "db", "queue_name": "x" * 101}, "queue_name", "at most 100"),
+    ],
+)
+def test_a_backend_refuses_what_it_cannot_run(
+    fields: dict[str, Any], field: str, message: str
+) -> None:
+    task = Task(name="t", func="tests.testapp.jobs:noop", trigger="interval")
+    task.trigger_config = {"minutes": 5}
+    for name, value in fields.items():
+        setattr(task, name, value)
+    with pytest.raises(ValidationError) as caught:
+        task.full_clean()
+    assert field in caught.value.message_dict, caught.value.message_dict
+    assert message in " ".join(caught.value.message_dict[field])
+
+
+def test_a_backend_that_serves_the_queue_is_accepted() -> None:
+    make_task(backend="db", queue_name=QUEUE, priority=10).full_clean()
+    make_task("celery", backend="celery", queue_name=QUEUE).full_clean()
+
+
+def test_the_admin_says_which_backend_field_is_wrong(admin_client: Any) -> None:
+    from tests.test_admin import TASK_ADD, form_data
+
+    response = admin_client.post(TASK_ADD, form_data(backend="db", queue_name="unserved"))
+    assert response.status_code == 200
+    assert "unserved" in response.content.decode()
+    assert not Task.objects.exists()
+
+
+# -- django-tasks-db --------------------------------------------------------------------------
+
+
+def test_db_workers_run_each_fire_once_and_report_back(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    task = traced(trace)
+    reporting = make_task(
+        "reports",
+        func="tests.testapp.jobs:reports_back",
+        trigger_config={"seconds": 1},
+        backend="db",
+        queue_name=QUEUE,
+    )
+    workers = [db_worker(tmp_path / f"w{i}.log") for i in range(2)]
+    scheduler = Proc(tmp_path / "s.log")
+    try:
+        scheduler.wait_ready()
+        wait_until(lambda: task.runs.filter(status="SUCCESSFUL").count() >= 6, 60, scheduler)
+        wait_until(lambda: reporting.runs.filter(status="SUCCESSFUL").exists(), 30, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+        stop_all(*workers)
+    runs = list(task.runs.filter(status="SUCCESSFUL"))
+    # Each fire ran once, on a worker, and says where.
+    counts = executions(trace)
+    assert all(counts[run.pk] == 1 for run in runs), counts
+    assert set(counts) <= set(task.runs.values_list("pk", flat=True))
+    for run in runs:
+        assert run.worker_id.startswith("worker:db:"), run.worker_id
+        assert run.backend == "db"
+        assert run.backend_result_id
+        assert run.handoffs == 1
+        assert run.return_value == run.pk
+    assert fire_gaps(task.runs.all()) == {1.0}
+    # current_run() on the worker: the fire time, progress and meta.
+    report = reporting.runs.filter(status="SUCCESSFUL").first()
+    assert report is not None
+    assert report.progress == 1.0
+    assert report.meta == {"step": 2}
+    assert report.scheduled_for is not None
+    assert report.result()["scheduled_for"] == report.scheduled_for.isoformat()
+
+
+def test_a_duplicated_message_runs_the_fire_once(tmp_path: Path) -> None:
+    from django_tasks_sched.fleet.tasks import run_handed_off
+
+    trace = tmp_path / "trace"
+    task = traced(trace, trigger="date", trigger_config={"run_date": "2099-01-01T00:00:00"})
+    run = TaskRun.objects.create(task=task, status="QUEUED", backend="db")
+    # Delivered three times (a broker's redelivery, a re-send after a lease): one execution.
+    for _ in range(3):
+        run_handed_off.using(backend="db", queue_name=QUEUE).enqueue(run.pk, "db")
+    workers = [db_worker(tmp_path / f"w{i}.log") for i in range(2)]
+    try:
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "SUCCESSFUL", 60, workers[0])
+        from django_tasks_db.models import DBTaskResult
+
+        wait_until(lambda: not DBTaskResult.objects.filter(status="READY").exists(), 30)
+    finally:
+        stop_all(*workers)
+    assert executions(trace) == Counter({run.pk: 1})
+
+
+def test_a_worker_killed_mid_run_is_interrupted_and_retried(tmp_path: Path) -> None:
+    task = make_task(
+        "hangs",
+        func="tests.testapp.jobs:hangs_until_retried",
+        args=[0.2],
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="db",
+        queue_name=QUEUE,
+        max_retries=1,
+    )
+    workers = [db_worker(tmp_path / f"w{i}.log") for i in range(2)]
+    scheduler = Proc(tmp_path / "s.log", settings=FAST_BEAT)
+    try:
+        scheduler.wait_ready()
+        run = task.run_now()
+        pid = wait_until(lambda: TaskRun.objects.get(pk=run.pk).meta.get("pid"), 60, scheduler)
+        [victim] = [worker for worker in workers if worker.proc.pid == pid]
+        assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
+        # No sign of life for HEARTBEAT_TIMEOUT (3 s): INTERRUPTED, then retried elsewhere.
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "INTERRUPTED", 20, scheduler)
+        retry = wait_until(
+            lambda: task.runs.filter(attempt=2, status="SUCCESSFUL").first(), 60, scheduler
+        )
+    finally:
+        assert scheduler.stop() == 0
+        stop_all(*workers)
+    run.refresh_from_db()
+    assert "has not been seen alive" in run.error
+    assert retry.result() == "retried"
+    assert retry.worker_id != run.worker_id
+
+
+def test_a_lost_message_is_sent_again_once_then_recorded(tmp_path: Path) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    task = make_task(
+        "lost",
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="db",
+        queue_name=QUEUE,
+    )
+    scheduler = Proc(tmp_path / "s.log", settings={**FAST_BEAT, "HANDOFF_LEASE": 1})
+    try:
+        scheduler.wait_ready()
+        run = task.run_now()
+        first = wait_until(lambda: TaskRun.objects.get(pk=run.pk).backend_result_id, 20, scheduler)
+        # Waiting for a worker (the backend still has it): the lease is renewed, not re-sent.
+        handed = TaskRun.objects.get(pk=run.pk).handed_at
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).handed_at != handed, 20, scheduler)
+        assert TaskRun.objects.get(pk=run.pk).handoffs == 1
+        # The broker loses it: sent once more ...
+        DBTaskResult.objects.filter(id=first).delete()
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).handoffs == 2, 20, scheduler)
+        second = TaskRun.objects.get(pk=run.pk).backend_result_id
+        assert second != first
+        # ... and lost again: recorded, not re-sent for ever.
+        DBTaskResult.objects.filter(id=second).delete()
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "MISSED", 20, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+    run.refresh_from_db()
+    assert "handed to backend 'db' 2 times" in run.error
+    assert run.handoffs == 2
+
+
+def test_a_stopped_fleet_cannot_pile_up_work(tmp_path: Path) -> None:
+    task = make_task("piles", trigger_config={"seconds": 1}, backend="db", queue_name=QUEUE)
+    scheduler = Proc(tmp_path / "s.log")
+    try:
+        scheduler.wait_ready()
+        wait_until(lambda: task.runs.filter(status="MISSED").count() >= 2, 20, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+    # One run waits for a worker (max_instances=1); the fires meanwhile are recorded missed.
+    assert task.runs.filter(status="QUEUED").count() == 1
+    missed = task.runs.filter(status="MISSED").first()
+    assert missed is not None
+    assert "max_instances" in missed.error
+
+
+def test_handed_off_runs_time_out_and_await_coroutines(tmp_path: Path) -> None:
+    slow = make_task(
+        "slow",
+        func="tests.testapp.jobs:sleep",
+        args=[6],  # well past its timeout, and short enough for its worker to stop soon
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="db",
+        queue_name=QUEUE,
+        timeout=1,
+    )
+    coroutine = make_task(
+        "coroutine",
+        func="tests.testapp.jobs:async_job",
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="db",
+        queue_name=QUEUE,
+    )
+    workers = [db_worker(tmp_path / f"w{i}.log") for i in range(2)]
+    scheduler = Proc(tmp_path / "s.log", settings=FAST_BEAT)
+    try:
+        scheduler.wait_ready()
+        timed = slow.run_now()
+        awaited = coroutine.run_now()
+        wait_until(lambda: TaskRun.objects.get(pk=awaited.pk).is_done(), 60, scheduler)
+        wait_until(lambda: TaskRun.objects.get(pk=timed.pk).is_done(), 60, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+        stop_all(*workers)
+    awaited.refresh_from_db()
+    assert awaited.result() == "awaited"
+    timed.refresh_from_db()
+    assert timed.status == "TIMED_OUT"  # by the watchdog: a worker's thread cannot be stopped
+
+
+# -- Celery -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broker", [REDIS, RABBITMQ], ids=["redis", "rabbitmq"])
+def test_celery_workers_run_each_fire_once(tmp_path: Path, broker: str) -> None:
+    trace = tmp_path / "trace"
+    task = traced(trace, backend="celery")
+    worker = celery_worker(tmp_path / "celery.log", broker)
+    scheduler = Proc(tmp_path / "s.log", env={"DTS_CELERY_BROKER": broker})
+    try:
+        wait_started(worker, "ready.")
+        scheduler.wait_ready()
+        wait_until(lambda: task.runs.filter(status="SUCCESSFUL").count() >= 5, 60, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+        worker.stop()
+    runs = list(task.runs.filter(status="SUCCESSFUL"))
+    counts = executions(trace)
+    assert all(counts[run.pk] == 1 for run in runs), counts
+    for run in runs:
+        assert run.worker_id.startswith("worker:celery:"), run.worker_id
+        assert run.backend_result_id
+    assert fire_gaps(task.runs.all()) == {1.0}
+
+
+def test_a_celery_worker_process_killed_mid_run_is_retried(tmp_path: Path) -> None:
+    task = make_task(
+        "hangs",
+        func="tests.testapp.jobs:hangs_until_retried",
+        args=[0.2],
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="celery",
+        queue_name=QUEUE,
+        max_retries=1,
+    )
+    worker = celery_worker(tmp_path / "celery.log", REDIS)
+    scheduler = Proc(tmp_path / "s.log", settings=FAST_BEAT, env={"DTS_CELERY_BROKER": REDIS})
+    try:
+        wait_started(worker, "ready.")
+        scheduler.wait_ready()
+        run = task.run_now()
+        pid = wait_until(lambda: TaskRun.objects.get(pk=run.pk).meta.get("pid"), 60, scheduler)
+        os.kill(pid, signal.SIGKILL)  # the pool process running it; Celery starts another
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "INTERRUPTED", 20, scheduler)
+        retry = wait_until(
+            lambda: task.runs.filter(attempt=2, status="SUCCESSFUL").first(), 60, scheduler
+        )
+    finally:
+        assert scheduler.stop() == 0
+        worker.stop()
+    assert retry.result() == "retried"
+    # The killed message was given back to the broker and delivered again: it found its run
+    # already claimed (then ended), and ran nothing.
+    assert task.runs.count() == 2
+
+
+def test_the_scheduler_needs_no_fleet_packages_without_fleet_tasks(tmp_path: Path) -> None:
+    import subprocess
+
+    code = (
+        "import sys, django; django.setup();"
+        "import django_tasks_sched.service.runner, django_tasks_sched.models;"
+        "from django_tasks_sched.execution import execute_run;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('celery', 'django_tasks', 'kombu')"
+        " or m.startswith('django.tasks') or m.startswith('django_tasks_sched.fleet.compat')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    from tests.processes import ROOT, subprocess_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(DTS_TEST_NO_FLEET="1"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
