@@ -18,3 +18,6 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
 )
+# Celery's Django fix-up closes the database connection before and after every task unless
+# this is set (it has no new-style name): reuse it, as CONN_MAX_AGE asks.
+app.conf["CELERY_DB_REUSE_MAX"] = 1000

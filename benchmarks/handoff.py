@@ -29,6 +29,8 @@ from benchmarks.harness import (
 )
 
 COUNT = 1_000
+#: Workers keep their database connection between runs (see benchmarks/settings.py).
+WORKER_ENV = {"BENCH_CONN_MAX_AGE": "600"}
 #: Worker processes of each fleet (the machine has 2 cores; more only adds switching).
 FLEET_SIZE = 4
 
@@ -49,6 +51,7 @@ def _fleet(plan: Plan, backend: str) -> list[Scheduler]:
                 "--verbosity",
                 "0",
                 command=["-m", "django", "db_worker"],
+                env=WORKER_ENV,
             )
             for i in range(FLEET_SIZE)
         ]
@@ -68,6 +71,7 @@ def _fleet(plan: Plan, backend: str) -> list[Scheduler]:
             "--without-gossip",
             "--without-mingle",
             command=["-m", "celery", "-A", "benchmarks.celery_app"],
+            env=WORKER_ENV,
         )
     ]
 
@@ -123,6 +127,8 @@ def _handoff_burst(plan: Plan, backend: str, label: str) -> list[Result]:
         )
     )
     late, missed, unsuccessful = _lateness(runs)
+    handed = TaskRun.objects.exclude(handed_at=None).values_list("handed_at", flat=True)
+    handed_span = max((when.timestamp() - instant for when in handed), default=math.inf)
     finished = [run[3] for run in runs if run[3] is not None]
     span = (max(finished).timestamp() - instant) if finished else math.inf
     rate = len(finished) / span if span > 0 else 0.0
@@ -136,7 +142,8 @@ def _handoff_burst(plan: Plan, backend: str, label: str) -> list[Result]:
         Result(
             f"6a. hand-off to {label}: 1,000 due at once, runs recorded per second",
             plan.db,
-            f"{rate:,.0f} /s (last outcome {span:.2f} s after the instant)",
+            f"{rate:,.0f} /s (all handed off {handed_span:.2f} s and all recorded "
+            f"{span:.2f} s after the instant)",
             f"≥ {rate_target:,} /s" if rate_target else "(measured)",
             rate_target is None or rate >= rate_target,
             details,

@@ -183,11 +183,23 @@ class Scheduler:
 
     live: set[Scheduler] = set()
 
-    def __init__(self, log_path: Path, *args: str, command: Sequence[str] = ()) -> None:
-        """``command``: another program than ``manage.py runscheduler`` (a fleet's worker)."""
+    def __init__(
+        self,
+        log_path: Path,
+        *args: str,
+        command: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``command``: another program than ``manage.py runscheduler`` (a fleet's worker);
+        ``env``: more environment variables for it."""
         self.log_path = log_path
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop())
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": SETTINGS,
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
         self.spawned = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, *(command or ["-m", "django", "runscheduler"]), *args],

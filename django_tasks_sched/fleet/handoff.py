@@ -83,7 +83,7 @@ def _take_unhanded(limit: int) -> list[tuple[int, Task, datetime]]:
             by_backend[tasks[task_id].backend].append(pk)
         for alias, pks in by_backend.items():
             TaskRun.objects.filter(pk__in=pks, handed_at__isnull=True).update(
-                handed_at=now, backend=alias
+                handed_at=now, backend=alias, handoffs=F("handoffs") + 1
             )
     return [(pk, tasks[task_id], now) for pk, task_id in rows]
 
@@ -117,12 +117,16 @@ def _enqueue(batch: list[tuple[int, Task, datetime]]) -> int:
         sent.append([pk, str(result.id)[:255]])
     if away:
         # Unmarked, so the next pass (of any scheduler) sends them again.
-        TaskRun.objects.filter(pk__in=away, status=TaskRun.Status.QUEUED).update(handed_at=None)
+        TaskRun.objects.filter(pk__in=away, status=TaskRun.Status.QUEUED).update(
+            handed_at=None, handoffs=F("handoffs") - 1
+        )
     if sent:
+        # Not guarded on QUEUED: a fast worker may have started the run already. Each row is
+        # updated once in this transaction: a row updated twice in one transaction makes
+        # PostgreSQL check its deferred foreign key at COMMIT, which waits for the task row
+        # that a worker recording an outcome holds, while that worker waits for this run row.
         with transaction.atomic():
-            # Not guarded on QUEUED: a fast worker may have started the run already.
             update_rows(TaskRun, ["backend_result_id"], sent, connection.alias)
-            TaskRun.objects.filter(pk__in=[pk for pk, _ in sent]).update(handoffs=F("handoffs") + 1)
     if refused:
         runs = list(TaskRun.objects.filter(pk__in=refused).only("id", "task_id", "attempt"))
         end(

@@ -46,8 +46,9 @@ def run_handed_off(run_id: int, backend: str = "") -> None:
     from django_tasks_sched.execution import execute_run, process_scope
     from django_tasks_sched.models import TaskRun
 
-    run = TaskRun.objects.select_related("task").filter(pk=run_id).first()
-    if run is None:
+    try:
+        run = TaskRun.objects.select_related("task").get(pk=run_id)
+    except TaskRun.DoesNotExist:
         logger.info("Run %s is gone (its task was deleted): nothing to do", run_id)
         return
     if run.status != TaskRun.Status.QUEUED:
