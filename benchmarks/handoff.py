@@ -128,7 +128,7 @@ def _handoff_burst(plan: Plan, backend: str, label: str) -> list[Result]:
     )
     late, missed, unsuccessful = _lateness(runs)
     handed = TaskRun.objects.exclude(handed_at=None).values_list("handed_at", flat=True)
-    handed_span = max((when.timestamp() - instant for when in handed), default=math.inf)
+    handed_span = max((when.timestamp() - instant for when in handed if when), default=math.inf)
     finished = [run[3] for run in runs if run[3] is not None]
     span = (max(finished).timestamp() - instant) if finished else math.inf
     rate = len(finished) / span if span > 0 else 0.0
