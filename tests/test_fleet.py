@@ -394,3 +394,47 @@ def test_the_scheduler_needs_no_fleet_packages_without_fleet_tasks(tmp_path: Pat
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_stuck_run_on_a_worker_is_interrupted_and_the_failure_limit_holds(
+    tmp_path: Path,
+) -> None:
+    task = make_task(
+        "stuck",
+        func="tests.testapp.jobs:beats_then_hangs",
+        kwargs={"beats": 2, "interval": 0.3, "hang": 8},
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="db",
+        queue_name=QUEUE,
+        heartbeat_timeout=2,
+        max_consecutive_failures=1,
+    )
+    worker = db_worker(tmp_path / "w.log")
+    scheduler = Proc(tmp_path / "s.log", settings=FAST_BEAT)
+    try:
+        scheduler.wait_ready()
+        run = task.run_now()
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "INTERRUPTED", 30, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+        worker.stop()
+    run.refresh_from_db()
+    assert "stuck" in run.error
+    assert run.worker_id.startswith("worker:db:")
+    task.refresh_from_db()
+    # The failure limit applies to handed-off runs as to any other.
+    assert not task.active
+    assert task.consecutive_failures == 1
+
+
+def test_the_facade_and_declarations_take_the_worker_options() -> None:
+    from django_tasks_sched import scheduler
+    from tests.testapp import jobs
+
+    task = scheduler.add_job(
+        "on-a-fleet", jobs.noop, trigger="interval", minutes=5, backend="db", queue_name=QUEUE
+    )
+    assert (task.backend, task.queue_name, task.priority) == ("db", QUEUE, 0)
+    with pytest.raises(ValidationError, match="not a backend"):
+        scheduler.add_job("nowhere", jobs.noop, trigger="interval", minutes=5, backend="x")

@@ -297,3 +297,40 @@ def test_the_admin_shows_progress_meta_durations_and_where_a_run_ran(admin_clien
     assert 'value="42.0"' in listing
     task_page = admin_client.get(f"/admin/django_tasks_sched/task/{task.pk}/change/")
     assert 'value="42.0"' in task_page.content.decode()
+
+
+def test_a_stuck_inline_run_is_interrupted_by_a_scheduler(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, subprocess_env
+
+    task = make_task(
+        "stuck-inline",
+        func="tests.testapp.jobs:beats_then_hangs",
+        kwargs={"beats": 2, "interval": 0.3, "hang": 6},
+        heartbeat_timeout=2,
+    )
+    scheduler = Proc(tmp_path / "s.log", settings=FAST_BEAT)
+    inline = subprocess.Popen(
+        [sys.executable, "-m", "django", "runtask", task.name],
+        env=subprocess_env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        scheduler.wait_ready()
+        run = wait_until(lambda: task.runs.filter(status="RUNNING").first(), 30, scheduler)
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "INTERRUPTED", 30, scheduler)
+        # The function wakes up later and returns: its outcome is dropped, the record stands.
+        assert inline.wait(timeout=30) == 1  # runtask: the run did not succeed
+    finally:
+        if inline.poll() is None:
+            inline.kill()
+            inline.wait()
+        assert scheduler.stop() == 0
+    run.refresh_from_db()
+    assert run.status == "INTERRUPTED"
+    assert "stuck" in run.error
+    assert run.worker_id.startswith("inline:")
