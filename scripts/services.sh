@@ -3,6 +3,8 @@
 #
 #   scripts/services.sh postgres   # PostgreSQL on :5432, user postgres (trust auth)
 #   scripts/services.sh mariadb    # MariaDB on :3306, user root (no password)
+#   scripts/services.sh redis      # Redis on :6379 (Celery's broker in tests/test_fleet.py)
+#   scripts/services.sh rabbitmq   # RabbitMQ on :5672, guest/guest (the other broker there)
 #
 # Also creates the `dts` database the DATABASE_URLs name. The test runner itself works in
 # test_dts, but management commands run against DATABASE_URL need the real one to exist.
@@ -59,12 +61,32 @@ ensure_mariadb() {
     say "MariaDB up: $(mariadb_sql -e 'SELECT VERSION()')"
 }
 
+ensure_redis() {
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        say "starting Redis"
+        redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save "" --appendonly no
+        wait_until 30 redis-cli -h 127.0.0.1 -p 6379 ping ||
+            { echo "error: Redis did not come up" >&2; return 1; }
+    fi
+    say "Redis up: $(redis-cli -h 127.0.0.1 -p 6379 info server | tr -d '\r' | grep '^redis_version:')"
+}
+
+ensure_rabbitmq() {
+    if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+        say "starting RabbitMQ"
+        rabbitmq-server -detached
+        wait_until 120 rabbitmq-diagnostics -q ping ||
+            { echo "error: RabbitMQ did not come up" >&2; return 1; }
+    fi
+    say "RabbitMQ up"
+}
+
 if (($# == 0)); then
-    set -- postgres mariadb
+    set -- postgres mariadb redis rabbitmq
 fi
 for service in "$@"; do
     case $service in
-        postgres | mariadb) "ensure_$service" ;;
-        *) echo "usage: $0 [postgres] [mariadb]" >&2; exit 2 ;;
+        postgres | mariadb | redis | rabbitmq) "ensure_$service" ;;
+        *) echo "usage: $0 [postgres] [mariadb] [redis] [rabbitmq]" >&2; exit 2 ;;
     esac
 done
