@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from django_tasks_sched import lifecycle, runlog
+from django_tasks_sched.autonomous import close_side_connections
 from django_tasks_sched.callables import resolve_callable
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.current import running_as
@@ -100,9 +102,14 @@ def call_task(run: TaskRun, log_limit: int) -> Outcome:
             _check_arguments(task.args, task.kwargs)
             value = function(*(task.args or []), **(task.kwargs or {}))
             if inspect.isawaitable(value):
-                value = asyncio.run(_awaited(value, _time_left(run)))
+                # In an event loop of its own; ORM calls it makes through sync_to_async come
+                # back to this thread, and its connection (asgiref's thread-sensitive mode).
+                value = async_to_sync(_awaited)(value, _time_left(run))
         except TaskConfigError as exc:
             status, error = TaskRun.Status.FAILED, describe_exception(exc)
+        except asyncio.CancelledError as exc:  # a BaseException: the coroutine's own doing
+            status, error = TaskRun.Status.FAILED, describe_exception(exc) or "CancelledError"
+            trace = traceback.format_exc()
         except CoroutineTimedOut:
             status = TaskRun.Status.TIMED_OUT
             error = (
@@ -112,6 +119,8 @@ def call_task(run: TaskRun, log_limit: int) -> Outcome:
         except (Exception, SystemExit) as exc:  # sys.exit() in a task ends the run, not us
             status, error = TaskRun.Status.FAILED, describe_exception(exc)
             trace = traceback.format_exc()
+        finally:
+            close_side_connections()
     return Outcome(str(status), started_at, timezone.now(), value, error, trace, run_log.text())
 
 
@@ -177,10 +186,17 @@ def execute_run(
     worker process: :mod:`django_tasks_sched.service.processes`).
     """
     worker_id = worker_id or default_worker_id()
+    claimed = run.status == TaskRun.Status.RUNNING
     if run.status == TaskRun.Status.QUEUED and not lifecycle.start(run, worker_id):
         run.refresh_from_db()
         return run
     if run.status != TaskRun.Status.RUNNING:
+        return run
+    if claimed and getattr(run.task, "heartbeat_timeout", None) and not lifecycle.called(run):
+        # Claimed by a scheduler, then ended while it waited for a thread (stuck detection
+        # counts from the claim until this call): it must not run after all.
+        logger.info("Run %s was ended before a thread could call it; not calling", run.pk)
+        run.refresh_from_db()
         return run
 
     task = run.task

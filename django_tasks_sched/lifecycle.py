@@ -8,9 +8,9 @@ wins, and the loser's write is dropped with a log line. Nothing else writes ``st
 ============  ==============================  =============================================
 verb          from -> to                      called by
 ============  ==============================  =============================================
-claim fire    (none) -> RUNNING or MISSED     a scheduler, per due fire, in batches
-                                              (:func:`service.claims.claim_fires`; unique
-                                              per task and fire, ``max_instances`` counted
+claim fire    (none) -> RUNNING, MISSED,      a scheduler, per due fire, in batches
+              or QUEUED (a task with a        (:func:`service.claims.claim_fires`; unique
+              backend)                        per task and fire, ``max_instances`` counted
                                               under the task's lock)
 request       (none) -> QUEUED                ``Task.run_now()``; retries (``policy``)
 start         QUEUED -> RUNNING               the executor about to call (:func:`start`,
@@ -23,7 +23,8 @@ end           RUNNING -> TIMED_OUT,           the watchdog, orphan recovery, stu
               QUEUED -> FAILED or MISSED      a hand-off the backend refused, or lost twice
                                               (``fleet.handoff``)
 heartbeat     RUNNING -> RUNNING              ``TaskRun.update()``/``heartbeat()`` (progress,
-                                              meta); the liveness thread (``alive_at``)
+                                              meta); the liveness thread (``alive_at``); the
+                                              call of a claimed run (:func:`called`)
 hand off      QUEUED -> QUEUED (handed)       a scheduler, for tasks with a backend
                                               (``fleet.handoff``); a worker then starts it
 cancel        QUEUED -> CANCELLED             ``TaskRun.cancel()`` (the row's own verb)
@@ -45,6 +46,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from django_tasks_sched.models import Task, TaskRun
@@ -79,6 +81,7 @@ __all__ = [
     "OUTCOME_FIELDS",
     "TRANSIENT_ERRORS",
     "Finished",
+    "called",
     "end",
     "finish",
     "finish_or_fail",
@@ -98,6 +101,20 @@ def start(run: TaskRun, worker_id: str) -> bool:
         run.status, run.started_at, run.worker_id = TaskRun.Status.RUNNING, now, worker_id
         run.alive_at = now
     return bool(started)
+
+
+def called(run: TaskRun) -> bool:
+    """RUNNING -> RUNNING as its function is called: the call counts as its first heartbeat.
+
+    For a run a scheduler claimed (RUNNING from the claim) whose task asks for heartbeats: the
+    time it waited for a thread does not count against ``heartbeat_timeout``. False if the run
+    was ended meanwhile, and must not be called.
+    """
+    now = timezone.now()
+    if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(heartbeat_at=now):
+        run.heartbeat_at = now
+        return True
+    return False
 
 
 def start_queued(ids: Sequence[int], worker_id: str, now: datetime) -> int:
@@ -180,6 +197,7 @@ def end(
     *,
     started: bool = True,
     from_status: str = TaskRun.Status.RUNNING,
+    guard: Callable[[TaskRun], Q] | None = None,
 ) -> list[TaskRun]:
     """RUNNING -> ``status`` from outside the run path; returns the runs this call ended.
 
@@ -188,16 +206,19 @@ def end(
     process whose UPDATE took a run counts the failure and queues the retry.
     ``started=False`` says the function was never called: ``started_at`` (the claim's time)
     is cleared, so the run does not look started. ``from_status=QUEUED`` ends runs that never
-    started: a hand-off a backend refused, or lost twice.
+    started: a hand-off a backend refused, or lost twice. ``guard`` adds to the UPDATE's WHERE
+    what made the caller pick the run (a stamp older than the bound), so a run that gave a sign
+    of life between the read and the write is left alone.
     """
     now = now or timezone.now()
     fields: dict[str, Any] = {} if started else {"started_at": None}
     ended: list[TaskRun] = []
     for run in runs:
         message = error(run)
-        if TaskRun.objects.filter(pk=run.pk, status=from_status).update(
-            status=status, finished_at=now, error=message, **fields
-        ):
+        rows = TaskRun.objects.filter(pk=run.pk, status=from_status)
+        if guard is not None:
+            rows = rows.filter(guard(run))
+        if rows.update(status=status, finished_at=now, error=message, **fields):
             run.status, run.finished_at, run.error = status, now, message
             if not started:
                 run.started_at = None

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections, router, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -56,12 +56,8 @@ class Liveness(threading.Thread):
         ids = self.beating()
         if not ids:
             return 0
-        from django_tasks_sched.models import TaskRun
-
         try:
-            return TaskRun.objects.filter(pk__in=ids, status=TaskRun.Status.RUNNING).update(
-                alive_at=timezone.now()
-            )
+            return _stamp(ids)
         except Exception:
             # The database is away: the next beat tries again; a run silent for longer than
             # the timeout is what the timeout is for.
@@ -69,6 +65,30 @@ class Liveness(threading.Thread):
             return 0
         finally:
             close_old_connections()
+
+
+def _stamp(ids: list[int]) -> int:
+    """Stamp the RUNNING runs among ``ids`` alive, skipping rows another transaction holds.
+
+    A run row is held while its outcome is being written (that process's dispatcher, a
+    watchdog): waiting for it would hold up the stamps of every other run of this process,
+    and lock rows in another order than the writer does. Such a run is stamped next time.
+    """
+    from django_tasks_sched.models import TaskRun
+
+    using = router.db_for_write(TaskRun)
+    running = TaskRun.objects.using(using).filter(pk__in=ids, status=TaskRun.Status.RUNNING)
+    if not connections[using].features.has_select_for_update_skip_locked:
+        return running.update(alive_at=timezone.now())
+    with transaction.atomic(using=using):
+        free = list(running.select_for_update(skip_locked=True).order_by("pk").values_list("pk"))
+        if not free:
+            return 0
+        return (
+            TaskRun.objects.using(using)
+            .filter(pk__in=[pk for (pk,) in free])
+            .update(alive_at=timezone.now())
+        )
 
 
 _liveness: Liveness | None = None

@@ -54,6 +54,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def active(self) -> TaskQuerySet:
         return self.filter(active=True)
 
+    def on_backend(self) -> TaskQuerySet:
+        """Tasks whose runs are handed to a ``django.tasks`` backend's workers."""
+        return self.exclude(backend="")
+
     def inactive(self) -> TaskQuerySet:
         return self.filter(active=False)
 
@@ -383,7 +387,14 @@ class Task(models.Model):
                         signatures.check_arguments(func, self.args, self.kwargs)
                     except TaskConfigError as exc:
                         collect(exc)
-        if self.backend and isinstance(self.priority, int) and isinstance(self.queue_name, str):
+        if (
+            self.backend
+            and isinstance(self.priority, int)
+            and bounds.MIN_PRIORITY <= self.priority <= bounds.MAX_PRIORITY
+            and isinstance(self.queue_name, str)
+            and len(self.queue_name) <= 100
+        ):
+            # Values the fields themselves refuse are said once, by the fields.
             # Imported only here: a project without fleets needs no django.tasks.
             from django_tasks_sched.fleet.validation import backend_errors
 
@@ -492,7 +503,7 @@ class TaskRun(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "QUEUED", _("Queued")
-        """Waiting for a scheduler process to start it."""
+        """Waiting for a scheduler process to start it, or for a worker of its backend."""
         RUNNING = "RUNNING", _("Running")
         """Started and not finished."""
         SUCCESSFUL = "SUCCESSFUL", _("Successful")
@@ -506,7 +517,7 @@ class TaskRun(models.Model):
         CANCELLED = "CANCELLED", _("Cancelled")
         """Cancelled while queued; never started."""
         INTERRUPTED = "INTERRUPTED", _("Interrupted")
-        """The scheduler process running it stopped or died before it finished."""
+        """The process running it stopped or died before it finished, or it was stuck."""
 
     class Origin(models.TextChoices):
         """What caused the run."""
@@ -704,7 +715,8 @@ class TaskRun(models.Model):
     def update(self, progress: float | None = None, meta: dict[str, Any] | None = None) -> bool:
         """Store ``progress`` (0 to 1) and merge ``meta`` into the run's; also a heartbeat.
 
-        Visible to every process at once. Returns False when the run is no longer RUNNING
+        Visible to every other process at once (on PostgreSQL and MariaDB even inside the
+        function's own ``transaction.atomic()``). Returns False when the run is no longer RUNNING
         (timed out, interrupted, cancelled): the function may take that as a cue to stop.
         Raises ``ValueError`` for a progress outside 0..1 or a meta that is not a bounded JSON
         object, so a mistake shows in the run's traceback rather than in the stored data.
@@ -719,7 +731,10 @@ class TaskRun(models.Model):
             merged = {**(self.meta if isinstance(self.meta, dict) else {}), **meta}
             bounds.check_json(merged, "meta")
             fields["meta"] = merged
-        updated = TaskRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(**fields)
+        # Visible to other processes at once, even inside the function's own transaction.
+        from django_tasks_sched.autonomous import update_running_run
+
+        updated = update_running_run(self.pk, fields)
         if updated:
             for name, value in fields.items():
                 setattr(self, name, value)

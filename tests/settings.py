@@ -116,3 +116,6 @@ TASKS = {
         "OPTIONS": {"APP": "tests.celery_app:app"},
     },
 }
+if os.environ.get("DTS_TEST_TASKS_NO_DEFAULT"):
+    # No "default" backend, and no "default" queue: the hand-off must not need either.
+    TASKS = {"db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": [FLEET_QUEUE]}}

@@ -455,3 +455,88 @@ def test_the_facade_and_declarations_take_the_worker_options() -> None:
     assert (task.backend, task.queue_name, task.priority) == ("db", QUEUE, 0)
     with pytest.raises(ValidationError, match="not a backend"):
         scheduler.add_job("nowhere", jobs.noop, trigger="interval", minutes=5, backend="x")
+
+
+# -- what the review of the hand-off found ------------------------------------------------------
+
+
+def test_a_broker_that_is_away_holds_up_nothing_else(tmp_path: Path) -> None:
+    away = make_task("away", trigger_config={"seconds": 1}, backend="celery", queue_name=QUEUE)
+    tick = make_task("tick", trigger_config={"seconds": 1})
+    dead_broker = {"DTS_CELERY_BROKER": "redis://127.0.0.1:1/0"}  # nothing listens on port 1
+    scheduler = Proc(tmp_path / "s.log", env=dead_broker)
+    try:
+        scheduler.wait_ready()
+        wait_until(lambda: tick.runs.filter(status="SUCCESSFUL").count() >= 5, 30, scheduler)
+        wait_until(lambda: away.runs.filter(status="MISSED").count() >= 2, 30, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+    # The local task fired every second meanwhile, and the fleet's run waits, recorded and
+    # unhanded, to be sent when the broker is back; its later fires are recorded missed.
+    assert fire_gaps(tick.runs.all()) == {1.0}
+    [waiting] = away.runs.filter(status="QUEUED")
+    assert waiting.handed_at is None
+    assert waiting.handoffs == 0
+    assert "Could not enqueue" in scheduler.output()
+
+
+def test_a_hand_off_the_backend_refuses_fails_the_run(tmp_path: Path) -> None:
+    task = make_task(
+        "refused",
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="db",
+        queue_name=QUEUE,
+    )
+    Task.objects.filter(pk=task.pk).update(queue_name="unserved")  # past validation
+    scheduler = Proc(tmp_path / "s.log")
+    try:
+        scheduler.wait_ready()
+        run = task.run_now()
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).status == "FAILED", 20, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+    run.refresh_from_db()
+    assert "backend 'db' refused it" in run.error
+    assert "unserved" in run.error
+
+
+def test_the_hand_off_needs_no_default_backend_or_queue() -> None:
+    import subprocess
+
+    from tests.processes import ROOT, subprocess_env
+
+    code = (
+        "import django; django.setup();"
+        "from django.conf import settings;"
+        "from django_tasks_sched.fleet.tasks import run_handed_off;"
+        "from django_tasks_sched.fleet.validation import backend_errors;"
+        "assert 'default' not in settings.TASKS;"
+        "errors = backend_errors('db', settings.FLEET_QUEUE, 0);"
+        "assert errors == {}, errors;"
+        "print(run_handed_off.using(backend='db', queue_name=settings.FLEET_QUEUE).queue_name)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(DTS_TEST_TASKS_NO_DEFAULT="1"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == QUEUE
+
+
+def test_queued_run_now_requests_of_a_fleet_task_count_toward_max_instances() -> None:
+    from django.utils import timezone
+
+    from django_tasks_sched.service.claims import Fire, claim_fires
+
+    task = make_task("fleet", backend="db", queue_name=QUEUE)
+    request = task.run_now()
+    assert request.backend == ""  # not handed off yet
+    claim_fires([Fire(task.pk, timezone.now(), None)], "scheduler:test")
+    fire = task.runs.exclude(pk=request.pk).get()
+    assert fire.status == "MISSED"
+    assert "already queued on backend 'db'" in fire.error

@@ -334,3 +334,49 @@ def test_a_stuck_inline_run_is_interrupted_by_a_scheduler(tmp_path: Path) -> Non
     assert run.status == "INTERRUPTED"
     assert "stuck" in run.error
     assert run.worker_id.startswith("inline:")
+
+
+def test_update_inside_the_functions_transaction_is_seen_at_once() -> None:
+    from django.db import connection, connections, transaction
+
+    from django_tasks_sched.autonomous import close_side_connections
+
+    task = make_task()
+    run = TaskRun.objects.create(task=task, status="RUNNING", started_at=timezone.now())
+    other = connections.create_connection("default")  # another process's view
+    try:
+        with transaction.atomic():
+            assert run.update(progress=0.5, meta={"inside": True})
+            with other.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT progress FROM {TaskRun._meta.db_table} WHERE id = %s", [run.pk]
+                )
+                seen = cursor.fetchone()[0]
+            if connection.vendor == "sqlite":
+                assert seen is None  # one writer at a time: it shows at the commit
+            else:
+                assert seen == 0.5
+    finally:
+        other.close()
+        close_side_connections()  # what the run path does when a run ends
+    run.refresh_from_db()
+    assert (run.progress, run.meta) == (0.5, {"inside": True})
+
+
+def test_a_coroutine_that_raises_cancelled_error_fails_its_run() -> None:
+    run = make_task(func="tests.testapp.jobs:async_cancels").run_now(inline=True)
+    assert run.status == TaskRun.Status.FAILED
+    assert "CancelledError" in run.error
+
+
+def test_a_claimed_run_ended_while_it_waited_is_not_called(tmp_path: Path) -> None:
+    from django_tasks_sched.execution import execute_run
+
+    trace = tmp_path / "trace"
+    task = make_task(func="tests.testapp.jobs:trace_run", args=[str(trace)], heartbeat_timeout=5)
+    run = TaskRun.objects.create(task=task, status="RUNNING", started_at=timezone.now())
+    TaskRun.objects.filter(pk=run.pk).update(status="INTERRUPTED")  # stuck while it waited
+    run.status = "RUNNING"  # what the executor holds since the claim
+    finished = execute_run(run, worker_id="scheduler:test", record=lambda run: None)
+    assert finished.status == "INTERRUPTED"
+    assert not trace.exists()

@@ -5,5 +5,6 @@
 - :mod:`.validation`: ``full_clean()`` of ``backend``, ``queue_name`` and ``priority``;
 - :mod:`.compat`: ``django.tasks`` (Django 6) or the ``django-tasks`` backport (Django 5.2).
 
-Nothing here is imported unless a task names a backend.
+``django.tasks`` (or its backport), the backends and Celery are imported only when a task names
+a backend: the scheduler imports :mod:`.handoff`, which needs nothing but this app.
 """

@@ -16,9 +16,7 @@ if find_spec("django.tasks"):
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import Task as DjangoTask
     from django.tasks.base import TaskResult, TaskResultStatus
-    from django.tasks.exceptions import InvalidTask, InvalidTaskBackend, TaskResultDoesNotExist
-
-    SOURCE = "django.tasks"
+    from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
 elif find_spec("django_tasks"):  # pragma: no cover - depends on the installed Django
     from django_tasks import (  # type: ignore[assignment,no-redef,unused-ignore]
         task,
@@ -38,11 +36,6 @@ elif find_spec("django_tasks"):  # pragma: no cover - depends on the installed D
     from django_tasks.exceptions import (  # type: ignore[assignment,no-redef,unused-ignore]
         InvalidTaskError as InvalidTask,
     )
-    from django_tasks.exceptions import (  # type: ignore[assignment,no-redef,unused-ignore]
-        TaskResultDoesNotExist,
-    )
-
-    SOURCE = "django_tasks"
 else:  # pragma: no cover - depends on the installed packages
     raise ImproperlyConfigured(
         "Running tasks on a backend needs django.tasks: Django 6, or on Django 5.2 the "
@@ -50,13 +43,11 @@ else:  # pragma: no cover - depends on the installed packages
     )
 
 __all__ = [
-    "SOURCE",
     "BaseTaskBackend",
     "DjangoTask",
     "InvalidTask",
     "InvalidTaskBackend",
     "TaskResult",
-    "TaskResultDoesNotExist",
     "TaskResultStatus",
     "backend_aliases",
     "task",

@@ -25,12 +25,13 @@ Nothing is lost silently:
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from django_tasks_sched.lifecycle import end
@@ -39,37 +40,88 @@ from django_tasks_sched.rawsql import take_write_lock, update_rows
 
 logger = logging.getLogger(__name__)
 
-#: Most runs handed off in one pass (and one transaction).
+#: Most runs handed off in one transaction.
 HANDOFF_BATCH_SIZE = 500
 
 #: How many times a run is enqueued before a lost message is recorded instead of re-sent.
 MAX_HANDOFFS = 2
 
 
-def fleet_tasks() -> Any:
-    """The ids of tasks that run on a backend, as a subquery (no join under FOR UPDATE)."""
-    return Task.objects.exclude(backend="").values("pk")
+class HandOffThread(threading.Thread):
+    """Hands queued runs of fleet tasks to their backends, off the path that fires tasks.
+
+    A broker's latency, or a broker that is away, must not hold up the claims and the runs of
+    every other task: the dispatcher (and the service, on a change or a heartbeat) only asks
+    this thread for a pass. It also makes one every ``interval`` seconds, in case a request
+    was missed, and backs off while the database is away.
+    """
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="dts-handoff", daemon=True)
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+
+    def request(self) -> None:
+        """Ask for a pass soon."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                hand_off_queued()
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.exception("Handing runs off failed (%d in a row); retrying", failures)
+                self._stopping.wait(min(30.0, 0.5 * 2**failures))
+            finally:
+                close_old_connections()
 
 
 def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:
-    """Enqueue due QUEUED runs of fleet tasks that nobody handed yet; returns how many went."""
+    """Enqueue due QUEUED runs of fleet tasks that nobody handed yet; returns how many went.
+
+    Stops at the first batch a backend could not take: those runs are unmarked, and the next
+    pass (of any scheduler) tries them again; this one must not send them again at once.
+    """
+    if not _unhanded().exists():  # the common case, without SQLite's write lock
+        return 0
     handed = 0
     while True:
         batch = _take_unhanded(limit)
         if not batch:
             return handed
-        handed += _enqueue(batch)
-        if len(batch) < limit:
+        sent, complete = _enqueue(batch)
+        handed += sent
+        if len(batch) < limit or not complete:
             return handed
 
 
-def _take_unhanded(limit: int) -> list[tuple[int, Task, datetime]]:
+def _unhanded(now: datetime | None = None) -> QuerySet[TaskRun]:
+    return TaskRun.objects.due(now).filter(
+        handed_at__isnull=True, task_id__in=Task.objects.on_backend().values("pk")
+    )
+
+
+def _take_unhanded(limit: int) -> list[tuple[int, Task]]:
     """Mark up to ``limit`` unhanded runs as being handed by this process, and return them."""
     now = timezone.now()
     with transaction.atomic():
         # SQLite: the write lock first, so two processes cannot take the same runs.
         take_write_lock(TaskRun, connection.alias)
-        queued = TaskRun.objects.due(now).filter(handed_at__isnull=True, task_id__in=fleet_tasks())
+        queued = _unhanded(now)
         if connection.vendor != "sqlite":
             queued = queued.select_for_update(skip_locked=True)
         rows = list(queued.order_by("enqueued_at", "id").values_list("pk", "task_id")[:limit])
@@ -78,24 +130,35 @@ def _take_unhanded(limit: int) -> list[tuple[int, Task, datetime]]:
         tasks = Task.objects.only("id", "name", "backend", "queue_name", "priority").in_bulk(
             {task_id for _, task_id in rows}
         )
+        # A task switched back to runscheduler meanwhile: its runs are left for a scheduler.
+        rows = [(pk, task) for pk, task in rows if task in tasks and tasks[task].backend]
         by_backend: dict[str, list[int]] = defaultdict(list)
         for pk, task_id in rows:
             by_backend[tasks[task_id].backend].append(pk)
         for alias, pks in by_backend.items():
+            # The attempt is counted here, and the backend's id written after the send: one
+            # UPDATE each, so no run row is updated twice in one transaction (which makes
+            # PostgreSQL check its deferred foreign key at COMMIT, waiting for the task row a
+            # worker recording an outcome holds while that worker waits for the run: a deadlock).
             TaskRun.objects.filter(pk__in=pks, handed_at__isnull=True).update(
                 handed_at=now, backend=alias, handoffs=F("handoffs") + 1
             )
-    return [(pk, tasks[task_id], now) for pk, task_id in rows]
+    return [(pk, tasks[task_id]) for pk, task_id in rows]
 
 
-def _enqueue(batch: list[tuple[int, Task, datetime]]) -> int:
+def _enqueue(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
+    """Send each run of ``batch``; returns how many went, and whether every backend was there."""
     from django_tasks_sched.fleet.compat import InvalidTask, InvalidTaskBackend
     from django_tasks_sched.fleet.tasks import run_handed_off
 
     sent: list[list[Any]] = []
     refused: dict[int, str] = {}
     away: list[int] = []
-    for pk, task, _now in batch:
+    down: set[str] = set()
+    for pk, task in batch:
+        if task.backend in down:
+            away.append(pk)  # one failed send per backend and pass: it is away
+            continue
         try:
             wrapper = run_handed_off.using(
                 backend=task.backend, queue_name=task.queue_name, priority=task.priority
@@ -106,12 +169,13 @@ def _enqueue(batch: list[tuple[int, Task, datetime]]) -> int:
             continue
         except Exception:
             logger.exception(
-                "Could not enqueue run %s of task %r on backend %r; it stays queued and is "
-                "sent again on the next pass",
+                "Could not enqueue run %s of task %r on backend %r; its runs stay queued and "
+                "are sent again on the next pass",
                 pk,
                 task.name,
                 task.backend,
             )
+            down.add(task.backend)
             away.append(pk)
             continue
         sent.append([pk, str(result.id)[:255]])
@@ -121,10 +185,7 @@ def _enqueue(batch: list[tuple[int, Task, datetime]]) -> int:
             handed_at=None, handoffs=F("handoffs") - 1
         )
     if sent:
-        # Not guarded on QUEUED: a fast worker may have started the run already. Each row is
-        # updated once in this transaction: a row updated twice in one transaction makes
-        # PostgreSQL check its deferred foreign key at COMMIT, which waits for the task row
-        # that a worker recording an outcome holds, while that worker waits for this run row.
+        # Not guarded on QUEUED: a fast worker may have started the run already.
         with transaction.atomic():
             update_rows(TaskRun, ["backend_result_id"], sent, connection.alias)
     if refused:
@@ -135,13 +196,14 @@ def _enqueue(batch: list[tuple[int, Task, datetime]]) -> int:
             lambda run: refused[run.pk],
             from_status=TaskRun.Status.QUEUED,
         )
-    return len(sent)
+    return len(sent), not away
 
 
 def sweep_handoffs(lease: float, now: datetime | None = None) -> int:
     """Find handed-off runs no worker started within ``lease`` seconds; re-send or record them.
 
-    Returns how many runs were re-sent or recorded MISSED.
+    Returns how many runs were unmarked for sending again (the caller asks for a hand-off
+    pass) or recorded MISSED.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=lease)
@@ -183,10 +245,9 @@ def sweep_handoffs(lease: float, now: datetime | None = None) -> int:
             ),
             now,
             from_status=TaskRun.Status.QUEUED,
+            guard=lambda run: Q(handed_at=run.handed_at),
         )
     )
-    if acted:
-        hand_off_queued()
     return acted
 
 

@@ -27,17 +27,25 @@ logger = logging.getLogger(__name__)
 WORKER_PREFIX = "worker:"
 
 
-def _defining_alias() -> str:
-    # django.tasks binds a task to a backend when it is defined, and refuses an alias that
-    # is not in TASKS: "default" where it exists, else any configured one. Each hand-off
-    # names its real backend with .using(backend=...).
+def _defining_options() -> dict[str, str]:
+    """The backend and queue the wrapper is defined with: any that exists and accepts it.
+
+    django.tasks binds a task to a backend and a queue when it is defined, and refuses an
+    alias that is not in ``TASKS`` or a queue the backend does not serve: "default" where it
+    exists, else the first alias, and its "default" queue, else the first it serves. Each
+    hand-off names its real backend, queue and priority with ``.using()``.
+    """
+    from django_tasks_sched.fleet.compat import task_backends
+
     aliases = backend_aliases()
-    return "default" if "default" in aliases else aliases[0]
+    alias = "default" if "default" in aliases else aliases[0]
+    queues = sorted(getattr(task_backends[alias], "queues", None) or ["default"])
+    return {"backend": alias, "queue_name": "default" if "default" in queues else queues[0]}
 
 
 def _django_task(function: Callable[..., None]) -> Any:
     """Make ``function`` a ``django.tasks`` task, as its ``@task()`` decorator would."""
-    return task(backend=_defining_alias())(function)
+    return task(**_defining_options())(function)
 
 
 @_django_task

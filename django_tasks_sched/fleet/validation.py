@@ -10,8 +10,13 @@ def backend_errors(alias: str, queue_name: str, priority: int) -> dict[str, str]
     """Field errors for handing runs to ``alias`` on that queue with that priority."""
     try:
         from django_tasks_sched.fleet import compat
-    except ImproperlyConfigured as exc:
-        return {"backend": str(exc)}
+    except ImproperlyConfigured:
+        return {
+            "backend": _(
+                "running tasks on a backend needs django.tasks: Django 6, or on Django 5.2 "
+                "the django-tasks backport (pip install 'django-tasks-sched[fleet]')"
+            )
+        }
     aliases = compat.backend_aliases()
     if alias not in aliases:
         return {

@@ -2,12 +2,13 @@
 
 Exactly-once across scheduler processes comes from the database, not from luck: a fire is
 claimed by inserting its ``TaskRun`` under the unique constraint on (task, scheduled_for),
-inside a transaction that first locks the task rows and counts their RUNNING runs against
-``max_instances``. The lock serialises claims for one task across processes, so the count
-cannot go stale between the read and the insert.
+inside a transaction that first locks the task rows and counts their runs in flight (RUNNING,
+and QUEUED for a task whose runs go to a backend) against ``max_instances``. The lock
+serialises claims for one task across processes, so the count cannot go stale between the
+read and the insert.
 
 Fires are claimed in batches: one transaction locks every task of the batch, counts their
-running runs with one query and inserts all the rows with one INSERT. Ten thousand fires due
+runs in flight with one query and inserts all the rows with one INSERT. Ten thousand fires due
 at the same instant then cost a few dozen statements instead of tens of thousands.
 """
 
@@ -41,6 +42,7 @@ RUN_COLUMNS = (
     "active",
     "max_instances",
     "timeout",
+    "heartbeat_timeout",
     "backend",
 )
 
@@ -114,7 +116,9 @@ def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, int]]:
     run_table, run_task = q(TaskRun._meta.db_table), q(concrete_field(TaskRun, "task").column)
     task_pk = q(concrete_field(Task, "id").column)
     status = f"r.{q(concrete_field(TaskRun, 'status').column)}"
-    on_backend = f"r.{q(concrete_field(TaskRun, 'backend').column)} <> ''"
+    # The task's column, not the run's: a run-now request or a retry of a fleet task is
+    # QUEUED with no backend until it is handed off, and counts from its request.
+    on_backend = f"t.{q(concrete_field(Task, 'backend').column)} <> ''"
     sql = (
         f"SELECT {', '.join(f't.{q(field.column)}' for field in fields)}, "
         f"(SELECT COUNT(*) FROM {run_table} r WHERE r.{run_task} = t.{task_pk} "
@@ -176,7 +180,8 @@ def _runs_for(
     now: datetime,
     worker_id: str,
 ) -> tuple[list[TaskRun], list[tuple[int, datetime]]]:
-    """The unsaved rows for ``fires`` (RUNNING, or MISSED with the reason), and the late ones."""
+    """The unsaved rows for ``fires`` (RUNNING, QUEUED for a backend, or MISSED with the
+    reason), and the late ones."""
     rows = []
     late = []
     for fire in sorted(fires, key=lambda fire: (fire.task_id, fire.scheduled_for)):
@@ -199,6 +204,9 @@ def _runs_for(
         elif running.get(task.pk, 0) >= task.max_instances:
             reason = (
                 f"Skipped: {task.max_instances} run(s) already running (max_instances reached)."
+                if not task.backend
+                else f"Skipped: {task.max_instances} run(s) already queued on backend "
+                f"{task.backend!r} or running (max_instances reached)."
             )
         if reason:
             row.status, row.finished_at, row.error = TaskRun.Status.MISSED, now, reason
@@ -227,7 +235,7 @@ def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
         queued = (
             TaskRun.objects.due()
             .filter(handed_at__isnull=True)
-            .exclude(task_id__in=Task.objects.exclude(backend="").values("pk"))
+            .exclude(task_id__in=Task.objects.on_backend().values("pk"))
             .order_by("enqueued_at", "id")
         )
         if connection.vendor != "sqlite":

@@ -26,7 +26,9 @@ from typing import Any
 from apscheduler.executors.base import BaseExecutor
 from django.db import close_old_connections
 
+from django_tasks_sched.conf import get_settings
 from django_tasks_sched.execution import execute_run
+from django_tasks_sched.fleet.handoff import HandOffThread
 from django_tasks_sched.lifecycle import KEEP, TRANSIENT_ERRORS, Finished, finish, finish_or_fail
 from django_tasks_sched.liveness import liveness
 from django_tasks_sched.models import TaskRun
@@ -81,6 +83,8 @@ class FiringExecutor(BaseExecutor):
         self._closing = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch, name="dts-dispatch", daemon=True)
         self._lines = LineWriter()
+        #: Sends the claimed runs of tasks with a backend to it, off the dispatcher's path.
+        self.handoffs = HandOffThread(get_settings().HEARTBEAT_INTERVAL)
 
     # -- APScheduler's side -------------------------------------------------------------------
 
@@ -88,6 +92,7 @@ class FiringExecutor(BaseExecutor):
         super().start(scheduler, alias)
         self._dispatcher.start()
         self._lines.start()
+        self.handoffs.start()
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
         # Not BaseExecutor.submit_job: its per-process instance count needs a callback per
@@ -146,6 +151,7 @@ class FiringExecutor(BaseExecutor):
         self._wake.set()
         self._dispatcher.join(timeout)
         self._lines.stop()
+        self.handoffs.stop()
 
     # -- the dispatcher thread ----------------------------------------------------------------
 
@@ -205,20 +211,7 @@ class FiringExecutor(BaseExecutor):
                     else:
                         self._submit(run)
                 if handed_off:
-                    self._hand_off()
-
-    @staticmethod
-    def _hand_off() -> None:
-        """Enqueue the claimed runs of tasks with a backend, now that the claim committed."""
-        from django_tasks_sched.fleet.handoff import hand_off_queued
-
-        try:
-            hand_off_queued()
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception:
-            # They stay queued and unhanded: the service's next pass sends them.
-            logger.exception("Could not hand runs off to their backends")
+                    self.handoffs.request()
 
     def _claim_one_by_one(self, fires: list[Fire]) -> list[TaskRun]:
         runs = []

@@ -14,6 +14,7 @@ import logging
 import os
 from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -114,6 +115,7 @@ def interrupt_silent_runs(timeout: float, own_worker_id: str) -> list[TaskRun]:
             f"Interrupted: the process running it ({run.worker_id or 'unknown'}) has not been "
             f"seen alive for {timeout:g}s (HEARTBEAT_TIMEOUT); it died or lost the database."
         ),
+        guard=lambda run: Q(alive_at__lt=cutoff) | Q(alive_at=None, started_at__lt=cutoff),
     )
 
 
@@ -149,6 +151,10 @@ def interrupt_stuck_runs(now: datetime | None = None) -> list[TaskRun]:
             f"{run.task.heartbeat_timeout}s (the task's heartbeat timeout)."
         ),
         now,
+        guard=lambda run: (
+            Q(heartbeat_at__lte=now - _bound(run))
+            | Q(heartbeat_at=None, started_at__lte=now - _bound(run))
+        ),
     )
     for run in ended:
         logger.warning("Run %s of task %r is stuck: interrupted", run.pk, run.task.name)
@@ -167,10 +173,10 @@ def _bound(run: TaskRun) -> timedelta:
 def dead_inline_runs() -> list[TaskRun]:
     """RUNNING inline runs of processes of this host (and pid namespace) that are gone.
 
-    An inline run (``runtask``, ``run_now(inline=True)``) has no heartbeat row; where its pid
-    means the same process as here, whether it is alive can be asked of the operating system.
-    A run of a process elsewhere (another host, another container) is left to its task's
-    timeout (the watchdog).
+    An inline run (``runtask``, ``run_now(inline=True)``) is stamped alive like any other; where
+    its pid means the same process as here, whether that process exists can also be asked of
+    the operating system, which tells at once rather than after ``HEARTBEAT_TIMEOUT``. A run of
+    a process elsewhere (another host, another container) is left to the liveness rule.
     """
     prefix = f"{INLINE_PREFIX}{process_scope()}:"
     candidates = TaskRun.objects.running().filter(worker_id__startswith=prefix)

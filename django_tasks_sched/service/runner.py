@@ -23,7 +23,7 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections, router, transaction
 
 from django_tasks_sched.conf import get_settings
-from django_tasks_sched.fleet.handoff import hand_off_queued, sweep_handoffs
+from django_tasks_sched.fleet.handoff import sweep_handoffs
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
@@ -179,7 +179,8 @@ class SchedulerService:
                     # Runs whose function stopped sending the heartbeats its task asks for.
                     interrupt_stuck_runs()
                     # Runs handed to a backend that no worker started within the lease.
-                    sweep_handoffs(get_settings().HANDOFF_LEASE)
+                    if sweep_handoffs(get_settings().HANDOFF_LEASE):
+                        self.executor.handoffs.request()
                     # In case a wake-up was lost, and for retries whose delay has passed.
                     self.claim_queued()
                     next_beat = now + opts.heartbeat_interval
@@ -204,7 +205,7 @@ class SchedulerService:
 
     def claim_queued(self) -> None:
         """Start queued runs (run-now requests, retries) here, or hand them to their backend."""
-        hand_off_queued()
+        self.executor.handoffs.request()
         free = self.options.threads - self.executor.running()
         if free <= 0:
             return

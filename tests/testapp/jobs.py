@@ -160,19 +160,6 @@ def beats_then_hangs(beats: int, interval: float, hang: float) -> None:
     time.sleep(hang)
 
 
-def progress_forever(interval: float) -> None:
-    """Report progress until killed (a worker process killed mid-run)."""
-    from django_tasks_sched import current_run
-
-    run = current_run()
-    assert run is not None
-    step = 0
-    while True:
-        step += 1
-        run.update(progress=min(step / 1000, 1.0), meta={"pid": os.getpid()})
-        time.sleep(interval)
-
-
 class Mailer:
     """A class whose method needs an instance: tasks must not shift their args into ``self``."""
 
@@ -209,3 +196,10 @@ def hangs_until_retried(interval: float) -> str:
         run.update(meta={"pid": os.getpid()})
         time.sleep(interval)
     return "retried"
+
+
+async def async_cancels() -> None:
+    """A coroutine that raises CancelledError itself (a BaseException)."""
+    import asyncio
+
+    raise asyncio.CancelledError("gave up")

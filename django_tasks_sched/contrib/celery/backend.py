@@ -19,6 +19,9 @@ from django.utils.module_loading import import_string
 from django_tasks_sched.contrib.celery.tasks import TASK_NAME
 from django_tasks_sched.fleet.compat import BaseTaskBackend, TaskResult, TaskResultStatus
 
+#: Kombu's retry policy for one send: three tries within about a second.
+SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
 
 class CeleryBackend(BaseTaskBackend):
     """Sends ``django.tasks`` tasks to Celery workers."""
@@ -55,6 +58,10 @@ class CeleryBackend(BaseTaskBackend):
             task_id=result_id,
             queue=task.queue_name,
             eta=task.run_after,
+            # A broker that is away fails the send within a second or two: the scheduler
+            # keeps the run queued and sends it on a later pass, rather than waiting here.
+            retry=True,
+            retry_policy=SEND_RETRY_POLICY,
         )
         return TaskResult(
             task=task,
