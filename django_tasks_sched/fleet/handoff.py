@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 #: Most runs handed off in one transaction.
 HANDOFF_BATCH_SIZE = 500
 
+#: Seconds between the hand-off thread's ``close_old_connections()``.
+CONNECTION_CHECK_INTERVAL = 5.0
+
 #: How many times a run is enqueued before a lost message is recorded instead of re-sent.
 MAX_HANDOFFS = 2
 
@@ -51,9 +55,10 @@ class HandOffThread(threading.Thread):
     """Hands queued runs of fleet tasks to their backends, off the path that fires tasks.
 
     A broker's latency, or a broker that is away, must not hold up the claims and the runs of
-    every other task: the dispatcher (and the service, on a change or a heartbeat) only asks
-    this thread for a pass. It also makes one every ``interval`` seconds, in case a request
-    was missed, and backs off while the database is away.
+    every other task: the dispatcher (after claiming fleet runs) and the service (when
+    :func:`waiting` says runs wait, on a change or a heartbeat) only ask this thread for a
+    pass. It also makes one every ``interval`` seconds, in case a request was missed, and backs
+    off while the database is away. An idle one sends no query.
     """
 
     def __init__(self, interval: float) -> None:
@@ -74,6 +79,7 @@ class HandOffThread(threading.Thread):
 
     def run(self) -> None:
         failures = 0
+        next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
         while not self._stopping.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -85,9 +91,13 @@ class HandOffThread(threading.Thread):
             except Exception:
                 failures += 1
                 logger.exception("Handing runs off failed (%d in a row); retrying", failures)
-                self._stopping.wait(min(30.0, 0.5 * 2**failures))
-            finally:
                 close_old_connections()
+                self._stopping.wait(min(30.0, 0.5 * 2**failures))
+            # Connection upkeep every few seconds, not every pass: under CONN_MAX_AGE = 0 it
+            # would reconnect for each burst's hand-off (the dispatcher does the same).
+            if time.monotonic() >= next_check:
+                close_old_connections()
+                next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
 
 
 def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:
@@ -96,7 +106,7 @@ def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:
     Stops at the first batch a backend could not take: those runs are unmarked, and the next
     pass (of any scheduler) tries them again; this one must not send them again at once.
     """
-    if not _unhanded().exists():  # the common case, without SQLite's write lock
+    if not waiting():  # the common case, without SQLite's write lock
         return 0
     handed = 0
     while True:
@@ -107,6 +117,11 @@ def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:
         handed += sent
         if len(batch) < limit or not complete:
             return handed
+
+
+def waiting() -> bool:
+    """Whether any run of a fleet task waits to be handed off (one cheap query)."""
+    return _unhanded().exists()
 
 
 def _unhanded(now: datetime | None = None) -> QuerySet[TaskRun]:

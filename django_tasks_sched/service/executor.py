@@ -84,7 +84,7 @@ class FiringExecutor(BaseExecutor):
         self._dispatcher = threading.Thread(target=self._dispatch, name="dts-dispatch", daemon=True)
         self._lines = LineWriter()
         #: Sends the claimed runs of tasks with a backend to it, off the dispatcher's path.
-        self.handoffs = HandOffThread(get_settings().HEARTBEAT_INTERVAL)
+        self.handoffs = HandOffThread(get_settings().RECONCILE_INTERVAL)
 
     # -- APScheduler's side -------------------------------------------------------------------
 

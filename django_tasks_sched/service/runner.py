@@ -23,7 +23,7 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections, router, transaction
 
 from django_tasks_sched.conf import get_settings
-from django_tasks_sched.fleet.handoff import sweep_handoffs
+from django_tasks_sched.fleet.handoff import sweep_handoffs, waiting
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
@@ -205,7 +205,8 @@ class SchedulerService:
 
     def claim_queued(self) -> None:
         """Start queued runs (run-now requests, retries) here, or hand them to their backend."""
-        self.executor.handoffs.request()
+        if waiting():
+            self.executor.handoffs.request()
         free = self.options.threads - self.executor.running()
         if free <= 0:
             return
