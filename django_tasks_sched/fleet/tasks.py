@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 WORKER_PREFIX = "worker:"
 
 
-def _defining_options() -> dict[str, str]:
+def _defining_options() -> tuple[str, str]:
     """The backend and queue the wrapper is defined with: any that exists and accepts it.
 
     django.tasks binds a task to a backend and a queue when it is defined, and refuses an
@@ -40,12 +40,13 @@ def _defining_options() -> dict[str, str]:
     aliases = backend_aliases()
     alias = "default" if "default" in aliases else aliases[0]
     queues = sorted(getattr(task_backends[alias], "queues", None) or ["default"])
-    return {"backend": alias, "queue_name": "default" if "default" in queues else queues[0]}
+    return alias, "default" if "default" in queues else queues[0]
 
 
 def _django_task(function: Callable[..., None]) -> Any:
     """Make ``function`` a ``django.tasks`` task, as its ``@task()`` decorator would."""
-    return task(**_defining_options())(function)
+    backend, queue_name = _defining_options()
+    return task(backend=backend, queue_name=queue_name)(function)
 
 
 @_django_task
