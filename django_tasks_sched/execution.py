@@ -104,7 +104,7 @@ def call_task(run: TaskRun, log_limit: int) -> Outcome:
             if inspect.isawaitable(value):
                 # In an event loop of its own; ORM calls it makes through sync_to_async come
                 # back to this thread, and its connection (asgiref's thread-sensitive mode).
-                value = async_to_sync(_awaited)(value, _time_left(run))
+                value = async_to_sync(_awaited)(value, time_left(run))
         except TaskConfigError as exc:
             status, error = TaskRun.Status.FAILED, describe_exception(exc)
         except asyncio.CancelledError as exc:  # a BaseException: the coroutine's own doing
@@ -141,8 +141,13 @@ async def _awaited(awaitable: Any, timeout: float | None) -> Any:
     raise CoroutineTimedOut
 
 
-def _time_left(run: TaskRun) -> float | None:
-    """Seconds until the run's timeout, counted from its claim as the watchdog counts."""
+def time_left(run: TaskRun) -> float | None:
+    """Seconds until the run's timeout (None: no timeout), counted from its claim.
+
+    From the claim, as the watchdog counts (``housekeeping.expire_overdue_runs``): whoever
+    stops a run at its timeout (the process executor, a coroutine's cancellation) agrees
+    with the watchdog on when it has overrun, and acts first.
+    """
     timeout = getattr(run.task, "timeout", None)
     if not timeout:
         return None

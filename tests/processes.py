@@ -37,6 +37,18 @@ def manage(*args: str, timeout: float = 60, **extra: str) -> subprocess.Complete
     )
 
 
+def run_python(code: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter of the test project (``extra``: environment)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(**extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 class SchedulerProcess:
     """A ``runscheduler`` subprocess; its output goes to a log file read on failure.
 

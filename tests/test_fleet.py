@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from django_tasks_sched.models import Task, TaskRun
 from tests.factories import make_task
 from tests.history import fire_gaps
 from tests.processes import SchedulerProcess as Proc
-from tests.processes import wait_until
+from tests.processes import run_python, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -390,8 +389,6 @@ def test_a_celery_worker_process_killed_mid_run_is_retried(tmp_path: Path) -> No
 
 
 def test_the_scheduler_needs_no_fleet_packages_without_fleet_tasks(tmp_path: Path) -> None:
-    import subprocess
-
     code = (
         "import sys, django; django.setup();"
         "import django_tasks_sched.service.runner, django_tasks_sched.models;"
@@ -400,16 +397,7 @@ def test_the_scheduler_needs_no_fleet_packages_without_fleet_tasks(tmp_path: Pat
         " or m.startswith('django.tasks') or m.startswith('django_tasks_sched.fleet.compat')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    from tests.processes import ROOT, subprocess_env
-
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=subprocess_env(DTS_TEST_NO_FLEET="1"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python(code, DTS_TEST_NO_FLEET="1")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -502,10 +490,6 @@ def test_a_hand_off_the_backend_refuses_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_the_hand_off_needs_no_default_backend_or_queue() -> None:
-    import subprocess
-
-    from tests.processes import ROOT, subprocess_env
-
     code = (
         "import django; django.setup();"
         "from django.conf import settings;"
@@ -516,14 +500,7 @@ def test_the_hand_off_needs_no_default_backend_or_queue() -> None:
         "assert errors == {}, errors;"
         "print(run_handed_off.using(backend='db', queue_name=settings.FLEET_QUEUE).queue_name)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=subprocess_env(DTS_TEST_TASKS_NO_DEFAULT="1"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python(code, DTS_TEST_TASKS_NO_DEFAULT="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == QUEUE
 

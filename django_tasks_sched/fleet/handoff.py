@@ -37,7 +37,8 @@ from django.utils import timezone
 
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.rawsql import take_write_lock, update_rows
+from django_tasks_sched.rawsql import update_rows
+from django_tasks_sched.service.claims import take_queued
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +135,7 @@ def _take_unhanded(limit: int) -> list[tuple[int, Task]]:
     """Mark up to ``limit`` unhanded runs as being handed by this process, and return them."""
     now = timezone.now()
     with transaction.atomic():
-        # SQLite: the write lock first, so two processes cannot take the same runs.
-        take_write_lock(TaskRun, connection.alias)
-        queued = _unhanded(now)
-        if connection.vendor != "sqlite":
-            queued = queued.select_for_update(skip_locked=True)
-        rows = list(queued.order_by("enqueued_at", "id").values_list("pk", "task_id")[:limit])
+        rows = take_queued(_unhanded(now), limit)
         if not rows:
             return []
         tasks = Task.objects.only("id", "name", "backend", "queue_name", "priority").in_bulk(

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from django_tasks_sched.lifecycle import start_queued
@@ -229,19 +230,23 @@ def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
     """
     now = timezone.now()
     with transaction.atomic():
-        # SQLite: the write lock first, so two processes cannot both count zero running
-        # instances (or both read the same QUEUED rows).
-        take_write_lock(TaskRun, connection.alias)
-        queued = (
-            TaskRun.objects.due()
-            .filter(handed_at__isnull=True)
-            .exclude(task_id__in=Task.objects.on_backend().values("pk"))
-            .order_by("enqueued_at", "id")
-        )
-        if connection.vendor != "sqlite":
-            queued = queued.select_for_update(skip_locked=True)
-        ids = list(queued.values_list("pk", flat=True)[:limit])
+        queued = TaskRun.objects.due(now).filter(handed_at__isnull=True)
+        local = queued.exclude(task_id__in=Task.objects.on_backend().values("pk"))
+        ids = [pk for pk, _ in take_queued(local, limit)]
         if not ids:
             return []
         start_queued(ids, worker_id, now)
     return list(TaskRun.objects.filter(pk__in=ids, worker_id=worker_id).select_related("task"))
+
+
+def take_queued(queued: QuerySet[TaskRun], limit: int) -> list[tuple[int, int]]:
+    """Lock up to ``limit`` of the ``queued`` runs, oldest first: their (id, task id).
+
+    Call it inside a transaction, and change the runs before it ends. Rows another process
+    has locked are skipped (it is taking them); SQLite, which has no row locks, takes the
+    database's write lock first, so two processes cannot read the same rows.
+    """
+    take_write_lock(TaskRun, connection.alias)
+    if connection.vendor != "sqlite":
+        queued = queued.select_for_update(skip_locked=True)
+    return list(queued.order_by("enqueued_at", "id").values_list("pk", "task_id")[:limit])

@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
 from multiprocessing.connection import Connection
 from queue import SimpleQueue
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 from django.utils import timezone
 
 from django_tasks_sched.conf import get_settings
-from django_tasks_sched.execution import Outcome
+from django_tasks_sched.execution import Outcome, time_left
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.worker import worker_main
 
@@ -102,9 +101,8 @@ class WorkerProcess:
             self.restart()
             self._send(request)
         started = timezone.now()
-        deadline = self._deadline(run)
+        wait = time_left(run)
         assert self.connection is not None
-        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
         if self.connection.poll(wait):
             try:
                 outcome: Outcome = self.connection.recv()
@@ -147,19 +145,6 @@ class WorkerProcess:
     def _send(self, request: object) -> None:
         assert self.connection is not None
         self.connection.send(request)
-
-    @staticmethod
-    def _deadline(run: TaskRun) -> float | None:
-        """When the run is due to be stopped (``time.monotonic()``), counted from its claim.
-
-        From the claim, as the watchdog counts (``housekeeping.expire_overdue_runs``): the two
-        agree on when a run has overrun, and this one acts first.
-        """
-        timeout = run.task.timeout
-        if not timeout:
-            return None
-        spent = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
-        return time.monotonic() + max(0.0, timeout - spent)
 
     def _reap(self) -> int | None:
         self.process.join(5)
