@@ -25,6 +25,14 @@ class TaskConfigError(ValueError):
         self.message = message
 
 
+class JobArgumentError(TypeError):
+    """An ``add_job()``-style argument of the wrong kind; ``field`` names it (for the REST API)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 # The facade's errors are APScheduler's own, subclassed: code written against APScheduler or
 # Flask-APScheduler that catches ``apscheduler.jobstores.base.JobLookupError`` keeps working.
 

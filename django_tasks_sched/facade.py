@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from django_tasks_sched.callables import callable_path, register
 from django_tasks_sched.declarations import DECORATOR, declare, from_spec
 from django_tasks_sched.exceptions import ConflictingIdError, JobLookupError
-from django_tasks_sched.jobspec import DECLARABLE_FIELDS, job_spec
+from django_tasks_sched.jobspec import DECLARABLE_FIELDS, JobSpec, apply_changes, job_spec
 
 if TYPE_CHECKING:
     from django_tasks_sched.models import Task, TaskRun
@@ -49,40 +50,19 @@ class Scheduler:
         Raises ``ConflictingIdError`` if ``id`` exists and ``replace_existing`` is false, and
         ``ValidationError`` (the model's) for a definition ``Task.full_clean()`` refuses.
         """
-        from django_tasks_sched.models import Task
-        from django_tasks_sched.sync import model_default
-
         spec = job_spec(
             func, trigger, args, kwargs, trigger_args_and_options, default_run_date=True
         )
         with transaction.atomic():
-            task = Task.objects.select_for_update().filter(name=id).first()
-            if task is not None and not replace_existing:
-                raise ConflictingIdError(id)
-            if task is None:
-                task = Task(name=id, source=Task.Source.DATABASE)
-            # A replaced job is a new job (as in APScheduler): what is not given is reset.
-            for name in DECLARABLE_FIELDS:
-                default = model_default(name)
-                setattr(task, name, spec.fields.get(name, default))
-            task.active = spec.active is not False
-            task.inactive_reason = ""
-            task.consecutive_failures = 0
-            task.retired_at = None
-            task.full_clean(validate_unique=False)
-            try:
-                with transaction.atomic():
-                    task.save()
-            except IntegrityError:
-                # Another process added the same id between our read and our insert.
-                raise ConflictingIdError(id) from None
+            task, _previous = prepare_job(id, spec, replace_existing)
+            save_job(task)
         return task
 
     def remove_job(self, id: str, jobstore: str | None = None) -> None:
         """Delete the task ``id`` and its run history; ``JobLookupError`` if there is none."""
         from django_tasks_sched.models import Task
 
-        deleted, _per_model = Task.objects.filter(name=id).delete()
+        deleted, _per_model = Task.objects.named(id).delete()
         if not deleted:
             raise JobLookupError(id)
 
@@ -98,7 +78,7 @@ class Scheduler:
         """The task named ``id``, or None."""
         from django_tasks_sched.models import Task
 
-        return Task.objects.filter(name=id).first()
+        return Task.objects.named(id).first()
 
     def get_jobs(self, jobstore: str | None = None) -> list[Task]:
         """Every task, active or paused, by name."""
@@ -116,24 +96,7 @@ class Scheduler:
         so ``modify_job("heartbeat", seconds=60)`` changes only the interval.
         """
         task = self._get(id)
-        given = set(changes)
-        spec = job_spec(
-            changes.pop("func", task.func),
-            changes.pop("trigger", task.trigger),
-            changes.pop("args", task.args),
-            changes.pop("kwargs", task.kwargs),
-            changes,
-        )
-        update = {k: v for k, v in spec.fields.items() if k != "trigger_config"}
-        if "trigger" in given:
-            update["trigger_config"] = spec.fields["trigger_config"]
-        elif spec.fields["trigger_config"]:
-            current = task.trigger_config if isinstance(task.trigger_config, dict) else {}
-            update["trigger_config"] = {**current, **spec.fields["trigger_config"]}
-        for name, value in update.items():
-            setattr(task, name, value)
-        if spec.active is not None:
-            task.active = spec.active
+        apply_changes(task, changes)
         task.full_clean(validate_unique=False)
         task.save()
         return task
@@ -159,6 +122,28 @@ class Scheduler:
         from django_tasks_sched.models import TaskRun
 
         return self._get(id).run_now(inline=inline, origin=TaskRun.Origin.API)
+
+    # -- the whole scheduler ------------------------------------------------------------------
+
+    def pause(self, by: str = "") -> bool:
+        """Stop firing in every scheduler process (running runs go on); False if stopped already."""
+        from django_tasks_sched.firing import switch_firing
+
+        return switch_firing(False, by)
+
+    def resume(self, by: str = "") -> bool:
+        """Start firing again everywhere, catching up as after downtime; False if it was on."""
+        from django_tasks_sched.firing import switch_firing
+
+        return switch_firing(True, by)
+
+    @property
+    def running(self) -> bool:
+        """Whether firing is on and a scheduler process is alive (Flask-APScheduler's flag)."""
+        from django_tasks_sched.firing import firing
+        from django_tasks_sched.models import SchedulerProcess
+
+        return firing().on and SchedulerProcess.objects.alive().exists()
 
     # -- declaring ----------------------------------------------------------------------------
 
@@ -192,6 +177,47 @@ class Scheduler:
 
     def __repr__(self) -> str:
         return "<django_tasks_sched.scheduler: Flask-APScheduler's API over the Task table>"
+
+
+def prepare_job(id: str, spec: JobSpec, replace_existing: bool) -> tuple[Task, Task | None]:
+    """``add_job()`` up to the save: the task built and cleaned, and the one it replaces.
+
+    Call inside a transaction: the existing row is locked until :func:`save_job`.
+    """
+    from django_tasks_sched.models import Task
+    from django_tasks_sched.sync import model_default
+
+    try:
+        # Before the lookup: PostgreSQL cannot even look up a name holding NUL.
+        Task._meta.get_field("name").clean(id, None)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from None
+    previous = Task.objects.select_for_update().named(id).first()
+    if previous is not None and not replace_existing:
+        raise ConflictingIdError(id)
+    if previous is None:
+        task = Task(name=id, source=Task.Source.DATABASE)
+    else:
+        task = Task.objects.get(pk=previous.pk)
+    # A replaced job is a new job (as in APScheduler): what is not given is reset.
+    for name in DECLARABLE_FIELDS:
+        setattr(task, name, spec.fields.get(name, model_default(name)))
+    task.active = spec.active is not False
+    task.inactive_reason = ""
+    task.consecutive_failures = 0
+    task.retired_at = None
+    task.full_clean(validate_unique=False)
+    return task, previous
+
+
+def save_job(task: Task) -> None:
+    """Save a task from :func:`prepare_job`; ``ConflictingIdError`` if its id was taken since."""
+    try:
+        with transaction.atomic():
+            task.save()
+    except IntegrityError:
+        # Another process added the same id between our read and our insert.
+        raise ConflictingIdError(task.name) from None
 
 
 #: The facade: ``from django_tasks_sched import scheduler``.

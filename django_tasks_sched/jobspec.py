@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from django_tasks_sched.callables import callable_path
+from django_tasks_sched.exceptions import JobArgumentError
 from django_tasks_sched.options import TASK_OPTIONS
 
 #: The Task options ``add_job()`` accepts as keywords, named as the Task fields.
@@ -77,9 +78,10 @@ def job_spec(
     if trigger is None:
         trigger = "date"
     if not isinstance(trigger, str):
-        raise TypeError(
+        raise JobArgumentError(
             "trigger must be the trigger's name ('date', 'interval' or 'cron') with its "
-            f"arguments as keywords, not {type(trigger).__name__}"
+            f"arguments as keywords, not {type(trigger).__name__}",
+            field="trigger",
         )
     if func is None:
         raise ValidationError({"func": _("a task needs func: the callable to run")})
@@ -87,7 +89,9 @@ def job_spec(
     if "name" in keywords:
         # APScheduler's "name" is a label; a Task's name is its id, so the label is described.
         if "description" in keywords:
-            raise TypeError("give name (APScheduler's label) or description, not both")
+            raise JobArgumentError(
+                "give name (APScheduler's label) or description, not both", field="name"
+            )
         keywords["description"] = keywords.pop("name")
     # Anything else is stored as given, for full_clean() to refuse with the model's message.
     if args is None or isinstance(args, tuple):
@@ -114,21 +118,49 @@ def job_spec(
     return JobSpec(fields=fields, active=active)
 
 
+def apply_changes(task: Any, changes: Mapping[str, Any]) -> None:
+    """Set ``modify_job()``'s changes (``add_job()``'s arguments) on ``task``, unsaved.
+
+    Given a ``trigger``, the trigger's arguments replace the schedule (APScheduler's
+    ``reschedule_job``); without one they are merged into the current ``trigger_config``.
+    """
+    changes = dict(changes)
+    given = set(changes)
+    spec = job_spec(
+        changes.pop("func", task.func),
+        changes.pop("trigger", task.trigger),
+        changes.pop("args", task.args),
+        changes.pop("kwargs", task.kwargs),
+        changes,
+    )
+    update = {k: v for k, v in spec.fields.items() if k != "trigger_config"}
+    if "trigger" in given:
+        update["trigger_config"] = spec.fields["trigger_config"]
+    elif spec.fields["trigger_config"]:
+        current = task.trigger_config if isinstance(task.trigger_config, dict) else {}
+        update["trigger_config"] = {**current, **spec.fields["trigger_config"]}
+    for name, value in update.items():
+        setattr(task, name, value)
+    if spec.active is not None:
+        task.active = spec.active
+
+
 def _pop_active(keywords: dict[str, Any]) -> bool | None:
     active: bool | None = None
     if "next_run_time" in keywords:
         # APScheduler adds a job paused with next_run_time=None; a time of our own choosing
         # cannot be honoured, since fire times come from the trigger alone.
         if keywords.pop("next_run_time") is not None:
-            raise TypeError(
+            raise JobArgumentError(
                 "next_run_time is computed from the trigger; only next_run_time=None "
-                "(add the task paused) is accepted"
+                "(add the task paused) is accepted",
+                field="next_run_time",
             )
         active = False
     if "active" in keywords:
         value = keywords.pop("active")
         if not isinstance(value, bool):
-            raise TypeError(f"active must be True or False, not {value!r}")
+            raise JobArgumentError(f"active must be True or False, not {value!r}", field="active")
         active = value if active is None else active and value
     return active
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.validators import (
     MaxValueValidator,
     MinValueValidator,
@@ -53,6 +53,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
     def active(self) -> TaskQuerySet:
         return self.filter(active=True)
+
+    def named(self, name: str) -> TaskQuerySet:
+        """The task called ``name`` (none for a name no task can have, such as one with NUL)."""
+        # PostgreSQL refuses NUL in a query parameter: a DataError instead of "no such task".
+        return self.none() if "\x00" in name else self.filter(name=name)
 
     def on_backend(self) -> TaskQuerySet:
         """Tasks whose runs are handed to a ``django.tasks`` backend's workers."""
@@ -332,7 +337,10 @@ class Task(models.Model):
         verbose_name = _("task")
         verbose_name_plural = _("tasks")
         ordering = ["name"]
-        permissions = [("run_task", _("Can run a task now"))]
+        permissions = [
+            ("run_task", _("Can run a task now")),
+            ("pause_scheduler", _("Can pause and resume firing in every scheduler process")),
+        ]
         indexes = [models.Index(fields=["active", "next_run_time"], name="dts_task_active_next")]
 
     def __str__(self) -> str:
@@ -443,6 +451,13 @@ class Task(models.Model):
             return None
         return times[0] if times else None
 
+    def owned_fields(self) -> list[str]:
+        """The fields its declaration owns (read-only in the admin and the API)."""
+        if self.source not in self.DECLARED_SOURCES or not isinstance(self.declared_fields, list):
+            return []
+        # A name written by an older version (a field since removed) is ignored, not a crash.
+        return [name for name in self.declared_fields if _is_editable_field(name)]
+
     # -- verbs --------------------------------------------------------------------------------
 
     def pause(self) -> None:
@@ -478,6 +493,14 @@ class Task(models.Model):
             config = cast("TasksSchedConfig", apps.get_app_config("django_tasks_sched"))
             config.execute_run(run)
         return run
+
+
+def _is_editable_field(name: Any) -> bool:
+    try:
+        field = Task._meta.get_field(name)
+    except (FieldDoesNotExist, TypeError):
+        return False
+    return bool(getattr(field, "editable", False)) and not field.auto_created
 
 
 class TaskRunQuerySet(models.QuerySet["TaskRun"]):
@@ -784,6 +807,11 @@ class ScheduleStamp(models.Model):
 
     version = models.BigIntegerField(_("version"), default=0)
     changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+    # Firing on or off for every scheduler process, read with the version in each poll (see
+    # django_tasks_sched.firing): switching it moves the version, so every process sees it.
+    firing = models.BooleanField(_("firing"), default=True)
+    firing_changed_at = models.DateTimeField(_("firing switched"), null=True, blank=True)
+    firing_changed_by = models.CharField(_("firing switched by"), max_length=150, blank=True)
 
     class Meta:
         verbose_name = _("schedule change stamp")

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django_tasks_sched",
     "django_tasks_db",
+    "rest_framework",
+    "rest_framework.authtoken",
     "tests.testapp",
 ]
 
@@ -119,3 +121,12 @@ TASKS = {
 if os.environ.get("DTS_TEST_TASKS_NO_DEFAULT"):
     # No "default" backend, and no "default" queue: the hand-off must not need either.
     TASKS = {"db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": [FLEET_QUEUE]}}
+
+# The REST API (tests/test_api*.py): session, Basic and token authentication.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import FieldDoesNotExist
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -26,19 +25,7 @@ WHERE_TO_CHANGE = {
 
 def owned_fields(obj: Task | None) -> list[str]:
     """The fields a declaration owns on ``obj`` (read-only in the admin)."""
-    if obj is None or obj.source not in Task.DECLARED_SOURCES:
-        return []
-    declared = obj.declared_fields if isinstance(obj.declared_fields, list) else []
-    # A name written by an older version (a field since removed) is ignored, not a crash.
-    return [name for name in declared if isinstance(name, str) and _is_field(name)]
-
-
-def _is_field(name: str) -> bool:
-    try:
-        field = Task._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return bool(getattr(field, "editable", False)) and not field.auto_created
+    return [] if obj is None else obj.owned_fields()
 
 
 class DeclaredTaskAdminMixin(admin.ModelAdmin):

@@ -55,6 +55,14 @@ class Jobs:
     def resume(self) -> None:
         self.scheduler.resume()
 
+    def pause(self) -> None:
+        """Stop processing jobs; their next fire times stay where they were."""
+        self.scheduler.pause()
+
+    def clear(self) -> None:
+        """Drop every job (the scheduler paused), for a fresh :meth:`load`."""
+        self.store.remove_all_jobs()
+
     def shutdown(self) -> None:
         """Stop firing; APScheduler empties the store (read :meth:`next_fires` before)."""
         self.scheduler.shutdown(wait=False)

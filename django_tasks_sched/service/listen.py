@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
@@ -20,8 +21,15 @@ from django_tasks_sched.models import ScheduleStamp
 logger = logging.getLogger(__name__)
 
 
+class Stamp(NamedTuple):
+    """What each poll reads: the change stamp's version and the firing switch."""
+
+    version: int
+    firing: bool
+
+
 class StampReader:
-    """Reads the change stamp's version (0 before any change), as ``changes.current_version``.
+    """Reads the change stamp's version (0 before any change) and the firing switch.
 
     The ORM builds the query once; each poll only executes it. Compiling it on every poll
     was most of an idle scheduler's CPU time.
@@ -29,14 +37,17 @@ class StampReader:
 
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
         self.using = using
-        query = ScheduleStamp.objects.using(using).filter(pk=STAMP_PK).values_list("version")
-        self.sql, self.params = query.query.get_compiler(using).as_sql()
+        query = ScheduleStamp.objects.using(using).filter(pk=STAMP_PK)
+        self.sql, self.params = (
+            query.values_list("version", "firing").query.get_compiler(using).as_sql()
+        )
 
-    def __call__(self) -> int:
+    def __call__(self) -> Stamp:
         with connections[self.using].cursor() as cursor:
             cursor.execute(self.sql, self.params)
             row = cursor.fetchone()
-        return int(row[0]) if row else 0
+        # Raw values: SQLite and MySQL give booleans as 0 and 1.
+        return Stamp(int(row[0]), bool(row[1])) if row else Stamp(0, True)
 
 
 class Listener(threading.Thread):

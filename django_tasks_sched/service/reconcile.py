@@ -273,9 +273,10 @@ class Reconciler:
                 task_id,
                 missed,
                 grace,
-                "Not run: no scheduler was running. This record stands for every fire of the "
-                f"task from this one until {window:%Y-%m-%d %H:%M:%S} UTC, beyond the misfire "
-                "grace time; later fires were caught up.",
+                "Not run: no scheduler was running (or firing was paused). This record stands "
+                "for every fire of the task from this one until "
+                f"{window:%Y-%m-%d %H:%M:%S} UTC, beyond the misfire grace time; later fires "
+                "were caught up.",
             )
         )
         return resume if resume is not None and resume < first else first

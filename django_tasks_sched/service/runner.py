@@ -91,6 +91,8 @@ class SchedulerService:
         self.heartbeat = Heartbeat(self.worker_id)
         self.current_version = StampReader()
         self.version = -1
+        #: The firing switch as this process last saw it (see django_tasks_sched.firing).
+        self.firing = True
         #: From shutdown on: each task's next fire time as it was when firing stopped.
         self.resume_points: dict[int, datetime | None] | None = None
 
@@ -124,12 +126,15 @@ class SchedulerService:
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Paused while loading, so no job fires from a half-loaded table.
         self.jobs.start_paused()
-        self.version = self.current_version()
-        loaded = self.reconciler.load()
-        if loaded.missed:
-            # Recorded MISSED by the executor's dispatcher, like any other fire.
-            self.executor.add_fires(loaded.missed)
-        self.jobs.resume()
+        stamp = self.current_version()
+        self.version, self.firing = stamp.version, stamp.firing
+        if self.firing:
+            added = self.load()
+        else:
+            added = 0
+            # Nothing is loaded: the table's next fire times stand until the resume.
+            self.resume_points = {}
+            logger.warning("Firing is paused in every scheduler process; waiting for resume")
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
@@ -146,7 +151,7 @@ class SchedulerService:
             "Scheduler %s ready in %.2fs: %d task(s) scheduled",
             self.worker_id,
             time.monotonic() - started,
-            loaded.added,
+            added,
         )
         # The display column only: it can follow the first fires.
         self.reconciler.flush_next_runs()
@@ -164,7 +169,7 @@ class SchedulerService:
             try:
                 self.reconcile()
                 now = time.monotonic()
-                if now >= next_full:
+                if now >= next_full and self.firing:
                     # Connection upkeep with the full pass, not every poll: under the default
                     # CONN_MAX_AGE = 0 each call reconnects, which was most of an idle
                     # scheduler's CPU time. A failed query closes the connection at once.
@@ -195,16 +200,52 @@ class SchedulerService:
 
     def reconcile(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""
-        version = self.current_version()
-        if version == self.version:
+        stamp = self.current_version()
+        if stamp.version == self.version and stamp.firing == self.firing:
             return
         # Read the stamp before the rows: a change committed meanwhile moves it again.
-        self.version = version
-        self.log_reconcile("incremental", self.reconciler.incremental())
+        self.version = stamp.version
+        if stamp.firing and not self.firing:
+            self.resume_firing()
+        elif self.firing and not stamp.firing:
+            self.pause_firing()
+        elif self.firing:
+            self.log_reconcile("incremental", self.reconciler.incremental())
         self.claim_queued()
+
+    def load(self) -> int:
+        """Load every task (APScheduler paused, its store empty), then fire; tasks scheduled."""
+        loaded = self.reconciler.load()
+        if loaded.missed:
+            # Recorded MISSED by the executor's dispatcher, like any other fire.
+            self.executor.add_fires(loaded.missed)
+        self.jobs.resume()
+        return loaded.added
+
+    def pause_firing(self) -> None:
+        """Firing switched off: stop firing, and store where each task resumes."""
+        self.firing = False
+        self.jobs.pause()
+        # As at shutdown: runs finishing from here on store these points, and the reload
+        # at resume catches up from them, as after downtime.
+        self.resume_points = self.jobs.next_fires()
+        self.jobs.clear()
+        self.reconciler = Reconciler(self.jobs)
+        self._store_resume_points(set(self.resume_points))
+        logger.warning("Firing paused in every scheduler process; running runs go on")
+
+    def resume_firing(self) -> None:
+        """Firing switched back on: reload the table and catch up, as at start-up."""
+        self.firing = True
+        self.resume_points = None
+        added = self.load()
+        logger.warning("Firing resumed: %d task(s) scheduled", added)
 
     def claim_queued(self) -> None:
         """Start queued runs (run-now requests, retries) here, or hand them to their backend."""
+        if not self.firing:
+            # Nothing new starts while firing is paused: queued runs wait for the resume.
+            return
         if waiting():
             self.executor.handoffs.request()
         free = self.options.threads - self.executor.running()
@@ -220,7 +261,10 @@ class SchedulerService:
         # Taken before the store is emptied: a run recorded from here on stores its task's
         # point, never "no next fire" (which would lose the downtime's catch-up). A fire
         # handed over meanwhile only makes a point earlier: a claimed fire is not claimed twice.
-        self.resume_points = self.jobs.next_fires()
+        if self.firing:
+            self.resume_points = self.jobs.next_fires()
+        # (While paused, the points stored at the pause stand.)
+        assert self.resume_points is not None
         # Stops the executor taking fires, and empties APScheduler's memory store.
         self.jobs.shutdown()
         # With the fires the dispatcher was still claiming, for the runs that finish in the

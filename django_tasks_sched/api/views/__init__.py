@@ -1,0 +1,1 @@
+"""The API's views: the scheduler as a whole, jobs (tasks), runs."""

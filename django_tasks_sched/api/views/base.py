@@ -1,0 +1,71 @@
+"""What every view of the API shares: errors, body parsing, permissions, task lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.utils.translation import gettext as _
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from django_tasks_sched.api.errors import exception_handler
+from django_tasks_sched.api.etags import etag
+from django_tasks_sched.api.parsers import JobJSONParser
+from django_tasks_sched.api.permissions import Needs
+from django_tasks_sched.api.representation import job_to_dict
+from django_tasks_sched.models import Task, TaskQuerySet
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SchedulerAPIView(APIView):
+    """Flask-APScheduler's error shape and body parsing; permissions from ``needs``."""
+
+    schema = AutoSchema()
+    parser_classes = [JobJSONParser]
+    permission_classes = [Needs]
+    #: For ``ScopedRateThrottle``: the rate is ``DEFAULT_THROTTLE_RATES["django_tasks_sched"]``.
+    throttle_scope = "django_tasks_sched"
+    #: The permissions a request needs, by method: any one of each tuple.
+    needs: dict[str, tuple[str, ...]] = {}
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+
+def needs(**by_method: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """``needs`` for a view; HEAD and OPTIONS need what GET needs."""
+    if "GET" in by_method:
+        by_method.setdefault("HEAD", by_method["GET"])
+        by_method.setdefault("OPTIONS", by_method["GET"])
+    return by_method
+
+
+def documented(**schema: Any) -> Callable[[F], F]:
+    """drf-spectacular's ``extend_schema``, built on its AutoSchema whatever the project's
+    ``DEFAULT_SCHEMA_CLASS`` is (REST framework's own cannot describe these views)."""
+
+    def decorate(method: F) -> F:
+        # Where extend_schema looks for a schema set before it on a method.
+        method.kwargs = {"schema": AutoSchema}  # type: ignore[attr-defined]
+        return extend_schema(**schema)(method)
+
+    return decorate
+
+
+def get_task(job_id: str, queryset: TaskQuerySet | None = None) -> Task:
+    """The task named ``job_id``, or 404 in Flask-APScheduler's words."""
+    queryset = Task.objects.all() if queryset is None else queryset
+    task = queryset.named(job_id).first()
+    if task is None:
+        raise NotFound(_("Job %(id)s not found") % {"id": job_id})
+    return task
+
+
+def job_response(task: Task, status: int = 200, **headers: str) -> Response:
+    """The job as JSON, with its ETag."""
+    return Response(job_to_dict(task), status=status, headers={"ETag": etag(task), **headers})

@@ -1,0 +1,135 @@
+"""Firing switched off and on (the REST API's pause and resume) in real scheduler processes.
+
+Two ``runscheduler`` processes share the database; the switch is flipped from the test, as the
+API does. While off nothing fires and no queued run starts; back on, the fires that came due
+meanwhile are caught up as after downtime.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from django_tasks_sched.firing import switch_firing
+from django_tasks_sched.models import Task, TaskRun
+from tests.processes import SchedulerProcess as Proc
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: How long "nothing happens" is watched for: three fires of a one-second task.
+QUIET = 3.0
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[list[Proc]]:
+    procs = [Proc(tmp_path / f"s{i}.log") for i in range(2)]
+    for proc in procs:
+        proc.wait_ready()
+    yield procs
+    for proc in procs:
+        assert proc.stop() == 0, proc.output()
+
+
+def every_second(name: str, **fields: object) -> Task:
+    return Task.objects.create(
+        name=name,
+        func="tests.testapp.jobs:noop",
+        trigger=Task.Trigger.INTERVAL,
+        trigger_config={"seconds": 1},
+        **fields,
+    )
+
+
+def fired(task: Task) -> int:
+    return task.runs.filter(origin=TaskRun.Origin.SCHEDULE).count()
+
+
+def switch_and_wait(procs: list[Proc], on: bool) -> None:
+    """Switch firing, then wait until every process has logged that it saw the switch."""
+    assert switch_firing(on, "test")
+    said = "Firing resumed" if on else "Firing paused"
+    for proc in procs:
+        wait_until(partial(_logged, proc, said), 10, proc)
+
+
+def _logged(proc: Proc, text: str) -> bool:
+    return text in proc.output()
+
+
+def pause_everywhere(procs: list[Proc]) -> None:
+    switch_and_wait(procs, False)
+
+
+def resume_everywhere(procs: list[Proc]) -> None:
+    switch_and_wait(procs, True)
+
+
+def test_paused_nothing_fires_and_resumed_the_stretch_is_caught_up(two: list[Proc]) -> None:
+    # Two instances: the run-now request, let through at the resume, runs beside the catch-up.
+    task = every_second("tick", coalesce=True, misfire_grace_time=60, max_instances=2)
+    wait_until(lambda: fired(task) >= 2, 15, two[0])
+    pause_everywhere(two)
+    paused_at = timezone.now()
+    before = fired(task)
+    queued = task.run_now()
+    time.sleep(QUIET)  # watching for something that must not happen
+    # At most a fire already claimed as the switch was seen; nothing scheduled after.
+    assert not task.runs.filter(scheduled_for__gt=paused_at + timedelta(seconds=1)).exists()
+    assert fired(task) <= before + 1
+    queued.refresh_from_db()
+    assert queued.status == TaskRun.Status.QUEUED  # run-now requests wait too
+    switched_on = timezone.now()
+    resume_everywhere(two)
+    # The paused stretch folds into one run (coalesce), then firing goes on; no fire twice.
+    wait_until(lambda: queued.wait(10).status == TaskRun.Status.SUCCESSFUL, 15, two[0])
+    wait_until(lambda: task.runs.filter(scheduled_for__gt=switched_on).exists(), 15, two[0])
+    stretch = task.runs.filter(scheduled_for__gt=paused_at, scheduled_for__lte=switched_on)
+    # Every whole second of the stretch has its record, one run and the rest folded into it.
+    seconds = int(switched_on.timestamp()) - int(paused_at.timestamp())
+    assert stretch.count() == seconds
+    ran = stretch.exclude(status=TaskRun.Status.MISSED)
+    assert ran.count() == 1, list(stretch.values_list("scheduled_for", "status", "error"))
+    assert ran.get().scheduled_for == stretch.latest("scheduled_for").scheduled_for
+    folded = stretch.filter(status=TaskRun.Status.MISSED).values_list("error", flat=True)
+    assert all(error.startswith("Coalesced") for error in folded)
+
+
+def test_a_pause_beyond_the_grace_time_is_recorded_missed_once(two: list[Proc]) -> None:
+    task = every_second("strict", misfire_grace_time=1)
+    wait_until(lambda: fired(task) >= 1, 15, two[0])
+    pause_everywhere(two)
+    time.sleep(QUIET)
+    resume_everywhere(two)
+    missed = wait_until(
+        lambda: task.runs.filter(error__contains="firing was paused").first(), 10, two[0]
+    )
+    assert missed.status == TaskRun.Status.MISSED
+    resumed_at = timezone.now()
+    wait_until(
+        lambda: task.runs.filter(
+            scheduled_for__gt=resumed_at, status=TaskRun.Status.SUCCESSFUL
+        ).exists(),
+        15,
+        two[0],
+    )
+    assert task.runs.filter(error__contains="firing was paused").count() == 1
+
+
+def test_a_scheduler_started_while_paused_waits_for_the_resume(tmp_path: Path) -> None:
+    task = every_second("late-start")
+    switch_firing(False, "test")
+    proc = Proc(tmp_path / "s.log")
+    proc.wait_ready()
+    assert "Firing is paused" in proc.output()
+    time.sleep(QUIET)
+    assert fired(task) == 0
+    switch_firing(True, "test")
+    wait_until(lambda: fired(task) >= 1, 15, proc)
+    assert proc.stop() == 0, proc.output()
