@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-all lint format docs checks clean
+.PHONY: help demo test test-all lint format docs openapi checks clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -41,6 +41,11 @@ format:  ## Apply ruff's fixes and formatting.
 docs:  ## Build the HTML docs into docs/_build/html, warnings as errors.
 	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
 	env -u DATABASE_URL $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
+# tests/test_api_schema.py fails when the committed schema differs from what the code generates.
+openapi:  ## Regenerate docs/openapi.json, the REST API's OpenAPI schema.
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django_tasks_sched.api.openapi > docs/openapi.json
 
 # makemigrations --check fails when a model change lacks its migration.
 checks:  ## manage.py check and makemigrations --check, for the test and example settings.

@@ -185,6 +185,7 @@ def prepare_job(id: str, spec: JobSpec, replace_existing: bool) -> tuple[Task, T
     Call inside a transaction: the existing row is locked until :func:`save_job`.
     """
     from django_tasks_sched.models import Task
+    from django_tasks_sched.rawsql import take_write_lock
     from django_tasks_sched.sync import model_default
 
     try:
@@ -192,6 +193,8 @@ def prepare_job(id: str, spec: JobSpec, replace_existing: bool) -> tuple[Task, T
         Task._meta.get_field("name").clean(id, None)
     except ValidationError as exc:
         raise ValidationError({"name": exc.messages}) from None
+    # SQLite: the write lock before the read (see take_write_lock); elsewhere the row lock.
+    take_write_lock(Task, Task.objects.db)
     previous = Task.objects.select_for_update().named(id).first()
     if previous is not None and not replace_existing:
         raise ConflictingIdError(id)

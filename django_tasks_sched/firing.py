@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from django_tasks_sched.changes import STAMP_PK, schedule_changed
+from django_tasks_sched.rawsql import take_write_lock
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ def switch_firing(on: bool, by: str = "", using: str = DEFAULT_DB_ALIAS) -> bool
 
     stamps = ScheduleStamp.objects.using(using)
     with transaction.atomic(using=using):
+        # SQLite: the write lock first, or a scheduler's write between our read and our
+        # update fails this at once with "database is locked".
+        take_write_lock(ScheduleStamp, using)
         stamps.get_or_create(pk=STAMP_PK)
         # Guarded by the state it leaves: of two clients switching at once, one switches.
         switched = stamps.filter(pk=STAMP_PK, firing=not on).update(

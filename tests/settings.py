@@ -130,3 +130,5 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
 }
+# The live test server serves STATIC_URL; without one it fails on some requests (TRACE).
+STATIC_URL = "/static/"

@@ -758,3 +758,15 @@ def test_the_form_edits_every_task_option() -> None:
     from django_tasks_sched.options import TASK_OPTIONS
 
     assert set(TASK_OPTIONS) <= set(TaskForm.base_fields)
+
+
+def test_banner_says_when_firing_is_paused_and_by_whom(admin: Client) -> None:
+    from django_tasks_sched.firing import switch_firing
+
+    changelist = reverse("admin:django_tasks_sched_task_changelist")
+    assertNotContains(admin.get(changelist), "Firing is paused")
+    switch_firing(False, "deploy-bot (API)")
+    response = admin.get(changelist)
+    assertContains(response, "Firing is paused in every scheduler process (by deploy-bot (API)")
+    switch_firing(True)
+    assertNotContains(admin.get(changelist), "Firing is paused")

@@ -511,7 +511,10 @@ def test_runs_filters(viewer: Client) -> None:
     assert_error(call(viewer, "GET", "runs?since=2026-13-45T00:00"), 400, "since")
     assert_error(call(viewer, "GET", "jobs/missing/runs"), 404)
     assert_error(call(viewer, "GET", "runs?job=missing"), 404)
-    assert_error(call(viewer, "GET", "runs?cursor=garbage"), 404)
+    assert_error(call(viewer, "GET", "runs?cursor=garbage"), 400, "cursor")
+    assert_error(call(viewer, "GET", "runs?limit=0"), 400, "limit")
+    assert_error(call(viewer, "GET", "runs?limit=1001"), 400, "limit")
+    assert_error(call(viewer, "GET", "runs?limit=ten"), 400, "limit")
 
 
 def test_runs_need_the_run_history_permission(anonymous: Client) -> None:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_sched.firing import switch_firing
 from django_tasks_sched.models import Task, TaskRun
 from tests.processes import SchedulerProcess as Proc
-from tests.processes import wait_until
+from tests.processes import manage, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,6 +128,9 @@ def test_a_scheduler_started_while_paused_waits_for_the_resume(tmp_path: Path) -
     proc = Proc(tmp_path / "s.log")
     proc.wait_ready()
     assert "Firing is paused" in proc.output()
+    status = manage("schedulerstatus")
+    assert status.returncode == 0, status.stderr  # alive: paused is not a failed health check
+    assert "Firing is paused in every scheduler process (by test at" in status.stdout
     time.sleep(QUIET)
     assert fired(task) == 0
     switch_firing(True, "test")

@@ -29,6 +29,7 @@ from django_tasks_sched.admin import display
 from django_tasks_sched.admin.declared import DeclaredTaskAdminMixin
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.firing import firing
 from django_tasks_sched.forms import TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.policy import makes_due_now, run_permission_message
@@ -177,7 +178,10 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         # The banner: which scheduler processes are alive, or a warning that none is.
-        context = {"scheduler_processes": list(SchedulerProcess.objects.alive()[:20])}
+        context = {
+            "scheduler_processes": list(SchedulerProcess.objects.alive()[:20]),
+            "firing": firing(),
+        }
         return super().changelist_view(request, {**context, **(extra_context or {})})
 
     readonly_fields = [

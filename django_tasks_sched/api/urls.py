@@ -22,11 +22,16 @@ from django_tasks_sched.api.views.runs import (
     RunDetailView,
     RunListView,
 )
-from django_tasks_sched.api.views.scheduler import FiringView, OpenAPIView, SchedulerInfoView
+from django_tasks_sched.api.views.scheduler import (
+    FiringView,
+    NotFoundView,
+    OpenAPIView,
+    SchedulerInfoView,
+)
 
 app_name = URL_NAMESPACE
 
-JOB = r"^jobs/(?P<job_id>.+)"
+JOB = r"^jobs/(?P<job_id>[\s\S]+)"
 
 urlpatterns = [
     path("", SchedulerInfoView.as_view(), name="info"),
@@ -44,4 +49,6 @@ urlpatterns = [
     path("runs/<int:run_id>", RunDetailView.as_view(), name="run"),
     path("runs/<int:run_id>/cancel", RunCancelView.as_view(), name="cancel-run"),
     path("openapi.json", OpenAPIView.as_view(), name="schema"),
+    # Last: any other path under the prefix answers 404 in the API's JSON.
+    re_path(r"^", NotFoundView.as_view()),
 ]

@@ -17,7 +17,8 @@ from django_tasks_sched.api.etags import etag
 from django_tasks_sched.api.parsers import JobJSONParser
 from django_tasks_sched.api.permissions import Needs
 from django_tasks_sched.api.representation import job_to_dict
-from django_tasks_sched.models import Task, TaskQuerySet
+from django_tasks_sched.models import Task
+from django_tasks_sched.rawsql import take_write_lock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,9 +58,16 @@ def documented(**schema: Any) -> Callable[[F], F]:
     return decorate
 
 
-def get_task(job_id: str, queryset: TaskQuerySet | None = None) -> Task:
-    """The task named ``job_id``, or 404 in Flask-APScheduler's words."""
-    queryset = Task.objects.all() if queryset is None else queryset
+def get_task(job_id: str, *, lock: bool = False) -> Task:
+    """The task named ``job_id``, or 404 in Flask-APScheduler's words.
+
+    With ``lock`` (inside a transaction) the row is locked until the transaction ends; on
+    SQLite, which has no row locks, the database's write lock is taken first instead.
+    """
+    queryset = Task.objects.all()
+    if lock:
+        take_write_lock(Task, queryset.db)
+        queryset = queryset.select_for_update()
     task = queryset.named(job_id).first()
     if task is None:
         raise NotFound(_("Job %(id)s not found") % {"id": job_id})

@@ -194,7 +194,7 @@ class JobDetailView(SchedulerAPIView):
         if arguments.pop("id", job_id) != job_id:
             raise Invalid(ValidationError({"id": [_("A job's id cannot be changed.")]}))
         with transaction.atomic():
-            task = get_task(job_id, Task.objects.select_for_update())
+            task = get_task(job_id, lock=True)
             check_if_match(request, task)
             _check_declared(task, _fields_touched(arguments))
             previous = Task.objects.get(pk=task.pk)
@@ -223,7 +223,7 @@ class JobDetailView(SchedulerAPIView):
     )
     def delete(self, request: Request, job_id: str) -> Response:
         with transaction.atomic():
-            task = get_task(job_id, Task.objects.select_for_update())
+            task = get_task(job_id, lock=True)
             check_if_match(request, task)
             task.delete()
         return Response(status=204)
@@ -248,7 +248,7 @@ class JobActionView(SchedulerAPIView):
             path = reverse(f"{namespace or URL_NAMESPACE}:run", kwargs={"run_id": run.pk})
             return job_response(task, Location=request.build_absolute_uri(path))
         with transaction.atomic():
-            task = get_task(job_id, Task.objects.select_for_update())
+            task = get_task(job_id, lock=True)
             if self.action == "pause":
                 task.pause()
             else:

@@ -39,7 +39,11 @@ FILTERS = [
         description="Only runs enqueued at or after this ISO 8601 time (UTC if no offset).",
     ),
     OpenApiParameter("cursor", str, description="The page: from a response's next or previous."),
-    OpenApiParameter("limit", int, description="Runs per page (default 50, at most 1000)."),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 1000},
+        description="Runs per page (default 50, at most 1000).",
+    ),
 ]
 
 
@@ -50,6 +54,23 @@ class RunPages(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 1000
+
+    def get_page_size(self, request: Request) -> int:
+        # REST framework falls back to the default on a bad value; a script should be told.
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        if not text.isdigit() or not 1 <= int(text) <= self.max_page_size:
+            message = _("Give a whole number from 1 to %(most)d.") % {"most": self.max_page_size}
+            raise Invalid(ValidationError({"limit": [message]}))
+        return int(text)
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            message = _("Not a cursor this API gave: follow a page's next or previous link.")
+            raise Invalid(ValidationError({"cursor": [message]})) from None
 
 
 def _filtered(request: Request, runs: QuerySet[TaskRun]) -> QuerySet[TaskRun]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -100,3 +101,14 @@ class OpenAPIView(APIView):
         from django_tasks_sched.api.openapi import schema
 
         return Response(schema())
+
+
+class NotFoundView(SchedulerAPIView):
+    """Any other path under the API's prefix: a 404 in the API's shape, not an HTML page."""
+
+    schema = None  # type: ignore[assignment]  # not a path of the schema
+    permission_classes = [AllowAny]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise NotFound(_("No such endpoint: %(path)s") % {"path": request.path})

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from django_tasks_sched.firing import firing
 from django_tasks_sched.models import SchedulerProcess
 
 
@@ -22,6 +23,15 @@ class Command(BaseCommand):
                 f"{proc.worker_id}  host={proc.hostname} pid={proc.pid} "
                 f"version={proc.version} up since {proc.started_at:%Y-%m-%d %H:%M:%S}Z "
                 f"last seen {age:.1f}s ago"
+            )
+        switch = firing()
+        if not switch.on:
+            # Alive but not firing: said, not a failed health check (it was asked for).
+            self.stdout.write(
+                f"Firing is paused in every scheduler process (by {switch.changed_by or '?'} "
+                f"at {switch.changed_at:%Y-%m-%d %H:%M:%S}Z)."
+                if switch.changed_at
+                else "Firing is paused in every scheduler process."
             )
         if not processes:
             self.stderr.write("No live scheduler process.")
