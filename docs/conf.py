@@ -36,6 +36,8 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 html_theme = "furo"
+# The REST API's schema, published beside the pages (docs/rest-api.md).
+html_extra_path = ["openapi.json"]
 html_title = f"django-tasks-sched {release}"
 
 autodoc_member_order = "bysource"

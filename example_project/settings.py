@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_tasks_sched",
+    "rest_framework",
     "example_project.jobs",
 ]
 

@@ -574,3 +574,39 @@ def test_schema_is_served(anonymous: Client) -> None:
     schema = call(anonymous, "GET", "openapi.json").json()
     assert schema["openapi"].startswith("3.")
     assert "/jobs/{job_id}" in schema["paths"]
+
+
+def test_throttles_from_settings_answer_429_in_the_api_shape(
+    viewer: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    rates = {"django_tasks_sched": "2/minute"}
+    throttled = {
+        "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+        "DEFAULT_THROTTLE_RATES": rates,
+    }
+    # REST framework copies the rates into the class when it is defined (settings.py order).
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", rates)
+    cache.clear()
+    with override_settings(REST_FRAMEWORK=throttled):
+        assert call(viewer, "GET", "jobs").status_code == 200
+        assert call(viewer, "GET", "jobs").status_code == 200
+        body = assert_error(call(viewer, "GET", "jobs"), 429)
+        assert "throttled" in body["error_message"]
+    cache.clear()
+    assert call(viewer, "GET", "jobs").status_code == 200  # off by default
+
+
+def test_the_browsable_api_renders_for_a_browser(viewer: Client) -> None:
+    make_task("job")
+    response = viewer.get(PREFIX + "jobs/job", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert "text/html" in response["Content-Type"]
+
+
+def test_unknown_paths_under_the_prefix_answer_json_404(viewer: Client) -> None:
+    for path in ("nope", "runs/abc", "jobs/job/unknown-action/x/"):
+        body = assert_error(call(viewer, "GET", path), 404)
+        assert "No such endpoint" in body["error_message"] or "not found" in body["error_message"]

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django.apps import apps
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from django_tasks_sched.api.errors import exception_handler
@@ -36,6 +40,21 @@ class SchedulerAPIView(APIView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def get_renderers(self) -> list[BaseRenderer]:
+        # The browsable API needs REST framework's templates: without the app, JSON only (a
+        # browser would get a 500 from the missing template otherwise).
+        renderers = super().get_renderers()
+        if apps.is_installed("rest_framework"):
+            return renderers
+        return [r for r in renderers if not isinstance(r, BrowsableAPIRenderer)] or [
+            JSONRenderer()
+        ]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        # Read at request time, not when the class was defined: REST_FRAMEWORK's throttles
+        # (off unless configured) apply however the settings were loaded.
+        return [throttle() for throttle in api_settings.DEFAULT_THROTTLE_CLASSES]
 
 
 def needs(**by_method: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
