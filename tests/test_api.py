@@ -610,3 +610,10 @@ def test_unknown_paths_under_the_prefix_answer_json_404(viewer: Client) -> None:
     for path in ("nope", "runs/abc", "jobs/job/unknown-action/x/"):
         body = assert_error(call(viewer, "GET", path), 404)
         assert "No such endpoint" in body["error_message"] or "not found" in body["error_message"]
+
+
+def test_a_method_an_endpoint_lacks_is_405(admin: Client) -> None:
+    make_task("job")
+    assert_error(call(admin, "PUT", "jobs/job", JOB), 405)
+    assert_error(call(admin, "GET", "pause"), 405)
+    assert_error(call(admin, "DELETE", "jobs"), 405)

@@ -21,9 +21,12 @@ class Needs(BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        needed = getattr(view, "needs", {}).get(request.method, self.perms)
-        # Not authorised for the method: nothing is allowed by default.
-        return any(user.has_perm(perm) for perm in needed)
+        method = request.method or ""
+        needs = getattr(view, "needs", {})
+        if method not in needs and not hasattr(view, method.lower()):
+            return True  # no such handler: REST framework answers 405, not 403
+        # A handler that names no permission is allowed to nobody.
+        return any(user.has_perm(perm) for perm in needs.get(method, self.perms))
 
 
 def perm(codename: str) -> str:

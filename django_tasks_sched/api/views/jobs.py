@@ -32,7 +32,7 @@ from django_tasks_sched.api.views.base import (
 )
 from django_tasks_sched.exceptions import ConflictingIdError, JobArgumentError
 from django_tasks_sched.facade import prepare_job, save_job
-from django_tasks_sched.jobspec import OPTIONS, apply_changes, job_spec
+from django_tasks_sched.jobspec import IGNORED, OPTIONS, apply_changes, job_spec
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import RUN_PERMISSION, makes_due_now, run_permission_message
 
@@ -86,7 +86,7 @@ def _fields_touched(arguments: dict[str, Any]) -> set[str]:
             touched.add(key)
         elif key == "name":
             touched.add("description")
-        elif key not in ("active", "next_run_time"):
+        elif key not in ("active", "next_run_time", *IGNORED):
             touched.add("trigger_config")
     if "trigger" in touched:
         touched.add("trigger_config")
