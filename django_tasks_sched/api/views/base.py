@@ -47,9 +47,7 @@ class SchedulerAPIView(APIView):
         renderers = super().get_renderers()
         if apps.is_installed("rest_framework"):
             return renderers
-        return [r for r in renderers if not isinstance(r, BrowsableAPIRenderer)] or [
-            JSONRenderer()
-        ]
+        return [r for r in renderers if not isinstance(r, BrowsableAPIRenderer)] or [JSONRenderer()]
 
     def get_throttles(self) -> list[BaseThrottle]:
         # Read at request time, not when the class was defined: REST_FRAMEWORK's throttles
