@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext as _
 
 from django_tasks_sched.exceptions import TaskConfigError
@@ -93,6 +94,13 @@ def check_json(
                     _("%(field)s holds %(value)s, which JSON cannot store; use a finite number")
                     % {"field": field, "value": item},
                 )
+            if abs(item) > MAX_JSON_INT:
+                # PostgreSQL's jsonb keeps it as an exact number, read back as a huge integer.
+                _fail(
+                    field,
+                    _("%(field)s holds %(value)s, beyond the 64-bit range; pass it as a string")
+                    % {"field": field, "value": item},
+                )
         elif isinstance(item, Mapping):
             for key, child in item.items():
                 if not isinstance(key, str):
@@ -130,6 +138,39 @@ def check_progress(value: Any) -> float:
 def _check_text(text: str, field: str) -> None:
     if "\x00" in text:
         _fail(field, _("%(field)s holds a NUL character (\\u0000)") % {"field": field})
+    if not is_storable_text(text):
+        # A lone UTF-16 surrogate (JSON's "\\ud800") has no UTF-8 form: no database stores it.
+        message = _("%(field)s holds a lone surrogate character (\\ud800-\\udfff)")
+        _fail(field, message % {"field": field})
+
+
+def is_storable_text(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form (no lone surrogates), as every database needs."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@deconstructible
+class StorableTextValidator:
+    """Refuses text with a lone surrogate, beside Django's NUL check (a crash on save else)."""
+
+    code = "surrogate"
+
+    def __call__(self, value: Any) -> None:
+        if isinstance(value, str) and not is_storable_text(value):
+            raise ValidationError(
+                _("Lone surrogate characters (\\ud800-\\udfff) are not allowed."),
+                code=self.code,
+            )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StorableTextValidator)
+
+    def __hash__(self) -> int:
+        return hash(self.code)
 
 
 def check_interval(seconds: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,8 +29,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: PostgreSQL refuses NUL characters in text: they become a field error, not a DataError.
-NO_NUL = [ProhibitNullCharactersValidator()]
+#: Text every database stores: NUL (PostgreSQL refuses it) and lone surrogates (no UTF-8 form)
+#: become a field error, not a DataError on save.
+NO_NUL: list[Callable[[Any], None]] = [
+    ProhibitNullCharactersValidator(),
+    bounds.StorableTextValidator(),
+]
 
 #: Fields whose change alters the schedule, so ``next_run_time`` must be recomputed.
 SCHEDULE_FIELDS = frozenset({"trigger", "trigger_config", "active"})

@@ -63,8 +63,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django_tasks_sched",
     "django_tasks_db",
-    "rest_framework",
-    "rest_framework.authtoken",
     "tests.testapp",
 ]
 
@@ -122,7 +120,12 @@ if os.environ.get("DTS_TEST_TASKS_NO_DEFAULT"):
     # No "default" backend, and no "default" queue: the hand-off must not need either.
     TASKS = {"db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": [FLEET_QUEUE]}}
 
-# The REST API (tests/test_api*.py): session, Basic and token authentication.
+# The REST API (tests/test_api*.py), where REST framework is installed (the [api] extra): its
+# tests skip without it, as the package works without it.
+HAS_REST_FRAMEWORK = importlib.util.find_spec("rest_framework") is not None
+if HAS_REST_FRAMEWORK:
+    INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken"]
+# Session, Basic and token authentication.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

@@ -300,6 +300,18 @@ def test_replacing_needs_the_change_permission() -> None:
         ({**JOB, "replace_existing": "yes"}, ["replace_existing"]),
         ({**JOB, "description": "also"}, ["name"]),
         ({**JOB, "unknown_key": 1}, ["trigger_config"]),
+        ({**JOB, "max_instances": 1.7}, ["max_instances"]),
+        ({**JOB, "max_instances": "2"}, ["max_instances"]),
+        ({**JOB, "coalesce": "yes"}, ["coalesce"]),
+        ({**JOB, "name": 5}, ["name"]),
+        ({**JOB, "description": ["b"]}, ["description"]),
+        ({**JOB, "id": "\ud800"}, ["name"]),
+        ({**JOB, "name": "lone \udfff"}, ["description"]),
+        ({**JOB, "queue_name": "\ud800"}, ["queue_name"]),
+        ({**JOB, "args": ["\ud800"]}, ["args"]),
+        ({**JOB, "kwargs": {"x": 1e19}}, ["kwargs"]),
+        ({**JOB, "id": "ends-in/run"}, ["id"]),
+        ({**JOB, "id": "ends-in/pause"}, ["id"]),
         ({**JOB, "kwargs": {"a": [[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]}}, ["kwargs"]),
     ],
 )
@@ -402,6 +414,11 @@ def test_patch_with_a_stale_etag_is_412(admin: Client) -> None:
     # A second client that read the same version is refused, not silently overwriting.
     assert_error(call(admin, "PATCH", "jobs/job", {"minutes": 9}, HTTP_IF_MATCH=etag), 412)
     assert Task.objects.get(name="job").trigger_config == {"minutes": 7}
+    current = call(admin, "GET", "jobs/job")["ETag"]
+    # If-Match compares strongly: the weak form of the current tag does not match.
+    assert_error(
+        call(admin, "PATCH", "jobs/job", {"minutes": 9}, HTTP_IF_MATCH=f"W/{current}"), 412
+    )
     assert call(admin, "PATCH", "jobs/job", {"minutes": 9}, HTTP_IF_MATCH="*").status_code == 200
 
 
@@ -515,14 +532,21 @@ def test_runs_filters(viewer: Client) -> None:
     assert_error(call(viewer, "GET", "runs?limit=0"), 400, "limit")
     assert_error(call(viewer, "GET", "runs?limit=1001"), 400, "limit")
     assert_error(call(viewer, "GET", "runs?limit=ten"), 400, "limit")
+    assert_error(call(viewer, "GET", "runs?limit=%C2%B2"), 400, "limit")  # a superscript 2
+    assert_error(call(viewer, "GET", "runs?limit=" + "9" * 5000), 400, "limit")
 
 
-def test_runs_need_the_run_history_permission(anonymous: Client) -> None:
+def test_runs_need_a_task_or_run_history_permission(anonymous: Client) -> None:
     task = make_task("job")
     run = make_runs(task, 1)[0]
+    # As in the admin, where a task's page lists its recent runs.
     tasks_only = client_for(user("tasks-only", "view_task"))
+    runs_only = client_for(user("runs-only", "view_taskrun"))
+    nobody = client_for(user("nobody"))
     for path in ("runs", "jobs/job/runs", f"runs/{run.pk}"):
-        assert_denied(call(tasks_only, "GET", path))
+        assert call(tasks_only, "GET", path).status_code == 200
+        assert call(runs_only, "GET", path).status_code == 200
+        assert_denied(call(nobody, "GET", path))
         assert_denied(call(anonymous, "GET", path))
 
 
@@ -617,3 +641,58 @@ def test_a_method_an_endpoint_lacks_is_405(admin: Client) -> None:
     assert_error(call(admin, "PUT", "jobs/job", JOB), 405)
     assert_error(call(admin, "GET", "pause"), 405)
     assert_error(call(admin, "DELETE", "jobs"), 405)
+
+
+def test_a_declared_job_read_can_be_sent_back_unchanged(admin: Client) -> None:
+    make_task(
+        "declared",
+        source=Task.Source.SETTINGS,
+        source_ref="TASKS_SCHED['TASKS'][0]",
+        declared_fields=["func", "args", "kwargs", "trigger", "trigger_config"],
+    )
+    job = call(admin, "GET", "jobs/declared").json()
+    response = call(admin, "PATCH", "jobs/declared", job)
+    assert response.status_code == 200, response.content
+    assert Task.objects.get(name="declared").description == ""  # name == id sets none
+
+
+def test_a_paused_and_a_finished_job_keep_their_state_when_sent_back(admin: Client) -> None:
+    make_task("paused", active=False)
+    job = call(admin, "GET", "jobs/paused").json()
+    assert call(admin, "PATCH", "jobs/paused", job).status_code == 200
+    assert Task.objects.get(name="paused").active is False
+    # A date task that has fired: active, but next_run_time null.
+    make_task("fired", trigger="date", trigger_config={"run_date": "2020-01-01T00:00:00+00:00"})
+    job = call(admin, "GET", "jobs/fired").json()
+    assert job["next_run_time"] is None
+    assert call(admin, "PATCH", "jobs/fired", job).status_code == 200
+    assert Task.objects.get(name="fired").active is True
+
+
+def test_flask_apschedulers_trigger_dict_form_is_accepted(admin: Client) -> None:
+    body = {
+        "id": "old-style",
+        "func": "tests.testapp.jobs:noop",
+        "trigger": {"type": "cron", "hour": "3"},
+    }
+    response = call(admin, "POST", "jobs", body)
+    assert response.status_code == 200, response.content
+    task = Task.objects.get(name="old-style")
+    assert (task.trigger, task.trigger_config) == ("cron", {"hour": "3"})
+
+
+def test_nul_in_credentials_is_refused_not_a_database_error() -> None:
+    user("root", *ALL)
+    basic = base64.b64encode(b"ro\x00ot:pw").decode()
+    assert_denied(call(Client(), "GET", "jobs", HTTP_AUTHORIZATION=f"Basic {basic}"))
+    assert_denied(call(Client(), "GET", "jobs", HTTP_AUTHORIZATION="Token abc\x00def"))
+    client = Client()
+    client.cookies["sessionid"] = "abcdefgh\x00ijk"
+    assert_denied(call(client, "GET", "jobs"))
+
+
+def test_the_schema_is_public_and_errors_keep_the_shape() -> None:
+    wrong = base64.b64encode(b"nobody:wrong").decode()
+    response = call(Client(), "GET", "openapi.json", HTTP_AUTHORIZATION=f"Basic {wrong}")
+    assert response.status_code == 200
+    assert_error(call(Client(), "POST", "openapi.json"), 405)

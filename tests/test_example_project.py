@@ -6,6 +6,7 @@ fresh SQLite file, because this test process is configured with ``tests.settings
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 
@@ -155,6 +156,12 @@ def test_demo_serves_the_admin_and_fires_example_tasks(tmp_path: Path) -> None:
         assert 'name="username"' in login_page, output
         assert successful_runs(database, "heartbeat") >= 1, output
         assert (tmp_path / "heartbeat.log").read_text().strip(), output
+        # The README's REST API line: the demo user over HTTP Basic.
+        api = Request(f"http://127.0.0.1:{port}/scheduler/jobs")
+        api.add_header("Authorization", "Basic " + base64.b64encode(b"admin:admin").decode())
+        with urlopen(api, timeout=10) as page:
+            jobs = json.loads(page.read())
+        assert "heartbeat" in [job["id"] for job in jobs], jobs
     finally:
         # Ctrl-C in a terminal: SIGINT to the whole foreground group, scheduler included.
         os.killpg(demo.pid, signal.SIGINT)

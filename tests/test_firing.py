@@ -136,3 +136,84 @@ def test_a_scheduler_started_while_paused_waits_for_the_resume(tmp_path: Path) -
     switch_firing(True, "test")
     wait_until(lambda: fired(task) >= 1, 15, proc)
     assert proc.stop() == 0, proc.output()
+
+
+def test_runs_of_worker_fleet_tasks_are_not_handed_off_while_paused(two: list[Proc]) -> None:
+    from django.conf import settings
+
+    task = Task.objects.create(
+        name="fleet",
+        func="tests.testapp.jobs:noop",
+        trigger=Task.Trigger.DATE,
+        trigger_config={"run_date": "2099-01-01T00:00:00+00:00"},
+        backend="db",
+        queue_name=settings.FLEET_QUEUE,
+    )
+    pause_everywhere(two)
+    run = task.run_now()
+    time.sleep(QUIET)  # watching for something that must not happen
+    run.refresh_from_db()
+    assert (run.status, run.handed_at) == (TaskRun.Status.QUEUED, None)
+    resume_everywhere(two)
+    # No db_worker runs here: handed off is as far as it goes, and it goes once resumed.
+    wait_until(lambda: TaskRun.objects.filter(pk=run.pk, handed_at__isnull=False).exists(), 15)
+
+
+def test_a_task_edited_while_paused_resumes_from_its_new_schedule(two: list[Proc]) -> None:
+    task = Task.objects.create(
+        name="slow",
+        func="tests.testapp.jobs:sleep",
+        args=[2],
+        trigger=Task.Trigger.INTERVAL,
+        trigger_config={"seconds": 1},
+    )
+    running = wait_until(lambda: task.runs.filter(status=TaskRun.Status.RUNNING).first(), 15)
+    pause_everywhere(two)
+    task.trigger_config = {"hours": 1}
+    task.save()
+    edited_next = Task.objects.get(pk=task.pk).next_run_time
+    assert edited_next is not None
+    assert edited_next > timezone.now() + timedelta(minutes=30)
+    # The run going on at the pause finishes now: it must not store the old schedule's point.
+    running.wait(15)
+    assert Task.objects.get(pk=task.pk).next_run_time == edited_next
+    resume_everywhere(two)
+    time.sleep(QUIET)  # watching for something that must not happen
+    assert not task.runs.filter(scheduled_for__gt=running.scheduled_for).exists()
+    assert Task.objects.get(pk=task.pk).next_run_time == edited_next
+
+
+def test_pausing_in_a_burst_leaves_the_scheduler_firing_after_resume(tmp_path: Path) -> None:
+    Task.objects.bulk_create(
+        Task(
+            name=f"burst-{i}",
+            func="tests.testapp.jobs:noop",
+            trigger=Task.Trigger.INTERVAL,
+            trigger_config={"seconds": 1},
+        )
+        for i in range(200)
+    )
+    proc = Proc(tmp_path / "s.log")
+    proc.wait_ready()
+    for cycle in range(1, 4):
+        # Paused while a burst of 200 fires is being handed over.
+        fired_by = TaskRun.objects.count()
+        wait_until(lambda fired_by=fired_by: TaskRun.objects.count() > fired_by, 15, proc)
+        assert switch_firing(False, "test")
+        wait_until(partial(_logged_times, proc, "Firing paused", cycle), 15, proc)
+        assert switch_firing(True, "test")
+        wait_until(partial(_logged_times, proc, "Firing resumed", cycle), 15, proc)
+    resumed = timezone.now()
+    # APScheduler's thread is alive: fires after the last resume keep coming, every second.
+    wait_until(
+        lambda: (
+            TaskRun.objects.filter(scheduled_for__gt=resumed + timedelta(seconds=2)).count() >= 200
+        ),
+        20,
+        proc,
+    )
+    assert proc.stop() == 0, proc.output()
+
+
+def _logged_times(proc: Proc, text: str, times: int) -> bool:
+    return proc.output().count(text) >= times

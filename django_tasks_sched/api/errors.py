@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -20,7 +21,7 @@ class BadRequest(exceptions.APIException):
     """400 without field errors: a request that cannot be done as asked."""
 
     status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = _("Bad request.")
+    default_detail = gettext_lazy("Bad request.")
     default_code = "bad_request"
 
 
@@ -28,7 +29,7 @@ class Conflict(exceptions.APIException):
     """409: the request conflicts with the current state (an existing id, a finished run)."""
 
     status_code = status.HTTP_409_CONFLICT
-    default_detail = _("The request conflicts with the current state.")
+    default_detail = gettext_lazy("The request conflicts with the current state.")
     default_code = "conflict"
 
 
@@ -36,7 +37,7 @@ class PreconditionFailed(exceptions.APIException):
     """412: ``If-Match`` names a version of the task that is no longer current."""
 
     status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_detail = _("The task changed since you read it: read it again, then retry.")
+    default_detail = gettext_lazy("The task changed since you read it: read it again, then retry.")
     default_code = "precondition_failed"
 
 

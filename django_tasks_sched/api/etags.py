@@ -23,7 +23,8 @@ def check_if_match(request: Request, task: Task) -> None:
     header = request.headers.get("If-Match")
     if header is None:
         return
-    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    # Strong comparison (RFC 9110): a weak tag never matches.
+    tags = [tag.strip() for tag in header.split(",")]
     if "*" in tags or etag(task) in tags:
         return
     raise PreconditionFailed(

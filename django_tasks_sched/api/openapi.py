@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -27,8 +28,9 @@ SETTINGS: dict[str, Any] = {
 }
 
 
+@functools.cache
 def schema() -> dict[str, Any]:
-    """The schema as a dict, generated from the API's URLs and views."""
+    """The schema as a dict, generated once per process from the API's URLs and views."""
     with patched_settings(SETTINGS):
         generator = SchemaGenerator(urlconf="django_tasks_sched.api.urls")
         result: dict[str, Any] = generator.get_schema(request=None, public=True)

@@ -39,7 +39,7 @@ ADD_TASK = (perm("add_task"),)
 CHANGE_TASK = (perm("change_task"),)
 DELETE_TASK = (perm("delete_task"),)
 RUN_TASK = (perm("run_task"),)
-#: Reading runs: what lets the admin show them.
-VIEW_RUNS = (perm("view_taskrun"), perm("change_taskrun"))
+#: Reading runs: what lets the admin show them (a task's page lists its recent runs).
+VIEW_RUNS = (*VIEW_TASK, perm("view_taskrun"), perm("change_taskrun"))
 #: Switching firing on or off in every scheduler process.
 PAUSE_SCHEDULER = (perm("pause_scheduler"),)

@@ -67,6 +67,8 @@ class HandOffThread(threading.Thread):
         self.interval = interval
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        #: Set while firing is paused (django_tasks_sched.firing): no run is handed off.
+        self.paused = threading.Event()
 
     def request(self) -> None:
         """Ask for a pass soon."""
@@ -86,6 +88,8 @@ class HandOffThread(threading.Thread):
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            if self.paused.is_set():
+                continue
             try:
                 hand_off_queued()
                 failures = 0

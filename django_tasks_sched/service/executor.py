@@ -57,7 +57,7 @@ class FiringExecutor(BaseExecutor):
         worker_id: str,
         threads: int,
         *,
-        next_fire_time: Callable[[int], datetime | None],
+        next_fire_time: Callable[[int], object],
         coalesces: Callable[[int], bool],
         processes: bool = False,
     ) -> None:

@@ -55,13 +55,22 @@ class Jobs:
     def resume(self) -> None:
         self.scheduler.resume()
 
-    def pause(self) -> None:
-        """Stop processing jobs; their next fire times stay where they were."""
+    def pause_and_clear(self) -> dict[int, datetime | None]:
+        """Stop firing and drop every job; each task's next fire time as it was.
+
+        Under APScheduler's store lock, which a pass over due jobs holds throughout: a pass
+        under way finishes first (its fires are handed over), and none sees a job vanish.
+        """
         self.scheduler.pause()
+        with self.scheduler._jobstores_lock:
+            points = self.next_fires()
+            self.store.remove_all_jobs()
+        return points
 
     def clear(self) -> None:
-        """Drop every job (the scheduler paused), for a fresh :meth:`load`."""
-        self.store.remove_all_jobs()
+        """Drop every job (the scheduler paused), as before a fresh :meth:`load`."""
+        with self.scheduler._jobstores_lock:
+            self.store.remove_all_jobs()
 
     def shutdown(self) -> None:
         """Stop firing; APScheduler empties the store (read :meth:`next_fires` before)."""

@@ -21,10 +21,11 @@ from types import FrameType
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections, router, transaction
+from django.utils import timezone as dj_timezone
 
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.fleet.handoff import sweep_handoffs, waiting
-from django_tasks_sched.lifecycle import end
+from django_tasks_sched.lifecycle import KEEP, end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
 from django_tasks_sched.retention import Pruner
@@ -38,7 +39,12 @@ from django_tasks_sched.service.housekeeping import (
 )
 from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.listen import Listener, StampReader
-from django_tasks_sched.service.reconcile import Reconciler, Schedule
+from django_tasks_sched.service.reconcile import (
+    CLOCK_MARGIN,
+    Reconciler,
+    ReconcileResult,
+    Schedule,
+)
 
 logger = logging.getLogger("django_tasks_sched.scheduler")
 
@@ -93,8 +99,10 @@ class SchedulerService:
         self.version = -1
         #: The firing switch as this process last saw it (see django_tasks_sched.firing).
         self.firing = True
+        #: When this process paused firing (None while firing).
+        self.paused_at: datetime | None = None
         #: From shutdown on: each task's next fire time as it was when firing stopped.
-        self.resume_points: dict[int, datetime | None] | None = None
+        self.resume_points: dict[int, object] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -134,6 +142,8 @@ class SchedulerService:
             added = 0
             # Nothing is loaded: the table's next fire times stand until the resume.
             self.resume_points = {}
+            self.paused_at = dj_timezone.now()
+            self.executor.handoffs.paused.set()
             logger.warning("Firing is paused in every scheduler process; waiting for resume")
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
@@ -169,12 +179,13 @@ class SchedulerService:
             try:
                 self.reconcile()
                 now = time.monotonic()
-                if now >= next_full and self.firing:
+                if now >= next_full:
                     # Connection upkeep with the full pass, not every poll: under the default
                     # CONN_MAX_AGE = 0 each call reconnects, which was most of an idle
                     # scheduler's CPU time. A failed query closes the connection at once.
                     close_old_connections()
-                    self.log_reconcile("full", self.reconciler.full())
+                    if self.firing:
+                        self.log_reconcile("full", self.reconciler.full())
                     next_full = now + opts.reconcile_interval
                 if now >= next_beat:
                     self.heartbeat.beat()
@@ -184,7 +195,7 @@ class SchedulerService:
                     # Runs whose function stopped sending the heartbeats its task asks for.
                     interrupt_stuck_runs()
                     # Runs handed to a backend that no worker started within the lease.
-                    if sweep_handoffs(get_settings().HANDOFF_LEASE):
+                    if self.firing and sweep_handoffs(get_settings().HANDOFF_LEASE):
                         self.executor.handoffs.request()
                     # In case a wake-up was lost, and for retries whose delay has passed.
                     self.claim_queued()
@@ -211,35 +222,68 @@ class SchedulerService:
             self.pause_firing()
         elif self.firing:
             self.log_reconcile("incremental", self.reconciler.incremental())
+        else:
+            self.forget_edited_points()
         self.claim_queued()
 
     def load(self) -> int:
         """Load every task (APScheduler paused, its store empty), then fire; tasks scheduled."""
         loaded = self.reconciler.load()
+        self.fire(loaded)
+        return loaded.added
+
+    def fire(self, loaded: ReconcileResult) -> None:
+        """Start firing the jobs a load put in the store."""
         if loaded.missed:
             # Recorded MISSED by the executor's dispatcher, like any other fire.
             self.executor.add_fires(loaded.missed)
         self.jobs.resume()
-        return loaded.added
 
     def pause_firing(self) -> None:
         """Firing switched off: stop firing, and store where each task resumes."""
-        self.firing = False
-        self.jobs.pause()
         # As at shutdown: runs finishing from here on store these points, and the reload
         # at resume catches up from them, as after downtime.
-        self.resume_points = self.jobs.next_fires()
-        self.jobs.clear()
+        points: dict[int, object] = dict(self.jobs.pause_and_clear())
+        self.resume_points = points
+        self.firing = False
+        self.executor.handoffs.paused.set()
         self.reconciler = Reconciler(self.jobs)
-        self._store_resume_points(set(self.resume_points))
+        self.paused_at = dj_timezone.now()
+        self._store_resume_points(set(points))
         logger.warning("Firing paused in every scheduler process; running runs go on")
 
     def resume_firing(self) -> None:
-        """Firing switched back on: reload the table and catch up, as at start-up."""
+        """Firing switched back on: reload the table and catch up, as at start-up.
+
+        Nothing changes until the load has succeeded: a failed one (the database away) leaves
+        the process paused, with its resume points, to try again at the next poll.
+        """
+        try:
+            loaded = self.reconciler.load()
+        except Exception:
+            self.jobs.clear()
+            self.reconciler = Reconciler(self.jobs)
+            raise
         self.firing = True
         self.resume_points = None
-        added = self.load()
-        logger.warning("Firing resumed: %d task(s) scheduled", added)
+        self.paused_at = None
+        self.executor.handoffs.paused.clear()
+        self.fire(loaded)
+        logger.warning("Firing resumed: %d task(s) scheduled", loaded.added)
+
+    def forget_edited_points(self) -> None:
+        """While paused: tasks saved since the pause resume from their new schedule.
+
+        ``Task.save()`` stored the new schedule's next fire; a run finishing now must not
+        overwrite it with the point taken at the pause.
+        """
+        if self.paused_at is None or not self.resume_points:
+            return
+        edited = Task.objects.filter(
+            pk__in=list(self.resume_points), updated_at__gte=self.paused_at - CLOCK_MARGIN
+        ).values_list("pk", flat=True)
+        for task_id in edited:
+            self.resume_points[task_id] = KEEP
 
     def claim_queued(self) -> None:
         """Start queued runs (run-now requests, retries) here, or hand them to their backend."""
@@ -262,7 +306,7 @@ class SchedulerService:
         # point, never "no next fire" (which would lose the downtime's catch-up). A fire
         # handed over meanwhile only makes a point earlier: a claimed fire is not claimed twice.
         if self.firing:
-            self.resume_points = self.jobs.next_fires()
+            self.resume_points = dict[int, object](self.jobs.next_fires())
         # (While paused, the points stored at the pause stand.)
         assert self.resume_points is not None
         # Stops the executor taking fires, and empties APScheduler's memory store.
@@ -311,7 +355,11 @@ class SchedulerService:
         """Store where tasks with dropped fires resume, so the next scheduler catches them up."""
         if not task_ids or self.resume_points is None:
             return
-        rows = [[task_id, self.resume_points.get(task_id)] for task_id in task_ids]
+        points = self.resume_points
+        # Not the tasks edited while paused (KEEP): their saved next fire stands.
+        rows = [[pk, points.get(pk)] for pk in task_ids if points.get(pk) is not KEEP]
+        if not rows:
+            return
         using = router.db_for_write(Task)
         try:
             with transaction.atomic(using=using):
@@ -323,7 +371,7 @@ class SchedulerService:
         schedule = self.reconciler.known.get(task_id)
         return isinstance(schedule, Schedule) and schedule.coalesce
 
-    def _next_fire_time(self, task_id: int) -> datetime | None:
+    def _next_fire_time(self, task_id: int) -> object:
         if self.resume_points is not None:
             return self.resume_points.get(task_id)
         return self.jobs.next_fire(task_id)
@@ -340,9 +388,7 @@ class SchedulerService:
             )
 
 
-def resume_points(
-    next_fires: dict[int, datetime | None], unclaimed: list[Fire]
-) -> dict[int, datetime | None]:
+def resume_points(next_fires: dict[int, object], unclaimed: list[Fire]) -> dict[int, object]:
     """Where each task resumes after this scheduler stops: what runs finishing late record.
 
     APScheduler's memory store forgets its jobs at shutdown, and fires it handed over but
@@ -353,6 +399,6 @@ def resume_points(
     points = dict(next_fires)
     for fire in unclaimed:
         known = points.get(fire.task_id)
-        if known is None or fire.scheduled_for < known:
+        if known is None or (isinstance(known, datetime) and fire.scheduled_for < known):
             points[fire.task_id] = fire.scheduled_for
     return points

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.apps import apps
+from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from django_tasks_sched.api import schemas
 from django_tasks_sched.api.errors import exception_handler
 from django_tasks_sched.api.etags import etag
 from django_tasks_sched.api.parsers import JobJSONParser
@@ -25,6 +30,9 @@ from django_tasks_sched.models import Task
 from django_tasks_sched.rawsql import take_write_lock
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: What every endpoint may answer besides its own: not logged in, not allowed.
+ERRORS = {401: schemas.Error, 403: schemas.Error}
 
 
 class SchedulerAPIView(APIView):
@@ -41,6 +49,13 @@ class SchedulerAPIView(APIView):
     def get_exception_handler(self) -> Any:
         return exception_handler
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if _credentials_hold_nul(request):
+            # Django's and REST framework's lookups would hand the NUL to the database, where
+            # PostgreSQL refuses it with a DataError (a 500): no such user can exist anyway.
+            raise AuthenticationFailed(_("Invalid credentials."))
+        super().initial(request, *args, **kwargs)
+
     def get_renderers(self) -> list[BaseRenderer]:
         # The browsable API needs REST framework's templates: without the app, JSON only (a
         # browser would get a 500 from the missing template otherwise).
@@ -52,7 +67,20 @@ class SchedulerAPIView(APIView):
     def get_throttles(self) -> list[BaseThrottle]:
         # Read at request time, not when the class was defined: REST_FRAMEWORK's throttles
         # (off unless configured) apply however the settings were loaded.
-        return [throttle() for throttle in api_settings.DEFAULT_THROTTLE_CLASSES]
+        classes = cast("list[type[BaseThrottle]]", api_settings.DEFAULT_THROTTLE_CLASSES)
+        return [throttle() for throttle in classes]
+
+
+def _credentials_hold_nul(request: Request) -> bool:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _space, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            value = base64.b64decode(value.strip(), validate=True).decode("utf-8", "replace")
+        except (ValueError, binascii.Error):
+            value = ""
+    session = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    return "\x00" in value or "\x00" in session
 
 
 def needs(**by_method: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

@@ -24,6 +24,7 @@ from django_tasks_sched.api.permissions import (
 )
 from django_tasks_sched.api.representation import job_arguments, job_to_dict
 from django_tasks_sched.api.views.base import (
+    ERRORS,
     SchedulerAPIView,
     documented,
     get_task,
@@ -32,13 +33,12 @@ from django_tasks_sched.api.views.base import (
 )
 from django_tasks_sched.exceptions import ConflictingIdError, JobArgumentError
 from django_tasks_sched.facade import prepare_job, save_job
-from django_tasks_sched.jobspec import IGNORED, OPTIONS, apply_changes, job_spec
+from django_tasks_sched.jobspec import apply_changes, job_spec
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import RUN_PERMISSION, makes_due_now, run_permission_message
 
 #: The namespace of ``django_tasks_sched.api.urls`` (``app_name``).
 URL_NAMESPACE = "django_tasks_sched_api"
-ERRORS = {401: schemas.Error, 403: schemas.Error}
 NOT_FOUND = {404: schemas.Error}
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -64,33 +64,22 @@ def _check_run_permission(request: Request, task: Task, previous: Task | None) -
         )
 
 
-def _check_declared(task: Task, touched: set[str] | None) -> None:
+def _check_declared(task: Task, previous: Task | None) -> None:
     """409 for a change to a field the task's declaration owns (read-only, as in the admin).
 
-    ``touched``: the Task fields the change sets; None for all (a replacement).
+    Only a change counts: a job read from the API and sent back as it is passes.
     """
-    owned = [name for name in task.owned_fields() if touched is None or name in touched]
-    if owned:
+    if previous is None:
+        return
+    changed = [
+        name for name in previous.owned_fields() if getattr(task, name) != getattr(previous, name)
+    ]
+    if changed:
         message = _("Declared in code (%(source)s: %(ref)s): change it where it is declared.") % {
-            "source": task.get_source_display(),
-            "ref": task.source_ref or "-",
+            "source": previous.get_source_display(),
+            "ref": previous.source_ref or "-",
         }
-        raise Invalid(ValidationError({name: [message] for name in owned}), status_code=409)
-
-
-def _fields_touched(arguments: dict[str, Any]) -> set[str]:
-    """The Task fields a set of ``modify_job()`` arguments sets."""
-    touched = set()
-    for key in arguments:
-        if key in ("func", "args", "kwargs", "trigger") or key in OPTIONS:
-            touched.add(key)
-        elif key == "name":
-            touched.add("description")
-        elif key not in ("active", "next_run_time", *IGNORED):
-            touched.add("trigger_config")
-    if "trigger" in touched:
-        touched.add("trigger_config")
-    return touched
+        raise Invalid(ValidationError({name: [message] for name in changed}), status_code=409)
 
 
 class JobListView(SchedulerAPIView):
@@ -147,19 +136,27 @@ class JobListView(SchedulerAPIView):
                 arguments,
                 default_run_date=True,
             )
-            with transaction.atomic():
-                task, previous = prepare_job(job_id, spec, replace)
-                if previous is not None:
-                    if not request.user.has_perm("django_tasks_sched.change_task"):
-                        self.permission_denied(request)
-                    _check_declared(previous, None)
-                _check_run_permission(request, task, previous)
-                save_job(task)
-        except ConflictingIdError:
-            raise Conflict(_("Job %(id)s already exists.") % {"id": job_id}) from None
         except JobArgumentError as exc:
             raise _argument_error(exc) from None
+        try:
+            task = self._add(request, job_id, spec, replace)
+        except ConflictingIdError:
+            if not replace:
+                raise Conflict(_("Job %(id)s already exists.") % {"id": job_id}) from None
+            # Added by another request between our look and our insert: replace that one.
+            task = self._add(request, job_id, spec, replace)
         return job_response(task)
+
+    def _add(self, request: Request, job_id: str, spec: Any, replace: bool) -> Task:
+        with transaction.atomic():
+            task, previous = prepare_job(job_id, spec, replace)
+            if previous is not None:
+                if not any(request.user.has_perm(perm) for perm in CHANGE_TASK):
+                    self.permission_denied(request)
+                _check_declared(task, previous)
+            _check_run_permission(request, task, previous)
+            save_job(task)
+        return task
 
 
 class JobDetailView(SchedulerAPIView):
@@ -190,21 +187,21 @@ class JobDetailView(SchedulerAPIView):
         },
     )
     def patch(self, request: Request, job_id: str) -> Response:
-        arguments = job_arguments(request.data, creating=False)
+        arguments = job_arguments(request.data, creating=False, job_id=job_id)
         if arguments.pop("id", job_id) != job_id:
             raise Invalid(ValidationError({"id": [_("A job's id cannot be changed.")]}))
         with transaction.atomic():
             task = get_task(job_id, lock=True)
             check_if_match(request, task)
-            _check_declared(task, _fields_touched(arguments))
             previous = Task.objects.get(pk=task.pk)
             try:
                 apply_changes(task, arguments)
             except JobArgumentError as exc:
                 raise _argument_error(exc) from None
+            _check_declared(task, previous)
             task.full_clean(validate_unique=False)
             _check_run_permission(request, task, previous)
-            if "active" in arguments or "next_run_time" in arguments:
+            if task.active != previous.active:
                 # Switched on or off by hand: a returning declaration must not undo it.
                 task.retired_at = None
             task.save()
@@ -241,8 +238,10 @@ class JobActionView(SchedulerAPIView):
     )
     def post(self, request: Request, job_id: str) -> Response:
         if self.action == "run":
-            task = get_task(job_id)
-            run = task.run_now(origin=TaskRun.Origin.API)
+            with transaction.atomic():
+                # Locked: a DELETE of the task at the same moment waits, or wins (404).
+                task = get_task(job_id, lock=True)
+                run = task.run_now(origin=TaskRun.Origin.API)
             # The run's address, for a client that waits for it (GET runs/<id>).
             namespace = request.resolver_match.namespace if request.resolver_match else None
             path = reverse(f"{namespace or URL_NAMESPACE}:run", kwargs={"run_id": run.pk})

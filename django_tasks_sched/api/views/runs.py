@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -21,10 +22,9 @@ from django_tasks_sched.api import schemas
 from django_tasks_sched.api.errors import Conflict, Invalid
 from django_tasks_sched.api.permissions import RUN_TASK, VIEW_RUNS
 from django_tasks_sched.api.representation import run_to_dict
-from django_tasks_sched.api.views.base import SchedulerAPIView, documented, get_task, needs
+from django_tasks_sched.api.views.base import ERRORS, SchedulerAPIView, documented, get_task, needs
 from django_tasks_sched.models import TaskRun
 
-ERRORS = {401: schemas.Error, 403: schemas.Error}
 FILTERS = [
     OpenApiParameter(
         "status",
@@ -60,7 +60,8 @@ class RunPages(CursorPagination):
         text = request.query_params.get(self.page_size_query_param)
         if text is None:
             return self.page_size
-        if not text.isdigit() or not 1 <= int(text) <= self.max_page_size:
+        # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+        if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= self.max_page_size:
             message = _("Give a whole number from 1 to %(most)d.") % {"most": self.max_page_size}
             raise Invalid(ValidationError({"limit": [message]}))
         return int(text)

@@ -11,24 +11,16 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from django_tasks_sched.api import schemas
 from django_tasks_sched.api.errors import BadRequest
 from django_tasks_sched.api.permissions import PAUSE_SCHEDULER, VIEW_TASK
-from django_tasks_sched.api.views.base import SchedulerAPIView, documented, needs
+from django_tasks_sched.api.representation import iso
+from django_tasks_sched.api.views.base import ERRORS, SchedulerAPIView, documented, needs
 from django_tasks_sched.firing import firing, switch_firing
 from django_tasks_sched.models import SchedulerProcess
 
 NO_CONTENT = {204: OpenApiResponse(description="Done.")}
-ERRORS = {
-    401: schemas.Error,
-    403: schemas.Error,
-}
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 class SchedulerInfoView(SchedulerAPIView):
@@ -52,7 +44,7 @@ class SchedulerInfoView(SchedulerAPIView):
                 "running": switch.on and bool(processes),
                 "firing": {
                     "on": switch.on,
-                    "changed_at": _iso(switch.changed_at),
+                    "changed_at": iso(switch.changed_at),
                     "changed_by": switch.changed_by,
                 },
                 "processes": [
@@ -61,8 +53,8 @@ class SchedulerInfoView(SchedulerAPIView):
                         "hostname": process.hostname,
                         "pid": process.pid,
                         "version": process.version,
-                        "started_at": _iso(process.started_at),
-                        "last_seen": _iso(process.last_seen),
+                        "started_at": iso(process.started_at),
+                        "last_seen": iso(process.last_seen),
                     }
                     for process in processes
                 ],
@@ -91,11 +83,12 @@ class FiringView(SchedulerAPIView):
         return Response(status=204)
 
 
-class OpenAPIView(APIView):
+class OpenAPIView(SchedulerAPIView):
     """``GET openapi.json``: this API's OpenAPI 3 schema (open to anyone, as the docs are)."""
 
-    schema = None  # not a path of its own schema
+    schema = None  # type: ignore[assignment]  # not a path of its own schema
     permission_classes = [AllowAny]
+    authentication_classes = []  # public: a bad login must not stand in the way
 
     def get(self, request: Request) -> Response:
         from django_tasks_sched.api.openapi import schema
