@@ -14,10 +14,14 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone
 
 from django_tasks_sched.firing import switch_firing
 from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.service.reconcile import Reconciler
+from django_tasks_sched.service.runner import Options, SchedulerService
+from tests.factories import make_task
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import manage, wait_until
 
@@ -198,7 +202,7 @@ def test_pausing_in_a_burst_leaves_the_scheduler_firing_after_resume(tmp_path: P
     for cycle in range(1, 4):
         # Paused while a burst of 200 fires is being handed over.
         fired_by = TaskRun.objects.count()
-        wait_until(lambda fired_by=fired_by: TaskRun.objects.count() > fired_by, 15, proc)
+        wait_until(partial(_more_runs_than, fired_by), 15, proc)
         assert switch_firing(False, "test")
         wait_until(partial(_logged_times, proc, "Firing paused", cycle), 15, proc)
         assert switch_firing(True, "test")
@@ -215,5 +219,63 @@ def test_pausing_in_a_burst_leaves_the_scheduler_firing_after_resume(tmp_path: P
     assert proc.stop() == 0, proc.output()
 
 
+def _more_runs_than(count: int) -> bool:
+    return TaskRun.objects.count() > count
+
+
 def _logged_times(proc: Proc, text: str, times: int) -> bool:
     return proc.output().count(text) >= times
+
+
+# -- in one process: the service's own switch handling ---------------------------------------
+
+
+@pytest.fixture
+def service() -> Iterator[SchedulerService]:
+    service = SchedulerService(Options.from_settings())
+    service.start()
+    yield service
+    service.shutdown()
+
+
+def test_a_resume_whose_load_fails_stays_paused_and_retries(
+    service: SchedulerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = make_task("steady", trigger_config={"hours": 1})
+    service.reconcile()
+    expected = service.jobs.next_fire(task.pk)
+    assert expected is not None
+    switch_firing(False)
+    service.reconcile()
+    assert not service.firing
+    assert service.jobs.all() == []
+    assert service._next_fire_time(task.pk) == expected  # what a run finishing now stores
+
+    def database_away(self: Reconciler) -> None:
+        raise DatabaseError("the database went away")
+
+    switch_firing(True)
+    monkeypatch.setattr(Reconciler, "load", database_away)
+    with pytest.raises(DatabaseError):
+        service.reconcile()  # the loop logs it and polls again
+    assert not service.firing
+    assert service.jobs.all() == []
+    assert service._next_fire_time(task.pk) == expected
+    monkeypatch.undo()
+    service.reconcile()
+    assert service.firing
+    assert service.jobs.next_fire(task.pk) == expected
+
+
+def test_a_scheduler_stopped_while_paused_leaves_the_pause_points() -> None:
+    task = make_task("steady", trigger_config={"hours": 1})
+    service = SchedulerService(Options.from_settings())
+    service.start()
+    service.reconciler.flush_next_runs()
+    expected = Task.objects.get(pk=task.pk).next_run_time
+    assert expected is not None
+    switch_firing(False)
+    service.reconcile()
+    service.shutdown()
+    # What the next scheduler catches up from once firing is back on.
+    assert Task.objects.get(pk=task.pk).next_run_time == expected
