@@ -147,8 +147,11 @@ def test_repeated_kill_9_cycles_lose_and_duplicate_nothing(tmp_path: Path) -> No
     """The soak (scripts/soak.py) in small: kill -9 one of three schedulers again and again."""
     trace = tmp_path / "trace.txt"
     # A run cut off by a kill counts as RUNNING until the survivors notice (3 s): the fires
-    # meanwhile must still run, not be recorded MISSED for max_instances.
-    tasks = traced_ticks(trace, "soak", 5, max_instances=10)
+    # meanwhile must still run, not be recorded MISSED for max_instances. Without coalesce: a
+    # restarted replica catches up from a next_run_time written a moment ago, and on a loaded
+    # machine would fold a fire the others had not yet claimed into the next (recorded
+    # "coalesced", which is that option's promise, not a loss; this test is about kills).
+    tasks = traced_ticks(trace, "soak", 5, max_instances=10, coalesce=False)
     procs = [Proc(tmp_path / f"s{i}-0.log", settings=FAST_HEARTBEAT) for i in range(3)]
     for proc in procs:
         proc.wait_ready()
@@ -171,4 +174,5 @@ def test_repeated_kill_9_cycles_lose_and_duplicate_nothing(tmp_path: Path) -> No
         # ... and executed at most once each: no more executions than runs that started.
         started = task.runs.filter(started_at__isnull=False).count()
         assert executed[task.name] <= started, f"{task.name}: {executed[task.name]} > {started}"
-        assert set(task.runs.values_list("status", flat=True)) <= {"SUCCESSFUL", "INTERRUPTED"}
+        odd = task.runs.exclude(status__in=["SUCCESSFUL", "INTERRUPTED"])
+        assert not odd.exists(), list(odd.values_list("scheduled_for", "status", "error"))
