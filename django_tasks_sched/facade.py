@@ -13,6 +13,7 @@ settings before a method is called; ``@scheduler.task`` only records a declarati
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -201,7 +202,7 @@ def prepare_job(id: str, spec: JobSpec, replace_existing: bool) -> tuple[Task, T
     if previous is None:
         task = Task(name=id, source=Task.Source.DATABASE)
     else:
-        task = Task.objects.get(pk=previous.pk)
+        task = copy.deepcopy(previous)  # previous stays as stored, for the caller's checks
     # A replaced job is a new job (as in APScheduler): what is not given is reset.
     for name in DECLARABLE_FIELDS:
         setattr(task, name, spec.fields.get(name, model_default(name)))

@@ -424,13 +424,18 @@ def test_patch_with_a_stale_etag_is_412(admin: Client) -> None:
     assert call(admin, "PATCH", "jobs/job", {"minutes": 9}, HTTP_IF_MATCH="*").status_code == 200
 
 
-def test_patch_of_a_declared_field_is_409_and_the_rest_is_allowed(admin: Client) -> None:
-    make_task(
+def make_declared(source: str, ref: str) -> Task:
+    """A task declared in code or settings, owning its callable and schedule."""
+    return make_task(
         "declared",
-        source=Task.Source.DECORATOR,
-        source_ref="tests.testapp.jobs:noop",
+        source=source,
+        source_ref=ref,
         declared_fields=["func", "args", "kwargs", "trigger", "trigger_config"],
     )
+
+
+def test_patch_of_a_declared_field_is_409_and_the_rest_is_allowed(admin: Client) -> None:
+    make_declared(Task.Source.DECORATOR, "tests.testapp.jobs:noop")
     assert_error(call(admin, "PATCH", "jobs/declared", {"minutes": 1}), 409, "trigger_config")
     assert_error(call(admin, "PATCH", "jobs/declared", {"func": "x:y"}), 409, "func")
     assert call(admin, "PATCH", "jobs/declared", {"timeout": 5}).status_code == 200
@@ -648,12 +653,7 @@ def test_a_method_an_endpoint_lacks_is_405(admin: Client) -> None:
 
 
 def test_a_declared_job_read_can_be_sent_back_unchanged(admin: Client) -> None:
-    make_task(
-        "declared",
-        source=Task.Source.SETTINGS,
-        source_ref="TASKS_SCHED['TASKS'][0]",
-        declared_fields=["func", "args", "kwargs", "trigger", "trigger_config"],
-    )
+    make_declared(Task.Source.SETTINGS, "TASKS_SCHED['TASKS'][0]")
     job = call(admin, "GET", "jobs/declared").json()
     response = call(admin, "PATCH", "jobs/declared", job)
     assert response.status_code == 200, response.content

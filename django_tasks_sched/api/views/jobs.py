@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -193,7 +194,7 @@ class JobDetailView(SchedulerAPIView):
         with transaction.atomic():
             task = get_task(job_id, lock=True)
             check_if_match(request, task)
-            previous = Task.objects.get(pk=task.pk)
+            previous = copy.deepcopy(task)  # as stored, before the change
             try:
                 apply_changes(task, arguments)
             except JobArgumentError as exc:
@@ -251,7 +252,7 @@ class JobActionView(SchedulerAPIView):
             if self.action == "pause":
                 task.pause()
             else:
-                previous = Task.objects.get(pk=task.pk)
+                previous = copy.deepcopy(task)  # as stored, before the change
                 task.active = True
                 _check_run_permission(request, task, previous)
                 task.resume()
