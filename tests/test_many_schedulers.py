@@ -155,15 +155,24 @@ def test_repeated_kill_9_cycles_lose_and_duplicate_nothing(tmp_path: Path) -> No
     procs = [Proc(tmp_path / f"s{i}-0.log", settings=FAST_HEARTBEAT) for i in range(3)]
     for proc in procs:
         proc.wait_ready()
+    killed = []
     for cycle in range(1, 5):
         victim = cycle % 3
         enough = 2 * cycle
         wait_until(partial(all_have_runs, tasks, enough), 20, procs[victim])
+        killed.append(procs[victim].proc.pid)
         assert procs[victim].stop(signal.SIGKILL) == -signal.SIGKILL
         procs[victim] = Proc(tmp_path / f"s{victim}-{cycle}.log", settings=FAST_HEARTBEAT)
         procs[victim].wait_ready()
     before = {t.pk: t.runs.count() for t in tasks}
     wait_until(lambda: all(t.runs.count() >= before[t.pk] + 3 for t in tasks), 20)
+    # The survivors must have recorded what the last kill cut off (after the 3 s heartbeat
+    # timeout) before they stop: stopped too, nobody would until the next start.
+    cut_off = TaskRun.objects.filter(task__in=tasks, status="RUNNING")
+    wait_until(
+        lambda: not any(cut_off.filter(worker_id__contains=f":{pid}:").exists() for pid in killed),
+        20,
+    )
     for proc in procs:
         assert proc.stop() == 0
     executed = traces(trace)
