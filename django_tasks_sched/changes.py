@@ -43,6 +43,17 @@ def current_version(using: str = DEFAULT_DB_ALIAS) -> int:
     return next(iter(row), 0)
 
 
+def ensure_stamp(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Create the stamp's row if it is not there yet (a row to lock, see ``Heartbeat.join``)."""
+    from django_tasks_sched.models import ScheduleStamp
+
+    try:
+        with transaction.atomic(using=using):
+            ScheduleStamp.objects.using(using).get_or_create(pk=STAMP_PK)
+    except IntegrityError:
+        pass  # another process created it meanwhile
+
+
 def bump(using: str = DEFAULT_DB_ALIAS) -> None:
     """Move the stamp forward now and notify listeners; never raises into the caller."""
     from django_tasks_sched.models import ScheduleStamp

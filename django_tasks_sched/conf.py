@@ -58,6 +58,9 @@ DEFAULTS: Mapping[str, Any] = {
     # Tasks with a backend: seconds a handed-off run may wait for a worker before it counts as
     # lost (re-sent once, then recorded MISSED), unless the backend says it is still waiting.
     "HANDOFF_LEASE": 600,
+    # Overlap "buffer_all": most fires of one task that wait for a free slot; a fire beyond it
+    # is recorded MISSED (dropped by the buffer limit).
+    "OVERLAP_BUFFER_LIMIT": 200,
     # Email ADMINS (django.core.mail.mail_admins) when a run fails, times out or is interrupted,
     # and when a task is deactivated after too many failures in a row.
     "MAIL_ADMINS_ON_FAILURE": False,
@@ -119,6 +122,7 @@ class AppSettings:
     PRUNE_INTERVAL: float | None
     PRUNE_BATCH_SIZE: int
     HANDOFF_LEASE: float
+    OVERLAP_BUFFER_LIMIT: int
     MAIL_ADMINS_ON_FAILURE: bool
 
 
@@ -148,6 +152,7 @@ NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
     "PRUNE_INTERVAL": (False, 0, False),
     "PRUNE_BATCH_SIZE": (True, 1, True),
     "HANDOFF_LEASE": (False, 0, False),
+    "OVERLAP_BUFFER_LIMIT": (True, 1, True),
 }
 
 #: Numeric keys that also accept None ("no limit", or for PRUNE_INTERVAL "never").
@@ -231,6 +236,7 @@ def get_settings() -> AppSettings:
         PRUNE_INTERVAL=None if raw["PRUNE_INTERVAL"] is None else float(raw["PRUNE_INTERVAL"]),
         PRUNE_BATCH_SIZE=int(raw["PRUNE_BATCH_SIZE"]),
         HANDOFF_LEASE=float(raw["HANDOFF_LEASE"]),
+        OVERLAP_BUFFER_LIMIT=int(raw["OVERLAP_BUFFER_LIMIT"]),
         MAIL_ADMINS_ON_FAILURE=raw["MAIL_ADMINS_ON_FAILURE"],
     )
 

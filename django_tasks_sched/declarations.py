@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django_tasks_sched.conf import SETTING_NAME, user_settings
 from django_tasks_sched.exceptions import DeclarationError
 from django_tasks_sched.jobspec import JobSpec, job_spec
+from django_tasks_sched.options import INITIAL_ONLY
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ class Collected:
 
 
 def from_spec(name: str, source: str, source_ref: str, spec: JobSpec) -> Declaration:
-    initial = {} if spec.active is None else {"active": spec.active}
-    return Declaration(name, source, source_ref, spec.fields, initial)
+    fields = dict(spec.fields)
+    initial = {name: fields.pop(name) for name in INITIAL_ONLY if name in fields}
+    if spec.active is not None:
+        initial["active"] = spec.active
+    return Declaration(name, source, source_ref, fields, initial)
 
 
 # -- the decorator ---------------------------------------------------------------------------------

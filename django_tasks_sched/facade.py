@@ -102,10 +102,13 @@ class Scheduler:
         task.save()
         return task
 
-    def pause_job(self, id: str, jobstore: str | None = None) -> Task:
-        """Stop the task's schedule until :meth:`resume_job` (``active=False``)."""
+    def pause_job(
+        self, id: str, jobstore: str | None = None, *, reason: str = "", by: str = ""
+    ) -> Task:
+        """Stop the task's schedule until :meth:`resume_job` (``active=False``), saying why
+        (``inactive_reason``) and who (``paused_by``)."""
         task = self._get(id)
-        task.pause()
+        task.pause(reason, by=by)
         return task
 
     def resume_job(self, id: str, jobstore: str | None = None) -> Task:

@@ -10,8 +10,8 @@ verb          from -> to                      called by
 ============  ==============================  =============================================
 claim fire    (none) -> RUNNING, MISSED,      a scheduler, per due fire, in batches
               or QUEUED (a task with a        (:func:`service.claims.claim_fires`; unique
-              backend)                        per task and fire, ``max_instances`` counted
-                                              under the task's lock)
+              backend; a buffered fire)       per task and fire, ``max_instances`` and the
+                                              overlap policy counted under the task's lock)
 request       (none) -> QUEUED                ``Task.run_now()``; retries (``policy``)
 start         QUEUED -> RUNNING               the executor about to call (:func:`start`,
                                               :func:`start_queued` for a scheduler's batch)
@@ -28,6 +28,9 @@ heartbeat     RUNNING -> RUNNING              ``TaskRun.update()``/``heartbeat()
 hand off      QUEUED -> QUEUED (handed)       a scheduler, for tasks with a backend
                                               (``fleet.handoff``); a worker then starts it
 cancel        QUEUED -> CANCELLED             ``TaskRun.cancel()`` (the row's own verb)
+              RUNNING -> CANCELLED            overlap ``cancel_other`` (:func:`cancel_running`)
+release       QUEUED (buffered) -> RUNNING    a scheduler, when a slot frees
+                                              (``service.claims.release_buffered``)
 refuse        (none) -> FAILED                the reconcile, for a row it cannot schedule,
                                               once per row version (:func:`refuse`)
 ============  ==============================  =============================================
@@ -82,6 +85,7 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "Finished",
     "called",
+    "cancel_running",
     "end",
     "finish",
     "finish_or_fail",
@@ -118,9 +122,14 @@ def called(run: TaskRun) -> bool:
 
 
 def start_queued(ids: Sequence[int], worker_id: str, now: datetime) -> int:
-    """QUEUED -> RUNNING for a scheduler's batch of queued runs (rows it has locked)."""
+    """QUEUED -> RUNNING for a scheduler's batch of queued runs (rows it has locked), buffered
+    fires among them included."""
     return TaskRun.objects.filter(pk__in=ids, status=TaskRun.Status.QUEUED).update(
-        status=TaskRun.Status.RUNNING, started_at=now, alive_at=now, worker_id=worker_id
+        status=TaskRun.Status.RUNNING,
+        started_at=now,
+        alive_at=now,
+        worker_id=worker_id,
+        buffered=False,
     )
 
 
@@ -230,6 +239,29 @@ def end(
         for task_id, count in Counter(run.task_id for run in ended).items():
             add_failures(task_id, count, status, using)
     after_outcomes(ended)
+    return ended
+
+
+def cancel_running(runs: Iterable[TaskRun], reason: str, now: datetime) -> list[TaskRun]:
+    """RUNNING (or QUEUED on a backend) -> CANCELLED: the runs overlap ``cancel_other`` replaces.
+
+    The process running one sees it ended at its next liveness beat and stops the call where
+    it can (:mod:`.liveness`): a worker process is killed; a thread runs on, its outcome
+    dropped. A queued one is never started (its worker finds it cancelled).
+    """
+    ended = []
+    for run in runs:
+        started = run.status == TaskRun.Status.RUNNING
+        ended += end(
+            [run],
+            TaskRun.Status.CANCELLED,
+            lambda run: reason,
+            now,
+            started=started,
+            from_status=run.status,
+        )
+    for run in ended:
+        logger.info("Run %s of task %s cancelled: %s", run.pk, run.task_id, reason)
     return ended
 
 

@@ -7,6 +7,10 @@ process, wherever that ran (a scheduler, a worker of a fleet, an inline caller):
 housekeeping ends it INTERRUPTED (:func:`.service.housekeeping.interrupt_silent_runs`) and the
 task's retry policy follows.
 
+A run ended meanwhile by another process (cancelled by overlap ``cancel_other``, timed out by a
+watchdog, taken for dead) is noticed at the same beat: a run with a stop registered
+(:meth:`Liveness.on_end`: the process executor's worker process) is stopped.
+
 This is the process's liveness, not the function's: a function stuck in a loop still looks
 alive here. ``Task.heartbeat_timeout`` asks the function itself for heartbeats
 (``current_run().heartbeat()``), which :func:`~.service.housekeeping.interrupt_stuck_runs` checks.
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.db import close_old_connections, connections, router, transaction
@@ -32,6 +36,8 @@ class Liveness(threading.Thread):
         super().__init__(name="dts-liveness", daemon=True)
         self.interval = interval
         self._ids: set[int] = set()
+        #: How to stop the call of a run that another process ended, where it can be stopped.
+        self._stops: dict[int, Callable[[], None]] = {}
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
 
@@ -42,6 +48,15 @@ class Liveness(threading.Thread):
     def discard(self, run_id: int) -> None:
         with self._lock:
             self._ids.discard(run_id)
+            self._stops.pop(run_id, None)
+
+    def on_end(self, run_id: int, stop: Callable[[], None] | None) -> None:
+        """Call ``stop`` if the run is ended elsewhere while it runs here (None: forget it)."""
+        with self._lock:
+            if stop is None:
+                self._stops.pop(run_id, None)
+            else:
+                self._stops[run_id] = stop
 
     def beating(self) -> list[int]:
         with self._lock:
@@ -57,7 +72,10 @@ class Liveness(threading.Thread):
         if not ids:
             return 0
         try:
-            return _stamp(ids)
+            stamped = _stamp(ids)
+            if stamped < len(ids):
+                self._stop_ended()
+            return stamped
         except Exception:
             # The database is away: the next beat tries again; a run silent for longer than
             # the timeout is what the timeout is for.
@@ -65,6 +83,19 @@ class Liveness(threading.Thread):
             return 0
         finally:
             close_old_connections()
+
+    def _stop_ended(self) -> None:
+        """Stop the calls of runs that are no longer RUNNING (ended by another process)."""
+        from django_tasks_sched.models import TaskRun
+
+        with self._lock:
+            watched = dict(self._stops)
+        if not watched:
+            return
+        ended = TaskRun.objects.filter(pk__in=list(watched)).exclude(status=TaskRun.Status.RUNNING)
+        for run_id, status in ended.values_list("pk", "status"):
+            logger.warning("Run %s was ended elsewhere (%s): stopping its call", run_id, status)
+            watched[run_id]()
 
 
 def _stamp(ids: list[int]) -> int:

@@ -80,6 +80,18 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
     update.alters_data = True  # type: ignore[attr-defined]
 
+    def switch_off(self, reason: str) -> int:
+        """Deactivate these tasks for the scheduler's ``reason`` (no person paused them)."""
+        return self.filter(active=True).update(
+            active=False,
+            inactive_reason=reason[:255],
+            paused_by="",
+            paused_at=timezone.now(),
+            next_run_time=None,
+        )
+
+    switch_off.alters_data = True  # type: ignore[attr-defined]
+
     def update_quietly(self, **kwargs: Any) -> int:
         """UPDATE without moving ``updated_at`` or the change stamp (scheduler bookkeeping)."""
         return super().update(**kwargs)
@@ -125,6 +137,14 @@ class Task(models.Model):
         PYPROJECT = "pyproject", _("pyproject.toml [tool.scheduled]")
         MIGRATION = "migration", _("Data migration")
 
+    class Overlap(models.TextChoices):
+        """What a fire does when ``max_instances`` runs of its task are already running."""
+
+        SKIP = "skip", _("Skip the fire (recorded missed)")
+        BUFFER_ONE = "buffer_one", _("Buffer one fire; skip the rest")
+        BUFFER_ALL = "buffer_all", _("Buffer every fire, run them in order")
+        CANCEL_OTHER = "cancel_other", _("Cancel the oldest running run, run the fire")
+
     #: Sources that ``synctasks`` keeps in step with their declaration (and retires).
     DECLARED_SOURCES = frozenset({Source.DECORATOR, Source.SETTINGS, Source.PYPROJECT})
 
@@ -166,13 +186,41 @@ class Task(models.Model):
         max_length=255,
         blank=True,
         validators=NO_NUL,
-        help_text=_("Set when the scheduler deactivates the task, e.g. after repeated failures."),
+        help_text=_(
+            "Why it is inactive: said by the person who paused it, or by the scheduler "
+            "(repeated failures, no runs left)."
+        ),
     )
+    paused_by = models.CharField(
+        _("paused by"),
+        max_length=150,
+        blank=True,
+        editable=False,
+        help_text=_("Who paused it; empty when the scheduler switched it off."),
+    )
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True, editable=False)
     max_instances = models.PositiveIntegerField(
         _("max instances"),
         default=1,
         validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_COUNT)],
         help_text=_("Most concurrent runs of this task, across every scheduler process."),
+    )
+    overlap = models.CharField(
+        _("overlap"),
+        max_length=16,
+        choices=Overlap.choices,
+        default=Overlap.SKIP,
+        help_text=_("What a fire does when max_instances runs of the task are still running."),
+    )
+    remaining_runs = models.PositiveIntegerField(
+        _("remaining runs"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(bounds.MAX_COUNT)],
+        help_text=_(
+            "Fires of the schedule left; each claimed fire uses one, and at 0 the task is "
+            "switched off. Empty: no limit."
+        ),
     )
     coalesce = models.BooleanField(
         _("coalesce"),
@@ -464,39 +512,94 @@ class Task(models.Model):
 
     # -- verbs --------------------------------------------------------------------------------
 
-    def pause(self) -> None:
-        """Deactivate the task (its schedule stops firing)."""
+    def pause(self, reason: str = "", *, by: str = "") -> None:
+        """Deactivate the task (its schedule stops firing), saying why and, if known, who.
+
+        ``reason`` is kept in ``inactive_reason``; ``by`` (a user name) and the time in
+        ``paused_by`` and ``paused_at``, which tell a person's pause from the scheduler's.
+        """
+        self.inactive_reason = check_reason(reason)
+        self.paused_by = check_reason(by, field="paused_by", limit=150)
+        self.paused_at = timezone.now()
         self.active = False
         # Switched off by hand: synctasks must not switch it back on (see retired_at).
         self.retired_at = None
-        self.save(update_fields=["active", "retired_at", "updated_at"])
+        self.save(update_fields=[*PAUSE_FIELDS, "active", "retired_at", "updated_at"])
 
     def resume(self) -> None:
         """Activate the task again and clear any reason it was deactivated for."""
         self.active = True
-        self.inactive_reason = ""
+        self.inactive_reason, self.paused_by, self.paused_at = "", "", None
         self.consecutive_failures = 0
         self.retired_at = None
         self.save(
             update_fields=[
+                *PAUSE_FIELDS,
                 "active",
-                "inactive_reason",
                 "consecutive_failures",
                 "retired_at",
                 "updated_at",
             ]
         )
 
-    def run_now(self, *, inline: bool = False, origin: str | None = None) -> TaskRun:
-        """Queue one run now, outside the schedule; ``inline=True`` runs it in this process."""
-        run = TaskRun.objects.create(
-            task=self, status=TaskRun.Status.QUEUED, origin=origin or TaskRun.Origin.MANUAL
-        )
+    def backfill(self, start: datetime, end: datetime) -> list[TaskRun]:
+        """One run for each fire time of the schedule in ``[start, end)`` that has none yet.
+
+        The runs wait their turn (``max_instances``) and start in order of their fire times;
+        misfire grace and coalescing do not apply. See :mod:`django_tasks_sched.backfill`.
+        """
+        from django_tasks_sched.backfill import backfill
+
+        return backfill(self, start, end)
+
+    def run_now(
+        self,
+        *,
+        inline: bool = False,
+        origin: str | None = None,
+        respect_overlap: bool = False,
+    ) -> TaskRun:
+        """Queue one run now, outside the schedule; ``inline=True`` runs it in this process.
+
+        By default the run starts whatever runs of the task are going. ``respect_overlap``
+        treats it as a fire of the schedule: it waits for a slot of ``max_instances``, and the
+        ``overlap`` policy decides when none is free (recorded MISSED, buffered, or the oldest
+        run cancelled); a scheduler process starts it, so it cannot be ``inline``.
+        """
+        if respect_overlap:
+            from django_tasks_sched.service.claims import request_run
+
+            if inline:
+                raise ValueError("run_now(): respect_overlap runs are started by a scheduler")
+            return request_run(self, origin or TaskRun.Origin.MANUAL)
+        else:
+            run = TaskRun.objects.create(
+                task=self, status=TaskRun.Status.QUEUED, origin=origin or TaskRun.Origin.MANUAL
+            )
         if inline:
             # The app config holds the run path, so the models do not import it (a cycle).
             config = cast("TasksSchedConfig", apps.get_app_config("django_tasks_sched"))
             config.execute_run(run)
         return run
+
+
+#: What a pause writes besides ``active``.
+PAUSE_FIELDS = ("inactive_reason", "paused_by", "paused_at")
+
+
+def check_reason(value: Any, *, field: str = "inactive_reason", limit: int = 255) -> str:
+    """A pause's reason (or who paused): text of at most ``limit`` characters, without NUL."""
+    if not isinstance(value, str):
+        raise TaskConfigError(str(_("must be text")), field=field)
+    if len(value) > limit:
+        raise TaskConfigError(
+            _("at most %(limit)d characters, not %(length)d")
+            % {"limit": limit, "length": len(value)},
+            field=field,
+        )
+    if "\x00" in value:
+        raise TaskConfigError(str(_("must not contain a NUL character")), field=field)
+    return value
 
 
 def _is_editable_field(name: Any) -> bool:
@@ -512,10 +615,11 @@ class TaskRunQuerySet(models.QuerySet["TaskRun"]):
         return self.filter(status=TaskRun.Status.QUEUED)
 
     def due(self, now: datetime | None = None) -> TaskRunQuerySet:
-        """Queued runs that may start now (a retry waits for its ``not_before``)."""
+        """Queued runs that may start now: a retry waits for its ``not_before``, a buffered
+        fire for a free slot (``service.claims.release_buffered`` releases it)."""
         now = now or timezone.now()
         return self.queued().filter(
-            models.Q(not_before__isnull=True) | models.Q(not_before__lte=now)
+            models.Q(not_before__isnull=True) | models.Q(not_before__lte=now), buffered=False
         )
 
     def running(self) -> TaskRunQuerySet:
@@ -554,6 +658,7 @@ class TaskRun(models.Model):
         API = "API", _("API")
         CLI = "CLI", _("Command line")
         RETRY = "RETRY", _("Retry")
+        BACKFILL = "BACKFILL", _("Backfill")
 
     FINISHED_STATUSES = frozenset(
         {
@@ -663,6 +768,14 @@ class TaskRun(models.Model):
         _("hand-offs"),
         default=0,
         help_text=_("How many times it was enqueued on its backend (more than once: re-sent)."),
+    )
+    buffered = models.BooleanField(
+        _("waits for a slot"),
+        default=False,
+        help_text=_(
+            "A fire held back by the task's overlap policy, or backfilled: it starts, in order "
+            "of its fire time, when fewer than max_instances runs of the task are running."
+        ),
     )
 
     objects = TaskRunQuerySet.as_manager()

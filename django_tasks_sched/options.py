@@ -9,6 +9,11 @@ from __future__ import annotations
 
 #: How runs of the task execute.
 EXECUTION = ("max_instances", "coalesce", "misfire_grace_time", "timeout", "heartbeat_timeout")
+#: Schedule policies: what a fire does when the last run still goes, how many fires are left.
+POLICIES = ("overlap", "remaining_runs")
+#: Options a declaration sets only when it creates the row: the scheduler counts
+#: ``remaining_runs`` down, and a sync must not set it back.
+INITIAL_ONLY = ("remaining_runs",)
 #: Where runs of the task execute: a django.tasks backend's workers, or runscheduler.
 WORKERS = ("backend", "queue_name", "priority")
 #: What happens after a failed run.
@@ -23,4 +28,4 @@ RETRIES = (
 HISTORY = ("keep_runs_days", "keep_runs_count")
 
 #: Every option, in the order forms show them.
-TASK_OPTIONS = (*EXECUTION, *WORKERS, *RETRIES, *HISTORY)
+TASK_OPTIONS = (*EXECUTION, *POLICIES, *WORKERS, *RETRIES, *HISTORY)

@@ -148,9 +148,7 @@ def _apply_failure_limits(failed: Sequence[TaskRun], policies: dict[int, _Policy
             "error": errors.get(policy.id, ""),
         }
         # A normal update: it moves the change stamp, so every scheduler drops the task.
-        changed = Task.objects.filter(pk=policy.id, active=True).update(
-            active=False, inactive_reason=reason[:255]
-        )
+        changed = Task.objects.filter(pk=policy.id).switch_off(reason)
         if not changed:
             continue  # another process got there first
         done.add(policy.id)

@@ -20,6 +20,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from django_tasks_sched.forms import TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from django_tasks_sched.service.claims import Fire, claim_fires
 from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +76,8 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "active": "on",
         "inactive_reason": "",
         "max_instances": "1",
+        "overlap": "skip",
+        "remaining_runs": "",
         "coalesce": "on",
         "misfire_grace_time": "60",
         "timeout": "",
@@ -242,6 +245,20 @@ def test_tasks_switched_off_by_the_scheduler_stand_out(admin: Client) -> None:
     page = admin.get(TASK_CHANGELIST).content.decode()
     assert page.count("switched off</span>") == 1
     assert 'title="Deactivated after 3 failed runs in a row"' in page
+
+
+def test_a_person_s_pause_is_told_from_the_scheduler_s(admin: Client) -> None:
+    by_alice = make_task("by-alice")
+    by_alice.pause("deploy freeze", by="alice")
+    broken = make_task("broken")
+    Task.objects.filter(pk=broken.pk).switch_off("Deactivated after 3 failed runs in a row")
+    page = admin.get(TASK_CHANGELIST).content.decode()
+    assert "paused by alice</span>" in page
+    assert 'title="deploy freeze"' in page
+    assert page.count("switched off</span>") == 1
+    change = admin.get(task_change_url(by_alice)).content.decode()
+    assert "Paused by alice at" in change
+    assert "Switched off by the scheduler at" in admin.get(task_change_url(broken)).content.decode()
 
 
 def test_changelist_query_count_does_not_grow_with_rows(admin: Client) -> None:
@@ -561,6 +578,21 @@ def test_run_permission_without_change_cannot_toggle(runner: User, tasks: list[T
     post_action(login(runner), "deactivate_tasks", tasks[:1])
     tasks[0].refresh_from_db()
     assert tasks[0].active
+
+
+def test_deactivating_says_who_paused(admin: Client, tasks: list[Task]) -> None:
+    post_action(admin, "deactivate_tasks", tasks[:1])
+    tasks[0].refresh_from_db()
+    assert (tasks[0].active, tasks[0].paused_by) == (False, "root")
+
+
+def test_run_now_respects_the_overlap_policy(admin: Client) -> None:
+    task = make_task("busy")
+    claim_fires([Fire(task.pk, timezone.now(), None)], "scheduler:a")  # one running
+    response = post_action(admin, "run_now", [task])
+    (text,) = message_texts(response)
+    assert text.startswith("busy was not run: Skipped: 1 run(s) already running")
+    assert task.runs.filter(status="MISSED", origin="MANUAL").count() == 1
 
 
 def test_actions_are_logged(admin: Client, tasks: list[Task]) -> None:

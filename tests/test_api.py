@@ -474,6 +474,20 @@ def test_pause_and_resume_job(admin: Client, viewer: Client) -> None:
     assert_error(call(admin, "POST", "jobs/missing/resume"), 404)
 
 
+def test_pause_job_with_a_reason_says_who_and_why(admin: Client) -> None:
+    task = make_task("job")
+    paused = call(admin, "POST", "jobs/job/pause", {"reason": "deploy freeze"})
+    assert paused.status_code == 200
+    assert paused.json()["inactive_reason"] == "deploy freeze"
+    task.refresh_from_db()
+    assert (task.active, task.inactive_reason, task.paused_by) == (False, "deploy freeze", "admin")
+    assert task.paused_at is not None
+    for body in ({"reason": "x" * 256}, {"reason": "a\x00b"}, {"reason": 5}, {"why": "x"}, [1]):
+        assert_error(call(admin, "POST", "jobs/job/pause", body), 400, "reason")
+    task.refresh_from_db()
+    assert task.inactive_reason == "deploy freeze"
+
+
 def test_resume_that_would_run_at_once_needs_the_run_permission() -> None:
     make_task("job", trigger="interval", trigger_config={"seconds": 5}, active=False)
     changer = client_for(user("changer", "view_task", "change_task"))

@@ -213,7 +213,6 @@ BAD_CRONTABS = [
     ("0 0 * * 1#2", "L, W, # and ?"),
     ("0 0 ? * *", "L, W, # and ?"),
     ("@fortnightly", "unknown alias '@fortnightly'"),
-    ("@reboot", "@reboot is not supported"),
     ("0 0 30 2 *", "never fires"),
     ("0 0 31 4,6 *", "never fires"),
 ]

@@ -38,6 +38,20 @@ def sync_with(*tasks: dict[str, Any], **more: Any) -> SyncReport:
         return sync_tasks()
 
 
+def test_declared_policies_and_remaining_runs_set_only_at_creation() -> None:
+    declared = {**TICK, "overlap": "buffer_all", "remaining_runs": 3}
+    assert sync_with(declared).created == ["tick"]
+    task = Task.objects.get(name="tick")
+    assert (task.overlap, task.remaining_runs) == ("buffer_all", 3)
+    # The scheduler counts it down; the next sync does not set it back.
+    Task.objects.filter(pk=task.pk).update_quietly(remaining_runs=1)
+    report = sync_with(declared)
+    assert not report.changed
+    task.refresh_from_db()
+    assert task.remaining_runs == 1
+    assert "remaining_runs" not in task.declared_fields
+
+
 def test_settings_tasks_are_created_then_left_alone() -> None:
     report = sync_with(TICK, {**ADD, "timeout": 60, "name": "Adds"})
     assert sorted(report.created) == ["add", "tick"]
@@ -236,6 +250,7 @@ def test_admin_shows_the_declaration_and_declared_fields_read_only(admin_client:
         "description": "",
         "inactive_reason": "",
         "max_instances": "2",
+        "overlap": "skip",
         "coalesce": "on",
         "misfire_grace_time": "60",
         "timeout": "1",  # ignored: read-only

@@ -341,7 +341,7 @@ BAD = [
     ("cron", {"crontab": "61 * * * *"}, "trigger_config", "minute value 61 is out of range 0-59"),
     ("cron", {"crontab": "0 0 * * funday"}, "trigger_config", "unknown day-of-week name"),
     ("cron", {"crontab": "@fortnightly"}, "trigger_config", "unknown alias '@fortnightly'"),
-    ("cron", {"crontab": "@reboot"}, "trigger_config", "@reboot is not supported"),
+    ("cron", {"crontab": "@reboot", "jitter": 5}, "trigger_config", "@reboot takes no jitter"),
     ("cron", {"crontab": "0 0 30 2 *"}, "trigger_config", "never fires"),
 ]
 

@@ -189,6 +189,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         "schedule_in_words",
         "upcoming_fire_times",
         "consecutive_failures",
+        "pause_note",
         "source",
         "source_ref",
         "created_at",
@@ -205,6 +206,8 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         schedule = ["trigger", "trigger_config", "active", "inactive_reason"]
         if obj is not None:
             schedule[2:2] = ["schedule_in_words", "upcoming_fire_times"]
+            if not obj.active:
+                schedule.append("pause_note")
         task = ["name", "description", "func", "args", "kwargs"]
         if obj is not None and obj.source != Task.Source.DATABASE:
             task.insert(0, "declaration")  # first: it says which fields below are read-only
@@ -213,7 +216,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             (_("Schedule"), {"fields": schedule}),
             (
                 _("Execution"),
-                {"fields": list(options.EXECUTION)},
+                {"fields": [*options.EXECUTION, *options.POLICIES]},
             ),
             (
                 _("Workers"),
@@ -305,15 +308,42 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             static(f"admin/img/icon-{'yes' if obj.active else 'no'}.svg"),
             obj.active,
         )
-        if obj.active or not obj.inactive_reason:
+        if obj.active:
             return icon
-        # Switched off by the scheduler (failure limit) or a sync: say so, with the reason.
+        if obj.paused_by:
+            # Paused by a person: who, and why on hover.
+            return format_html(
+                '{} <span class="dts-badge" title="{}">{}</span>',
+                icon,
+                obj.inactive_reason,
+                gettext("paused by %(user)s") % {"user": obj.paused_by},
+            )
+        if not obj.inactive_reason:
+            return icon
+        # Switched off by the scheduler (failure limit, no runs left) or a sync: say so.
         return format_html(
             '{} <span class="dts-badge dts-badge-red" title="{}">{}</span>',
             icon,
             obj.inactive_reason,
             gettext("switched off"),
         )
+
+    @admin.display(description=_("switched off"))
+    def pause_note(self, obj: Task) -> str:
+        """Who switched the task off and when: a person, or the scheduler."""
+        when = (
+            date_format(timezone.localtime(obj.paused_at), "DATETIME_FORMAT")
+            if obj.paused_at
+            else "?"
+        )
+        if obj.paused_by:
+            return gettext("Paused by %(user)s at %(when)s.") % {
+                "user": obj.paused_by,
+                "when": when,
+            }
+        if obj.paused_at:
+            return gettext("Switched off by the scheduler at %(when)s.") % {"when": when}
+        return gettext("Switched off.")
 
     @admin.display(description=_("last run status"), ordering="last_run_status")
     def last_run_badge(self, obj: Task) -> str | SafeString:
@@ -414,10 +444,22 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     def run_now(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = 0
         for task in queryset:
-            task.run_now(origin=TaskRun.Origin.MANUAL)
-            self.log_change(request, task, gettext("Queued a run now."))
-            count += 1
-        self.message_user(request, *run_now_message(count))
+            count += self._run_now(request, task)
+        if count:
+            self.message_user(request, *run_now_message(count))
+
+    def _run_now(self, request: HttpRequest, task: Task) -> int:
+        """Queue a run respecting the task's overlap policy; 1 if queued, 0 if skipped."""
+        run = task.run_now(origin=TaskRun.Origin.MANUAL, respect_overlap=True)
+        if run.status == TaskRun.Status.MISSED:
+            self.message_user(
+                request,
+                gettext("%(task)s was not run: %(reason)s") % {"task": task, "reason": run.error},
+                messages.WARNING,
+            )
+            return 0
+        self.log_change(request, task, gettext("Queued a run now."))
+        return 1
 
     @admin.action(description=_("Activate selected tasks"), permissions=["change"])
     def activate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
@@ -440,7 +482,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             if active:
                 task.resume()
             else:
-                task.pause()
+                task.pause(by=request.user.get_username())
             self.log_change(request, task, [{"changed": {"fields": ["active"]}}])
             changed += 1
         if active:
@@ -498,9 +540,8 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             raise Http404
         if not (self.has_view_permission(request, task) and self.has_run_permission(request)):
             raise PermissionDenied
-        task.run_now(origin=TaskRun.Origin.MANUAL)
-        self.log_change(request, task, gettext("Queued a run now."))
-        self.message_user(request, *run_now_message(1))
+        if self._run_now(request, task):
+            self.message_user(request, *run_now_message(1))
         return redirect(
             reverse(
                 f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",

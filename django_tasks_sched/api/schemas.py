@@ -131,6 +131,12 @@ class RunPage(serializers.Serializer[Any]):
     results = Run(many=True)
 
 
+class Pause(serializers.Serializer[Any]):
+    """``POST jobs/<id>/pause``'s optional body."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
 class Firing(serializers.Serializer[Any]):
     on = serializers.BooleanField()
     changed_at = serializers.DateTimeField(allow_null=True)

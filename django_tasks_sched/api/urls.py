@@ -14,6 +14,7 @@ from django_tasks_sched.api.views.jobs import (
     JobActionView,
     JobDetailView,
     JobListView,
+    JobPauseView,
     JobRunView,
 )
 from django_tasks_sched.api.views.runs import (
@@ -40,7 +41,7 @@ urlpatterns = [
     path("shutdown", FiringView.as_view(on=False, strict=True), name="shutdown"),
     path("start", FiringView.as_view(on=True, strict=True), name="start"),
     path("jobs", JobListView.as_view(), name="jobs"),
-    re_path(JOB + r"/pause$", JobActionView.as_view(action="pause"), name="pause-job"),
+    re_path(JOB + r"/pause$", JobPauseView.as_view(), name="pause-job"),
     re_path(JOB + r"/resume$", JobActionView.as_view(action="resume"), name="resume-job"),
     re_path(JOB + r"/run$", JobRunView.as_view(), name="run-job"),
     re_path(JOB + r"/runs$", JobRunsView.as_view(), name="job-runs"),

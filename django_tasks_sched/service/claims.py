@@ -21,10 +21,13 @@ from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from django_tasks_sched.lifecycle import start_queued
+from django_tasks_sched import overlap
+from django_tasks_sched.lifecycle import cancel_running, start_queued
 from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.overlap import Action, Slots
 from django_tasks_sched.rawsql import concrete_field, quoter, take_write_lock
 from django_tasks_sched.service.rawrows import column_reader
 
@@ -42,10 +45,16 @@ RUN_COLUMNS = (
     "kwargs",
     "active",
     "max_instances",
+    "coalesce",
     "timeout",
     "heartbeat_timeout",
     "backend",
+    "overlap",
+    "remaining_runs",
 )
+
+#: Why a task was switched off when its ``remaining_runs`` reached 0.
+NO_RUNS_LEFT = "Finished: no runs left (remaining_runs reached 0)."
 
 
 class Fire(NamedTuple):
@@ -58,6 +67,9 @@ class Fire(NamedTuple):
     #: Record the fire MISSED with this reason instead of running it (coalesced, or missed
     #: while no scheduler was running).
     missed_reason: str | None = None
+    #: One of several fires of a task that does not coalesce, due together (a catch-up):
+    #: each waits for a slot, in order, rather than being skipped.
+    catch_up: bool = False
 
 
 def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
@@ -78,25 +90,22 @@ def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
         # SQLite: the write lock first, so two processes cannot both count zero running
         # instances (or both read the same QUEUED rows).
         take_write_lock(TaskRun, connection.alias)
-        tasks, running = _lock_tasks(task_ids)
-        rows, late = _runs_for(fires, tasks, running, now, worker_id)
+        tasks, slots = _lock_tasks(task_ids)
+        claim = _Claim(tasks, slots, now, worker_id)
+        rows = claim.rows_for(fires)
         # A conflict means another process recorded that fire: its row stands, ours is dropped.
         TaskRun.objects.bulk_create(rows, ignore_conflicts=True)
         ours = _inserted(list(tasks), worker_id, now)
-        # A fire missed for lateness shows in the task's summary, as a finished run would.
-        late_tasks = {
-            task_id for task_id, scheduled_for in late if (task_id, scheduled_for) in ours
-        }
-        if late_tasks:
-            Task.objects.filter(pk__in=late_tasks).update_quietly(
-                last_run_at=now, last_run_status=TaskRun.Status.MISSED
-            )
+        for row in rows:
+            row.pk = ours.get((row.task_id, row.scheduled_for))
+        claim.settle([row for row in rows if row.pk is not None])
     claimed = []
     for row in rows:
-        row.pk = ours.get((row.task_id, row.scheduled_for))
         if row.pk is None:
             logger.debug("Fire %s of task %s claimed elsewhere", row.scheduled_for, row.task_id)
-        elif row.status != TaskRun.Status.MISSED:
+        elif row.status == TaskRun.Status.RUNNING or (
+            row.status == TaskRun.Status.QUEUED and not row.buffered
+        ):
             row.task = tasks[row.task_id]
             claimed.append(row)
     return claimed
@@ -106,24 +115,28 @@ def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
 # fire, and building these queries through the ORM cost more than the rest of the claim.
 
 
-def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, int]]:
-    """Lock the task rows; return the active tasks and how many runs each has in flight.
+def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, Slots]]:
+    """Lock the task rows; return the tasks and how their runs take up their slots.
 
     In flight: RUNNING, and QUEUED on a backend (a handed-off run counts from its claim, so a
-    stopped fleet cannot pile up work).
+    stopped fleet cannot pile up work), not counting buffered fires, which wait for a slot.
     """
     ops, q = connection.ops, quoter(connection)
-    fields = [concrete_field(Task, name) for name in RUN_COLUMNS]
+    # In the model's order: Model.from_db() takes partial values so.
+    fields = sorted((concrete_field(Task, name) for name in RUN_COLUMNS), key=_model_order)
     run_table, run_task = q(TaskRun._meta.db_table), q(concrete_field(TaskRun, "task").column)
     task_pk = q(concrete_field(Task, "id").column)
     status = f"r.{q(concrete_field(TaskRun, 'status').column)}"
+    buffered = f"r.{q(concrete_field(TaskRun, 'buffered').column)}"
     # The task's column, not the run's: a run-now request or a retry of a fleet task is
     # QUEUED with no backend until it is handed off, and counts from its request.
     on_backend = f"t.{q(concrete_field(Task, 'backend').column)} <> ''"
+    runs_of_task = f"FROM {run_table} r WHERE r.{run_task} = t.{task_pk}"
     sql = (
         f"SELECT {', '.join(f't.{q(field.column)}' for field in fields)}, "
-        f"(SELECT COUNT(*) FROM {run_table} r WHERE r.{run_task} = t.{task_pk} "
-        f"AND ({status} = %s OR ({status} = %s AND {on_backend}))) "
+        f"(SELECT COUNT(*) {runs_of_task} "
+        f"AND ({status} = %s OR ({status} = %s AND {on_backend} AND {buffered} = %s))), "
+        f"(SELECT COUNT(*) {runs_of_task} AND {status} = %s AND {buffered} = %s) "
         f"FROM {q(Task._meta.db_table)} t WHERE t.{task_pk} IN ({_placeholders(task_ids)}) "
         # Locked in primary-key order, the same in every process, so two processes
         # claiming overlapping batches cannot deadlock.
@@ -131,20 +144,25 @@ def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, int]]:
     )
     if connection.features.has_select_for_update:
         sql += f" {ops.for_update_sql()}"
+    queued = TaskRun.Status.QUEUED
+    params: list[Any] = [TaskRun.Status.RUNNING, queued, False, queued, True, *task_ids]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [TaskRun.Status.RUNNING, TaskRun.Status.QUEUED, *task_ids])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     readers = [column_reader(field, connection.alias) for field in fields]
     attnames = [field.attname for field in fields]
     tasks: dict[int, Task] = {}
-    running: dict[int, int] = {}
+    slots: dict[int, Slots] = {}
     for row in rows:
-        values = [read(value) for read, value in zip(readers, row[:-1], strict=True)]
+        values = [read(value) for read, value in zip(readers, row[:-2], strict=True)]
         task = Task.from_db(connection.alias, attnames, values)
-        if task.active:
-            tasks[task.pk] = task
-            running[task.pk] = int(row[-1])
-    return tasks, running
+        tasks[task.pk] = task
+        slots[task.pk] = Slots(running=int(row[-2]), buffered=int(row[-1]))
+    return tasks, slots
+
+
+def _model_order(field: Any) -> int:
+    return int(field.creation_counter)
 
 
 def _inserted(task_ids: list[int], worker_id: str, now: datetime) -> dict[tuple[int, Any], int]:
@@ -174,52 +192,136 @@ def _placeholders(values: Sequence[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _runs_for(
-    fires: Sequence[Fire],
-    tasks: dict[int, Task],
-    running: dict[int, int],
-    now: datetime,
-    worker_id: str,
-) -> tuple[list[TaskRun], list[tuple[int, datetime]]]:
-    """The unsaved rows for ``fires`` (RUNNING, QUEUED for a backend, or MISSED with the
-    reason), and the late ones."""
-    rows = []
-    late = []
-    for fire in sorted(fires, key=lambda fire: (fire.task_id, fire.scheduled_for)):
-        task = tasks.get(fire.task_id)
-        if task is None:
-            continue  # deleted or deactivated since APScheduler last looked
-        row = TaskRun(
-            task_id=task.pk,
-            scheduled_for=fire.scheduled_for,
-            origin=TaskRun.Origin.SCHEDULE,
-            enqueued_at=now,
-            worker_id=worker_id,
-        )
-        lateness = (now - fire.scheduled_for).total_seconds()
+class _Claim:
+    """The decisions of one claim transaction, for tasks whose rows it has locked."""
+
+    def __init__(
+        self, tasks: dict[int, Task], slots: dict[int, Slots], now: datetime, worker_id: str
+    ) -> None:
+        self.tasks, self.slots, self.now, self.worker_id = tasks, slots, now, worker_id
+        #: Runs each task may still start (``remaining_runs``), as the batch uses them.
+        self.remaining = {pk: t.remaining_runs for pk, t in tasks.items()}
+        #: The rows of this batch that would run, per task: cancel_other's first victims.
+        self.starting: dict[int, list[TaskRun]] = {}
+        #: Per fire, how many of its task's older running runs ``cancel_other`` ends, and why
+        #: (only if the fire's row is inserted: one another process claimed replaces nothing).
+        self.cancel: dict[tuple[int, datetime], int] = {}
+        self.cancel_reason = ""
+        #: The fires missed for lateness: shown in their tasks' summaries.
+        self.late: set[tuple[int, datetime]] = set()
+
+    def rows_for(self, fires: Sequence[Fire]) -> list[TaskRun]:
+        """The unsaved rows for ``fires``: RUNNING, QUEUED (for a backend, or buffered), or
+        MISSED with the reason."""
+        rows = []
+        for fire in sorted(fires, key=lambda fire: (fire.task_id, fire.scheduled_for)):
+            task = self.tasks.get(fire.task_id)
+            if task is None or not task.active or self.remaining[task.pk] == 0:
+                continue  # deleted, deactivated, or out of runs since APScheduler last looked
+            row = TaskRun(
+                task_id=task.pk,
+                scheduled_for=fire.scheduled_for,
+                origin=TaskRun.Origin.SCHEDULE,
+                enqueued_at=self.now,
+                worker_id=self.worker_id,
+            )
+            self._decide(task, fire, row)
+            rows.append(row)
+        return rows
+
+    def _decide(self, task: Task, fire: Fire, row: TaskRun) -> None:
+        lateness = (self.now - fire.scheduled_for).total_seconds()
         reason = fire.missed_reason
         if not reason and fire.grace is not None and lateness > fire.grace:
             reason = f"Not run: {lateness:.1f}s late, past the misfire grace time of {fire.grace}s."
         if reason:
-            late.append((task.pk, fire.scheduled_for))
-        elif running.get(task.pk, 0) >= task.max_instances:
-            reason = (
-                f"Skipped: {task.max_instances} run(s) already running (max_instances reached)."
-                if not task.backend
-                else f"Skipped: {task.max_instances} run(s) already queued on backend "
-                f"{task.backend!r} or running (max_instances reached)."
-            )
-        if reason:
-            row.status, row.finished_at, row.error = TaskRun.Status.MISSED, now, reason
+            row.status, row.finished_at, row.error = TaskRun.Status.MISSED, self.now, reason
+            self.late.add((task.pk, fire.scheduled_for))
+            return
+        # A catch-up is run in full, in order, whatever the policy for an overlap; a fire
+        # that comes due while one is still waited on joins the end of its line.
+        slots = self.slots[task.pk]
+        catch_up = fire.catch_up or (not task.coalesce and slots.buffered > 0)
+        policy = Task.Overlap.BUFFER_ALL if catch_up else task.overlap
+        decision = overlap.decide(policy, task.max_instances, slots, backend=task.backend)
+        if decision.action == Action.MISS:
+            row.status, row.finished_at = TaskRun.Status.MISSED, self.now
+            row.error = decision.reason
+            return
+        left = self.remaining[task.pk]
+        if left is not None:
+            self.remaining[task.pk] = left - 1
+        if decision.action == Action.CANCEL_OTHER:
+            self._cancel_other(fire, decision.cancel, decision.reason)
+        if decision.action == Action.BUFFER:
+            row.status, row.buffered = TaskRun.Status.QUEUED, True
         elif task.backend:
             # Started by a worker of the backend, once handed off after this claim commits.
-            row.status, row.backend = TaskRun.Status.QUEUED, task.backend
-            running[task.pk] = running.get(task.pk, 0) + 1
+            row.status = TaskRun.Status.QUEUED
         else:
-            row.status, row.started_at = TaskRun.Status.RUNNING, now
-            running[task.pk] = running.get(task.pk, 0) + 1
-        rows.append(row)
-    return rows, late
+            row.status, row.started_at = TaskRun.Status.RUNNING, self.now
+        if task.backend:
+            row.backend = task.backend
+        if not row.buffered:
+            self.starting.setdefault(task.pk, []).append(row)
+
+    def _cancel_other(self, fire: Fire, count: int, reason: str) -> None:
+        """Cancel ``count`` runs of the task: those of this batch first (never inserted as
+        running), then the oldest in the database (after the insert, see :meth:`settle`)."""
+        starting = self.starting.get(fire.task_id, [])
+        while count and starting:
+            row = starting.pop(0)
+            row.status, row.started_at = TaskRun.Status.CANCELLED, None
+            row.finished_at, row.error = self.now, reason
+            count -= 1
+        if count:
+            self.cancel[fire.task_id, fire.scheduled_for] = count
+            self.cancel_reason = reason
+
+    def settle(self, inserted: list[TaskRun]) -> None:
+        """After the insert: cancel the runs ``cancel_other`` replaces, count the runs used,
+        and record the lateness of missed fires in the tasks' summaries."""
+        ours = [row.pk for row in inserted]
+        for row in inserted:
+            assert row.scheduled_for is not None
+            count = self.cancel.get((row.task_id, row.scheduled_for), 0)
+            if count:
+                victims = _oldest_in_flight(self.tasks[row.task_id], count, ours)
+                # Ended as the fire that replaces them starts.
+                cancel_running(victims, self.cancel_reason, self.now)
+        used: dict[int, int] = {}
+        late = set()
+        for row in inserted:
+            if (row.task_id, row.scheduled_for) in self.late:
+                late.add(row.task_id)
+            elif row.status != TaskRun.Status.MISSED:
+                used[row.task_id] = used.get(row.task_id, 0) + 1
+        if late:
+            # A fire missed for lateness shows in the task's summary, as a finished run would.
+            Task.objects.filter(pk__in=late).update_quietly(
+                last_run_at=self.now, last_run_status=TaskRun.Status.MISSED
+            )
+        for task_id, count in used.items():
+            left = self.tasks[task_id].remaining_runs
+            if left is None:
+                continue
+            left = max(0, left - count)
+            Task.objects.filter(pk=task_id).update_quietly(remaining_runs=left)
+            if left == 0:
+                # A normal update: every scheduler drops the task.
+                Task.objects.filter(pk=task_id).switch_off(NO_RUNS_LEFT)
+                logger.info("Task %r used its last run", self.tasks[task_id].name)
+
+
+def _oldest_in_flight(task: Task, count: int, exclude: list[int]) -> list[TaskRun]:
+    """The task's ``count`` oldest runs in flight, not those in ``exclude``, oldest first."""
+    statuses = [TaskRun.Status.RUNNING]
+    if task.backend:
+        statuses.append(TaskRun.Status.QUEUED)  # counted in flight from their claim
+    in_flight = TaskRun.objects.filter(
+        task_id=task.pk, buffered=False, status__in=statuses
+    ).exclude(pk__in=exclude)
+    return list(in_flight.order_by("enqueued_at", "id")[:count])
 
 
 def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
@@ -237,6 +339,74 @@ def claim_queued_runs(worker_id: str, limit: int) -> list[TaskRun]:
             return []
         start_queued(ids, worker_id, now)
     return list(TaskRun.objects.filter(pk__in=ids, worker_id=worker_id).select_related("task"))
+
+
+def request_run(task: Task, origin: str) -> TaskRun:
+    """A run requested now that respects the task's overlap policy, as a fire would.
+
+    Recorded MISSED when the policy skips it; otherwise it waits (buffered) and a scheduler
+    starts it as soon as a slot is free, at once if one is. A ``cancel_other`` task's oldest
+    running run is cancelled for it.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        take_write_lock(TaskRun, connection.alias)
+        tasks, slots = _lock_tasks([task.pk])
+        current = tasks.get(task.pk)
+        run = TaskRun(task=task, origin=origin, enqueued_at=now, status=TaskRun.Status.QUEUED)
+        if current is None:
+            raise Task.DoesNotExist(f"Task {task.pk} was deleted")
+        decision = overlap.decide(
+            current.overlap, current.max_instances, slots[task.pk], backend=current.backend
+        )
+        if decision.action == Action.MISS:
+            run.status, run.finished_at, run.error = TaskRun.Status.MISSED, now, decision.reason
+        else:
+            # Started by release_buffered, which counts the slots again under the lock.
+            run.buffered = True
+        run.save()
+        if decision.action == Action.CANCEL_OTHER:
+            victims = _oldest_in_flight(current, decision.cancel, [run.pk])
+            cancel_running(victims, decision.reason, now)
+    return run
+
+
+def release_buffered(worker_id: str, limit: int) -> list[TaskRun]:
+    """Start the buffered fires whose task has a free slot, in order of their fire times.
+
+    Locks the tasks as a claim does, so the free slots cannot be taken twice: a fire of a task
+    run here is started at once (up to ``limit``, this process's free threads) and returned to
+    execute; one of a task with a backend is released to its hand-off (it counts as in flight
+    from here on). A slot left unused for want of threads is taken at the next look.
+    """
+    waiting = TaskRun.objects.filter(status=TaskRun.Status.QUEUED, buffered=True)
+    if not waiting.exists():
+        return []
+    now = timezone.now()
+    started: list[int] = []
+    with transaction.atomic():
+        take_write_lock(TaskRun, connection.alias)
+        task_ids = sorted(set(waiting.values_list("task_id", flat=True)))
+        tasks, slots = _lock_tasks(task_ids)
+        released: list[int] = []
+        for task_id, task in tasks.items():
+            free = task.max_instances - slots[task_id].running
+            if not task.backend:
+                free = min(free, limit - len(started))
+            if free <= 0:
+                continue
+            line = waiting.filter(task_id=task_id).order_by(
+                Coalesce("scheduled_for", "enqueued_at"), "id"
+            )
+            ids = list(line.values_list("pk", flat=True)[:free])
+            (released if task.backend else started).extend(ids)
+        if released:
+            TaskRun.objects.filter(pk__in=released).update(buffered=False)
+        if started:
+            start_queued(started, worker_id, now)
+    if released:
+        logger.info("%d buffered fire(s) released to their backends", len(released))
+    return list(TaskRun.objects.filter(pk__in=started, worker_id=worker_id).select_related("task"))
 
 
 def take_queued(queued: QuerySet[TaskRun], limit: int) -> list[tuple[int, int]]:

@@ -60,9 +60,11 @@ class FiringExecutor(BaseExecutor):
         next_fire_time: Callable[[int], object],
         coalesces: Callable[[int], bool],
         processes: bool = False,
+        finished: Callable[[], None] = lambda: None,
     ) -> None:
         """``next_fire_time`` and ``coalesces`` answer for a task from the service's jobs:
         its next fire (stored with each finished run) and whether it coalesces overdue fires.
+        ``finished`` is called after outcomes are recorded (their slots are free).
         """
         super().__init__()
         self.worker_id = worker_id
@@ -76,6 +78,7 @@ class FiringExecutor(BaseExecutor):
         self.liveness = liveness()
         self.next_fire_time = next_fire_time
         self.coalesces = coalesces
+        self.finished = finished
         self._fires: deque[Fire] = deque()
         self._finished: deque[TaskRun] = deque()
         self._wake = threading.Event()
@@ -246,6 +249,7 @@ class FiringExecutor(BaseExecutor):
             self.started.difference_update(run.pk for run in batch)
             for run in batch:
                 self.liveness.discard(run.pk)
+            self.finished()
 
     def _next_run_time(self, run: TaskRun) -> object:
         # Scheduled runs refresh the task's next fire; a run-now leaves it alone.
@@ -306,26 +310,32 @@ def coalesce(fires: list[Fire], coalesces: Callable[[int], bool]) -> list[Fire]:
     Several fires of one task come due together when APScheduler hands over a backlog (after
     a start-up catch-up) and while the database is away (the dispatcher keeps the fires until
     it is back). Either way a coalescing task runs once, for its latest fire, and each folded
-    fire is recorded as coalesced. Applied per claim batch (:data:`BATCH_SIZE` fires): a
-    backlog longer than that is folded batch by batch.
+    fire is recorded as coalesced. A task that does not coalesce runs each of them, in order:
+    they are marked ``catch_up``, and wait for a slot rather than being skipped (see
+    :func:`.overlap.decide`). Applied per backlog.
     """
     latest: dict[int, datetime] = {}
-    live = 0
+    count: dict[int, int] = {}
     for fire in fires:
-        if fire.missed_reason is None and coalesces(fire.task_id):
-            live += 1
-            if fire.task_id not in latest or fire.scheduled_for > latest[fire.task_id]:
+        if fire.missed_reason is None:
+            count[fire.task_id] = count.get(fire.task_id, 0) + 1
+            if coalesces(fire.task_id) and (
+                fire.task_id not in latest or fire.scheduled_for > latest[fire.task_id]
+            ):
                 latest[fire.task_id] = fire.scheduled_for
-    if live == len(latest):
+    if len(count) == sum(count.values()):
         return fires  # one fire per task: nothing to fold (the common case)
-    return [
-        fire._replace(missed_reason=COALESCED)
-        if fire.missed_reason is None
-        and fire.task_id in latest
-        and fire.scheduled_for < latest[fire.task_id]
-        else fire
-        for fire in fires
-    ]
+    folded = []
+    for fire in fires:
+        if fire.missed_reason is not None or count[fire.task_id] == 1:
+            folded.append(fire)
+        elif fire.task_id not in latest:
+            folded.append(fire._replace(catch_up=True))
+        elif fire.scheduled_for < latest[fire.task_id]:
+            folded.append(fire._replace(missed_reason=COALESCED))
+        else:
+            folded.append(fire)
+    return folded
 
 
 class LineWriter(threading.Thread):

@@ -7,10 +7,13 @@ import os
 import secrets
 import socket
 
+from django.db import router, transaction
 from django.utils import timezone
 
 import django_tasks_sched
-from django_tasks_sched.models import SchedulerProcess
+from django_tasks_sched.changes import STAMP_PK, ensure_stamp
+from django_tasks_sched.models import SchedulerProcess, ScheduleStamp
+from django_tasks_sched.rawsql import take_write_lock
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,30 @@ class Heartbeat:
                 started_at=now,
                 last_seen=now,
             )
+
+    def join(self) -> bool:
+        """Register this process; True if no other live one is registered: scheduling starts.
+
+        Serialised on the change stamp's row (SQLite: the write lock), so of processes
+        starting together exactly one finds none before it; the others find its row. A
+        process that stopped gracefully removed its row, one that died is live until its
+        heartbeat is older than ``HEARTBEAT_TIMEOUT``.
+        """
+        ensure_stamp()
+        using = router.db_for_write(SchedulerProcess)
+        with transaction.atomic(using=using):
+            take_write_lock(SchedulerProcess, using)
+            # Locking reads, so MariaDB's repeatable read sees what committed while we waited.
+            list(ScheduleStamp.objects.using(using).select_for_update().filter(pk=STAMP_PK))
+            others = (
+                SchedulerProcess.objects.using(using)
+                .alive()
+                .exclude(worker_id=self.worker_id)
+                .select_for_update()
+            )
+            alone = not list(others.values_list("pk", flat=True))
+            self.beat()
+        return alone
 
     def stop(self) -> None:
         SchedulerProcess.objects.filter(worker_id=self.worker_id).delete()

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.execution import Outcome, time_left
+from django_tasks_sched.liveness import liveness
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.worker import worker_main
 
@@ -53,9 +54,13 @@ class WorkerPool:
     def call(self, run: TaskRun) -> Outcome:
         """Call the run's function in an idle worker process (the executor's ``call``)."""
         worker = self._idle.get()
+        beats = liveness()
+        # Ended by another process meanwhile (overlap cancel_other, a watchdog): killed.
+        beats.on_end(run.pk, worker.end)
         try:
             return worker.call(run, self.stopping)
         finally:
+            beats.on_end(run.pk, None)
             self._idle.put(worker)
 
     def stop(self) -> None:
@@ -73,6 +78,8 @@ class WorkerProcess:
     def __init__(self) -> None:
         self.process: Any = None
         self.connection: Connection | None = None
+        #: Set when the run it calls was ended by another process, and the process killed.
+        self.ended = threading.Event()
         self.start()
 
     def start(self) -> None:
@@ -90,6 +97,7 @@ class WorkerProcess:
 
     def call(self, run: TaskRun, stopping: threading.Event) -> Outcome:
         task = run.task
+        self.ended.clear()
         if not self.process.is_alive():
             self.restart()
         # The run itself (pickled, with its task's columns): current_run() in the worker.
@@ -110,6 +118,14 @@ class WorkerProcess:
             except (EOFError, OSError):
                 pass  # the process died, or was stopped: below
             code = self._reap()
+            if self.ended.is_set():
+                self.restart()
+                # Its record stands (CANCELLED, TIMED_OUT...): this outcome is dropped.
+                return _outcome(
+                    TaskRun.Status.CANCELLED,
+                    started,
+                    "Stopped: the run was ended by another process; its worker process was killed.",
+                )
             if stopping.is_set():
                 return _outcome(
                     TaskRun.Status.INTERRUPTED,
@@ -154,6 +170,11 @@ class WorkerProcess:
         if self.connection is not None:
             self.connection.close()
         self.start()
+
+    def end(self) -> None:
+        """The run it calls was ended elsewhere: kill the process (its thread restarts it)."""
+        self.ended.set()
+        self.stop()
 
     def stop(self) -> None:
         """Kill the process: busy, its thread sees the pipe close; idle, no harm done."""

@@ -29,7 +29,7 @@ from django_tasks_sched.lifecycle import KEEP, end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
 from django_tasks_sched.retention import Pruner
-from django_tasks_sched.service.claims import Fire, claim_queued_runs
+from django_tasks_sched.service.claims import Fire, claim_queued_runs, release_buffered
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
 from django_tasks_sched.service.housekeeping import (
@@ -39,6 +39,7 @@ from django_tasks_sched.service.housekeeping import (
 )
 from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.listen import Listener, StampReader
+from django_tasks_sched.service.reboot import reboot_fires
 from django_tasks_sched.service.reconcile import (
     CLOCK_MARGIN,
     Reconciler,
@@ -85,12 +86,15 @@ class SchedulerService:
         self.worker_id = scheduler_worker_id()
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        #: Set when runs of this process finished: a buffered fire may start in their slot.
+        self.slots_freed = threading.Event()
         self.executor = FiringExecutor(
             self.worker_id,
             options.threads,
             next_fire_time=self._next_fire_time,
             coalesces=self._coalesces,
             processes=options.executor == "process",
+            finished=self._runs_finished,
         )
         self.jobs = Jobs(self.executor)
         self.reconciler = Reconciler(self.jobs)
@@ -130,7 +134,9 @@ class SchedulerService:
 
     def start(self) -> None:
         started = time.monotonic()
-        self.heartbeat.beat()
+        # Registered at once: a replica starting next to us must find us live (@reboot).
+        scheduling_starts = self.heartbeat.join()
+        started_at = dj_timezone.now()
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Paused while loading, so no job fires from a half-loaded table.
         self.jobs.start_paused()
@@ -145,6 +151,8 @@ class SchedulerService:
             self.paused_at = dj_timezone.now()
             self.executor.handoffs.paused.set()
             logger.warning("Firing is paused in every scheduler process; waiting for resume")
+        if scheduling_starts and self.firing:
+            self.executor.add_fires(reboot_fires(started_at))
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
@@ -178,6 +186,9 @@ class SchedulerService:
                 break
             try:
                 self.reconcile()
+                if self.slots_freed.is_set():
+                    self.slots_freed.clear()
+                    self.claim_queued()
                 now = time.monotonic()
                 if now >= next_full:
                     # Connection upkeep with the full pass, not every poll: under the default
@@ -208,6 +219,11 @@ class SchedulerService:
                 logger.exception("Scheduler loop failed (%d in a row); retrying", failures)
                 close_old_connections()
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
+
+    def _runs_finished(self) -> None:
+        """The executor recorded finished runs (its dispatcher thread): look at the buffer."""
+        self.slots_freed.set()
+        self.wake.set()
 
     def reconcile(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""
@@ -293,6 +309,17 @@ class SchedulerService:
         if waiting():
             self.executor.handoffs.request()
         free = self.options.threads - self.executor.running()
+        # Buffered fires first: they wait for a slot of their task (overlap policy), and
+        # those of a task with a backend are released to its hand-off.
+        for run in release_buffered(self.worker_id, limit=max(free, 0)):
+            logger.info(
+                "Run %s of task %r started from the buffer (fire of %s)",
+                run.pk,
+                run.task.name,
+                run.scheduled_for,
+            )
+            self.executor.submit_run(run)
+            free -= 1
         if free <= 0:
             return
         for run in claim_queued_runs(self.worker_id, limit=free):

@@ -142,7 +142,13 @@ def parse_config(trigger: str, config: Any) -> TriggerConfig:
         # Added up as floats: timedelta() itself overflows past 999999999 days.
         bounds.check_interval(sum(amount * _UNIT_SECONDS[unit] for unit, amount in units.items()))
         return IntervalConfig(units, start, end, zone, jitter)
-    return CronConfig(_walls(values), start, end, zone, jitter)
+    walls = _walls(values)
+    if isinstance(walls, Crontab) and walls.reboot:
+        for key in ("start_date", "end_date", "jitter"):
+            if key in values:
+                # It fires when scheduling starts, not on a clock these would bound.
+                _fail(_("crontab: @reboot takes no %(key)s") % {"key": key})
+    return CronConfig(walls, start, end, zone, jitter)
 
 
 def _fail(message: str) -> NoReturn:

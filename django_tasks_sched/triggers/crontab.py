@@ -81,8 +81,15 @@ class Crontab:
     #: Minute and hour both fixed (neither starts with ``*``): cron's wall-clock DST rule.
     wall_clock: bool
 
+    @property
+    def reboot(self) -> bool:
+        """``@reboot``: fires at each start of scheduling, never on the clock."""
+        return self.expression == REBOOT.expression
+
     def next_match(self, wall: datetime) -> datetime | None:
         """The first wall time at or after ``wall`` (naive) that the crontab matches."""
+        if self.reboot:
+            return None
         if wall.second or wall.microsecond:
             wall = wall.replace(second=0, microsecond=0) + _ONE_MINUTE
         year, month, day, hour, minute = wall.year, wall.month, wall.day, wall.hour, wall.minute
@@ -132,6 +139,11 @@ class Crontab:
         return [_bits(mask) for mask in masks]
 
 
+#: ``@reboot``: no minute matches; each start of scheduling fires it once
+#: (``service.reboot``). Its masks are empty, so every walk of the clock ends at once.
+REBOOT = Crontab("@reboot", 0, 0, 0, 0, 0, day_or=False, wall_clock=False)
+
+
 def _next_bit(mask: int, start: int) -> int | None:
     """The smallest set bit of ``mask`` at position ``start`` or above."""
     rest = mask >> start
@@ -152,17 +164,12 @@ def parse_crontab(expression: str) -> Crontab:
         raise CrontabError(_("crontab: empty; expected five fields such as '*/15 * * * *'"))
     if text.startswith("@"):
         alias = text.lower()
-        if alias == "@reboot":
-            raise CrontabError(
-                _(
-                    "crontab: @reboot is not supported (tasks follow a schedule, not the "
-                    "scheduler's start); use a date trigger or a schedule such as '@hourly'"
-                )
-            )
+        if alias == REBOOT.expression:
+            return REBOOT
         if alias not in ALIASES:
             raise CrontabError(
                 _("crontab: unknown alias %(alias)s; expected one of %(aliases)s")
-                % {"alias": repr(text), "aliases": ", ".join(ALIASES)}
+                % {"alias": repr(text), "aliases": ", ".join([*ALIASES, REBOOT.expression])}
             )
         text = ALIASES[alias]
     parts = text.split(" ")

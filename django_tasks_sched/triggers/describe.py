@@ -64,7 +64,7 @@ def _describe(parsed: TriggerConfig) -> str:
     else:
         walls = parsed.walls
         text = _crontab_words(walls) if isinstance(walls, Crontab) else _field_words(walls)
-        show_zone = True
+        show_zone = not (isinstance(walls, Crontab) and walls.reboot)
     if parsed.start_date is not None:
         text += _(", from %(date)s") % {"date": format_local(parsed.start_date, parsed.timezone)}
     if parsed.end_date is not None:
@@ -119,6 +119,8 @@ def _amount(unit: str, value: float) -> str:
 
 def _crontab_words(crontab: Crontab) -> str:
     """A crontab string in words, rewritten so cron-descriptor reads it as we fire it."""
+    if crontab.reboot:
+        return _("Once each time scheduling starts (@reboot)")
     raw = ALIASES.get(crontab.expression.lower(), crontab.expression).split()
     minute, hour, dom, month, dow = (
         part if part == "*" or (_STAR_STEP.match(part) and index < 4) else _ranges(values)

@@ -203,3 +203,17 @@ async def async_cancels() -> None:
     import asyncio
 
     raise asyncio.CancelledError("gave up")
+
+
+def trace_span(path: str, seconds: float) -> int:
+    """Append "start <run id>", sleep, append "end <run id>": whether a call ran to its end."""
+    from django_tasks_sched import current_run
+
+    run = current_run()
+    assert run is not None
+    with open(path, "a") as out:
+        out.write(f"start {run.pk}\n")
+    time.sleep(seconds)
+    with open(path, "a") as out:
+        out.write(f"end {run.pk}\n")
+    return int(run.pk)

@@ -32,10 +32,10 @@ from django_tasks_sched.api.views.base import (
     job_response,
     needs,
 )
-from django_tasks_sched.exceptions import ConflictingIdError, JobArgumentError
+from django_tasks_sched.exceptions import ConflictingIdError, JobArgumentError, TaskConfigError
 from django_tasks_sched.facade import prepare_job, save_job
 from django_tasks_sched.jobspec import apply_changes, job_spec
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.models import Task, TaskRun, check_reason
 from django_tasks_sched.policy import RUN_PERMISSION, makes_due_now, run_permission_message
 
 #: The namespace of ``django_tasks_sched.api.urls`` (``app_name``).
@@ -250,13 +250,43 @@ class JobActionView(SchedulerAPIView):
         with transaction.atomic():
             task = get_task(job_id, lock=True)
             if self.action == "pause":
-                task.pause()
+                task.pause(_pause_reason(request), by=request.user.get_username())
             else:
                 previous = copy.deepcopy(task)  # as stored, before the change
                 task.active = True
                 _check_run_permission(request, task, previous)
                 task.resume()
         return job_response(task)
+
+
+class JobPauseView(JobActionView):
+    """``POST jobs/<id>/pause``, with an optional ``{"reason": "..."}``."""
+
+    action = "pause"
+
+    @documented(
+        request=schemas.Pause,
+        responses={
+            200: schemas.Job,
+            400: schemas.Error,
+            403: schemas.Error,
+            401: schemas.Error,
+            **NOT_FOUND,
+        },
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        return super().post(request, job_id)
+
+
+def _pause_reason(request: Request) -> str:
+    """The body's ``reason`` (an empty body: none), checked as ``Task.pause()`` checks it."""
+    data = request.data if request.data is not None else {}
+    if not isinstance(data, dict) or set(data) - {"reason"}:
+        raise Invalid(ValidationError({"reason": [_('The body is {"reason": "..."}, or empty.')]}))
+    try:
+        return check_reason(data.get("reason", ""), field="reason")
+    except TaskConfigError as exc:
+        raise Invalid(ValidationError({exc.field: [exc.message]})) from exc
 
 
 class JobRunView(JobActionView):

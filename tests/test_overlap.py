@@ -1,0 +1,288 @@
+"""Schedule policies in one process: the overlap rule, claims, the buffer, requests that respect
+the policy, remaining runs, pause notes, backfill and @reboot's start of scheduling.
+
+The same policies with real ``runscheduler`` processes are in ``tests/test_policies.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from django_tasks_sched import scheduler
+from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from django_tasks_sched.overlap import Action, Slots, decide
+from django_tasks_sched.service.claims import (
+    NO_RUNS_LEFT,
+    Fire,
+    claim_fires,
+    release_buffered,
+)
+from django_tasks_sched.service.heartbeat import Heartbeat
+from django_tasks_sched.service.reboot import reboot_fires
+from tests.factories import make_task
+
+pytestmark = pytest.mark.django_db
+
+AT = datetime(2099, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def fires(task: Task, count: int, start: datetime = AT) -> list[Fire]:
+    return [Fire(task.pk, start + timedelta(minutes=i), None) for i in range(count)]
+
+
+def statuses(task: Task) -> list[tuple[str, bool]]:
+    runs = task.runs.order_by("scheduled_for", "id")
+    return [(run.status, run.buffered) for run in runs]
+
+
+# -- the rule ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overlap", "running", "buffered", "action"),
+    [
+        ("skip", 0, 0, Action.RUN),
+        ("skip", 1, 0, Action.MISS),
+        ("buffer_one", 1, 0, Action.BUFFER),
+        ("buffer_one", 1, 1, Action.MISS),
+        # A free slot while a fire waits: the new one joins the line, it does not jump it.
+        ("buffer_one", 0, 1, Action.MISS),
+        ("buffer_all", 0, 1, Action.BUFFER),
+        ("buffer_all", 1, 5, Action.BUFFER),
+        ("cancel_other", 1, 0, Action.CANCEL_OTHER),
+        ("cancel_other", 0, 0, Action.RUN),
+    ],
+)
+def test_decide(overlap: str, running: int, buffered: int, action: Action) -> None:
+    assert decide(overlap, 1, Slots(running, buffered)).action == action
+
+
+@override_settings(TASKS_SCHED={"OVERLAP_BUFFER_LIMIT": 2})
+def test_buffer_all_drops_fires_beyond_the_limit_with_the_reason() -> None:
+    slots = Slots(running=1, buffered=0)
+    actions = [decide("buffer_all", 1, slots).action for _ in range(3)]
+    assert actions == [Action.BUFFER, Action.BUFFER, Action.MISS]
+    dropped = decide("buffer_all", 1, slots)
+    assert "2 fires already wait" in dropped.reason
+    assert "OVERLAP_BUFFER_LIMIT" in dropped.reason
+
+
+def test_cancel_other_cancels_what_exceeds_max_instances() -> None:
+    slots = Slots(running=3, buffered=0)
+    decision = decide("cancel_other", 2, slots)
+    assert (decision.action, decision.cancel, slots.running) == (Action.CANCEL_OTHER, 2, 2)
+
+
+# -- claims and the buffer ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overlap", "expected"),
+    [
+        ("skip", [("RUNNING", False), ("MISSED", False), ("MISSED", False)]),
+        ("buffer_one", [("RUNNING", False), ("QUEUED", True), ("MISSED", False)]),
+        ("buffer_all", [("RUNNING", False), ("QUEUED", True), ("QUEUED", True)]),
+    ],
+)
+def test_a_claim_applies_the_overlap_policy(overlap: str, expected: list[tuple[str, bool]]) -> None:
+    task = make_task("slow", overlap=overlap)
+    for fire in fires(task, 3):  # one by one, as the fires come due
+        claim_fires([fire], "scheduler:a")
+    assert statuses(task) == expected
+
+
+def test_buffered_fires_start_in_order_as_slots_free() -> None:
+    task = make_task("slow", overlap="buffer_all", max_instances=2)
+    for fire in reversed(fires(task, 5)):  # claimed out of order: started in fire order
+        claim_fires([fire], "scheduler:a")
+    assert release_buffered("scheduler:a", limit=10) == []  # both slots taken
+    TaskRun.objects.filter(task=task, status="RUNNING").update(status="SUCCESSFUL")
+    started = release_buffered("scheduler:b", limit=10)
+    waiting = task.runs.filter(status="QUEUED", buffered=True).order_by("scheduled_for")
+    assert [run.status for run in started] == ["RUNNING", "RUNNING"]
+    assert max(run.scheduled_for for run in started) < waiting.first().scheduled_for  # type: ignore[union-attr,operator]
+    assert release_buffered("scheduler:b", limit=10) == []  # max_instances again
+    # A process with one free thread takes one.
+    TaskRun.objects.filter(task=task, status="RUNNING").update(status="SUCCESSFUL")
+    assert len(release_buffered("scheduler:c", limit=1)) == 1
+
+
+def test_a_buffered_fire_of_a_backend_task_is_released_to_its_hand_off() -> None:
+    task = make_task("fleet", overlap="buffer_one", backend="default")
+    for fire in fires(task, 2):
+        claim_fires([fire], "scheduler:a")
+    assert statuses(task) == [("QUEUED", False), ("QUEUED", True)]
+    assert release_buffered("scheduler:a", limit=10) == []  # the first is still in flight
+    task.runs.filter(buffered=False).update(status="SUCCESSFUL")
+    assert release_buffered("scheduler:a", limit=10) == []  # released, not run here
+    assert statuses(task) == [("SUCCESSFUL", False), ("QUEUED", False)]
+
+
+def test_cancel_other_cancels_the_oldest_running_run_and_runs_the_fire() -> None:
+    task = make_task("replace", overlap="cancel_other")
+    [first] = claim_fires(fires(task, 1), "scheduler:a")
+    [second] = claim_fires(fires(task, 1, AT + timedelta(minutes=5)), "scheduler:b")
+    first.refresh_from_db()
+    assert first.status == TaskRun.Status.CANCELLED
+    assert "replaced it (overlap cancel_other)" in first.error
+    assert first.finished_at == second.started_at
+    assert second.status == TaskRun.Status.RUNNING
+
+
+def test_a_fire_claimed_elsewhere_cancels_nothing() -> None:
+    task = make_task("replace", overlap="cancel_other")
+    [first] = claim_fires(fires(task, 1), "scheduler:a")
+    # Another process claims the very same fire: it lost, and the run stands.
+    assert claim_fires(fires(task, 1), "scheduler:b") == []
+    first.refresh_from_db()
+    assert first.status == TaskRun.Status.RUNNING
+
+
+def test_catch_up_fires_of_a_task_without_coalescing_wait_in_order() -> None:
+    task = make_task("steady", coalesce=False)
+    claim_fires([fire._replace(catch_up=True) for fire in fires(task, 3)], "scheduler:a")
+    assert statuses(task) == [("RUNNING", False), ("QUEUED", True), ("QUEUED", True)]
+    # A fire that comes due while they wait joins the end of the line.
+    claim_fires(fires(task, 1, AT + timedelta(hours=1)), "scheduler:a")
+    assert statuses(task)[-1] == ("QUEUED", True)
+
+
+def test_remaining_runs_are_used_by_fires_that_run_and_end_the_task() -> None:
+    task = make_task("twice", remaining_runs=2, max_instances=5)
+    claim_fires(fires(task, 1), "scheduler:a")
+    task.refresh_from_db()
+    assert (task.remaining_runs, task.active) == (1, True)
+    # A fire missed for lateness uses none; of two more fires, one runs and one is not made.
+    late = Fire(task.pk, timezone.now() - timedelta(hours=1), 60)
+    claim_fires([late, *fires(task, 2, AT + timedelta(hours=1))], "scheduler:a")
+    task.refresh_from_db()
+    assert (task.remaining_runs, task.active, task.inactive_reason) == (0, False, NO_RUNS_LEFT)
+    assert (task.paused_by, task.next_run_time) == ("", None)
+    assert task.paused_at is not None
+    assert task.runs.exclude(status="MISSED").count() == 2
+    assert claim_fires(fires(task, 1, AT + timedelta(days=1)), "scheduler:a") == []
+
+
+# -- runs requested now -------------------------------------------------------------------------
+
+
+def test_run_now_respecting_the_overlap_policy() -> None:
+    task = make_task("manual")
+    claim_fires(fires(task, 1), "scheduler:a")  # one running
+    skipped = task.run_now(respect_overlap=True)
+    assert skipped.status == TaskRun.Status.MISSED
+    assert "max_instances" in skipped.error
+    task.overlap = "buffer_one"
+    task.save()
+    waiting = task.run_now(respect_overlap=True)
+    assert (waiting.status, waiting.buffered) == ("QUEUED", True)
+    assert task.run_now(respect_overlap=True).status == TaskRun.Status.MISSED
+    task.overlap = "cancel_other"
+    task.save()
+    replacing = task.run_now(respect_overlap=True)
+    assert (replacing.status, replacing.buffered) == ("QUEUED", True)
+    assert task.runs.filter(status="CANCELLED").count() == 1
+    # Overriding the policy (the default) queues it to run beside the others.
+    assert task.run_now().buffered is False
+    with pytest.raises(ValueError, match="started by a scheduler"):
+        task.run_now(inline=True, respect_overlap=True)
+
+
+# -- pause notes --------------------------------------------------------------------------------
+
+
+def test_pause_keeps_the_reason_who_and_when_and_resume_clears_them() -> None:
+    task = make_task("job")
+    task.pause("deploy freeze", by="alice")
+    task.refresh_from_db()
+    assert (task.active, task.inactive_reason, task.paused_by) == (False, "deploy freeze", "alice")
+    assert task.paused_at is not None
+    assert task.next_run_time is None
+    task.resume()
+    task.refresh_from_db()
+    assert (task.active, task.inactive_reason, task.paused_by, task.paused_at) == (
+        True,
+        "",
+        "",
+        None,
+    )
+    scheduler.pause_job("job", reason="broken upstream", by="bob")
+    task.refresh_from_db()
+    assert (task.inactive_reason, task.paused_by) == ("broken upstream", "bob")
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [("x" * 256, "at most 255 characters"), ("a\x00b", "NUL"), (7, "must be text")],
+)
+def test_a_pause_reason_is_bounded_text(reason: object, message: str) -> None:
+    task = make_task("job")
+    with pytest.raises(TaskConfigError, match=message) as caught:
+        task.pause(reason)  # type: ignore[arg-type]
+    assert caught.value.field == "inactive_reason"
+    task.refresh_from_db()
+    assert task.active
+
+
+# -- backfill -----------------------------------------------------------------------------------
+
+
+def test_backfill_queues_each_fire_time_once_without_grace() -> None:
+    task = make_task("ten", trigger="cron", trigger_config={"crontab": "*/10 * * * *"})
+    start = datetime(2026, 1, 1, 0, 0, tzinfo=dt_timezone.utc)
+    runs = task.backfill(start, start + timedelta(hours=1))
+    assert [run.scheduled_for for run in runs] == [
+        start + timedelta(minutes=m) for m in range(0, 60, 10)
+    ]
+    assert {(run.status, run.origin, run.buffered) for run in runs} == {
+        ("QUEUED", "BACKFILL", True)
+    }
+    assert task.backfill(start, start + timedelta(hours=1)) == []
+    # Started as the task's slots free, an hour past any grace time.
+    assert len(release_buffered("scheduler:a", limit=10)) == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field", "message"),
+    [
+        (datetime(2026, 1, 2), datetime(2026, 1, 1), "end", "after the start"),
+        ("2026-01-01", datetime(2026, 1, 2), "start", "date or a datetime"),
+        (datetime(2026, 1, 1), datetime(2026, 3, 1), "end", "more than 10000 fires"),
+    ],
+)
+def test_backfill_refuses_a_bad_range(start: object, end: object, field: str, message: str) -> None:
+    task = make_task("minutely", trigger="cron", trigger_config={"crontab": "* * * * *"})
+    with pytest.raises(TaskConfigError, match=message) as caught:
+        task.backfill(start, end)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert not task.runs.exists()
+
+
+# -- @reboot --------------------------------------------------------------------------------------
+
+
+def test_reboot_is_a_crontab_that_fires_only_at_a_start_of_scheduling() -> None:
+    task = make_task("boot", trigger="cron", trigger_config={"crontab": "@reboot"})
+    make_task("hourly", trigger="cron", trigger_config={"crontab": "@hourly"})
+    make_task("off", trigger="cron", trigger_config={"crontab": "@reboot"}, active=False)
+    assert task.next_run_time is None
+    assert task.describe_schedule() == "Once each time scheduling starts (@reboot)"
+    assert reboot_fires(AT) == [Fire(task.pk, AT, None)]
+
+
+def test_the_first_process_to_join_starts_scheduling() -> None:
+    first, second = Heartbeat("scheduler:first"), Heartbeat("scheduler:second")
+    assert first.join() is True
+    assert second.join() is False  # a replica joining a live one
+    second.stop()
+    first.stop()  # stopped gracefully: not live any more
+    assert Heartbeat("scheduler:third").join() is True
+    # One that died is live until its heartbeat is older than the timeout.
+    SchedulerProcess.objects.update(last_seen=timezone.now() - timedelta(hours=1))
+    assert Heartbeat("scheduler:fourth").join() is True
