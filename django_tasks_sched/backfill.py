@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from django_tasks_sched import bounds
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task, TaskRun
@@ -37,10 +38,13 @@ def fire_times(task: Task, start: datetime | date, end: datetime | date) -> list
     for field, value in (("start", start), ("end", end)):
         if not isinstance(value, date):
             raise TaskConfigError(_("must be a date or a datetime"), field=field)
-    try:
-        start, end = to_instant(start, default_zone()), to_instant(end, default_zone())
-    except (OverflowError, ValueError) as exc:
-        raise TaskConfigError(_("out of range: %(error)s") % {"error": exc}, field="start") from exc
+        if not bounds.MIN_YEAR <= value.year <= bounds.MAX_YEAR:
+            raise TaskConfigError(
+                _("the year %(year)d is out of range %(min)d-%(max)d")
+                % {"year": value.year, "min": bounds.MIN_YEAR, "max": bounds.MAX_YEAR},
+                field=field,
+            )
+    start, end = to_instant(start, default_zone()), to_instant(end, default_zone())
     if start >= end:
         raise TaskConfigError(_("must be after the start"), field="end")
     trigger = task.build_trigger()

@@ -26,6 +26,8 @@ from django_tasks_sched.exceptions import ConflictingIdError, JobLookupError
 from django_tasks_sched.jobspec import DECLARABLE_FIELDS, JobSpec, apply_changes, job_spec
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from django_tasks_sched.models import Task, TaskRun
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -110,6 +112,11 @@ class Scheduler:
         task = self._get(id)
         task.pause(reason, by=by)
         return task
+
+    def backfill_job(self, id: str, start: datetime, end: datetime) -> list[TaskRun]:
+        """Queue one run per fire time of the task in ``[start, end)`` that has none yet
+        (:meth:`Task.backfill <django_tasks_sched.models.Task.backfill>`)."""
+        return self._get(id).backfill(start, end)
 
     def resume_job(self, id: str, jobstore: str | None = None) -> Task:
         """Start the task's schedule again (``active=True``)."""

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched import bounds
-from django_tasks_sched.models import Task
+from django_tasks_sched.models import NO_NUL, Task
 from django_tasks_sched.options import TASK_OPTIONS
 from django_tasks_sched.triggers import TRIGGER_KEYS
 
@@ -145,3 +145,33 @@ class TaskForm(forms.ModelForm):
             remapped.setdefault(key, []).extend(messages)
         if remapped:
             super().add_error(None, ValidationError(remapped))
+
+
+class PauseForm(forms.Form):
+    """Why tasks are deactivated (the admin's action asks)."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        required=False,
+        validators=NO_NUL,
+        help_text=_(
+            'Shown with the task while it is inactive, e.g. "paused during the migration".'
+        ),
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+
+
+class BackfillForm(forms.Form):
+    """A range of a task's schedule to backfill (the admin's backfill page)."""
+
+    start = forms.DateTimeField(
+        label=_("From"),
+        help_text=_("Included. In the site's time zone."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    end = forms.DateTimeField(
+        label=_("Until"),
+        help_text=_("Excluded."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )

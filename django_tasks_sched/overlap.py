@@ -27,9 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from django.utils.translation import gettext as _
-
 from django_tasks_sched.conf import get_settings
+
+# The reasons are stored in English, as every run's error is: the admin counts fires by them
+# (django_tasks_sched.counters), whatever the language of the process that wrote them.
+SKIPPED = "Skipped:"
+DROPPED = "Dropped:"
+REPLACED = "Cancelled: a later fire replaced it (overlap cancel_other)."
 
 
 class Action(Enum):
@@ -74,29 +78,22 @@ def decide(overlap: str, max_instances: int, slots: Slots, *, backend: str = "")
             return Decision(Action.BUFFER)
         if overlap == "buffer_one":
             return Decision(
-                Action.MISS, _("Skipped: a fire already waits for a slot (overlap buffer_one).")
+                Action.MISS, f"{SKIPPED} a fire already waits for a slot (overlap buffer_one)."
             )
         return Decision(
             Action.MISS,
-            _(
-                "Dropped: %(count)d fires already wait for a slot (overlap buffer_all, "
-                "OVERLAP_BUFFER_LIMIT)."
-            )
-            % {"count": slots.buffered},
+            f"{DROPPED} {slots.buffered} fires already wait for a slot (overlap buffer_all, "
+            "OVERLAP_BUFFER_LIMIT).",
         )
     if overlap == "cancel_other":
         excess = slots.running - max_instances + 1
         slots.running = max_instances
-        return Decision(
-            Action.CANCEL_OTHER,
-            _("Cancelled: a later fire replaced it (overlap cancel_other)."),
-            cancel=excess,
-        )
+        return Decision(Action.CANCEL_OTHER, REPLACED, cancel=excess)
     if backend:
-        reason = _(
-            "Skipped: %(count)d run(s) already queued on backend %(backend)r or running "
+        reason = (
+            f"{SKIPPED} {max_instances} run(s) already queued on backend {backend!r} or running "
             "(max_instances reached)."
         )
     else:
-        reason = _("Skipped: %(count)d run(s) already running (max_instances reached).")
-    return Decision(Action.MISS, reason % {"count": max_instances, "backend": backend})
+        reason = f"{SKIPPED} {max_instances} run(s) already running (max_instances reached)."
+    return Decision(Action.MISS, reason)

@@ -106,12 +106,12 @@ def result_names(response: Any) -> list[str]:
     return [obj.name for obj in response.context["cl"].result_list]
 
 
-def post_action(client: Client, action: str, tasks: list[Task]) -> Any:
-    return client.post(
-        TASK_CHANGELIST,
-        {"action": action, "_selected_action": [task.pk for task in tasks]},
-        follow=True,
-    )
+def post_action(client: Client, action: str, tasks: list[Task], **more: Any) -> Any:
+    """Post a changelist action; "deactivate_tasks" with its second step (the reason) too."""
+    data = {"action": action, "_selected_action": [task.pk for task in tasks], **more}
+    if action == "deactivate_tasks":
+        data.setdefault("apply", "yes")
+    return client.post(TASK_CHANGELIST, data, follow=True)
 
 
 def count_queries(client: Client, url: str) -> int:
@@ -258,6 +258,7 @@ def test_a_person_s_pause_is_told_from_the_scheduler_s(admin: Client) -> None:
     assert page.count("switched off</span>") == 1
     change = admin.get(task_change_url(by_alice)).content.decode()
     assert "Paused by alice at" in change
+    assert "skipped (overlap)" in change  # the counters of fires not run
     assert "Switched off by the scheduler at" in admin.get(task_change_url(broken)).content.decode()
 
 
@@ -580,10 +581,20 @@ def test_run_permission_without_change_cannot_toggle(runner: User, tasks: list[T
     assert tasks[0].active
 
 
-def test_deactivating_says_who_paused(admin: Client, tasks: list[Task]) -> None:
-    post_action(admin, "deactivate_tasks", tasks[:1])
+def test_deactivating_asks_why_and_says_who_paused(admin: Client, tasks: list[Task]) -> None:
+    asked = admin.post(
+        TASK_CHANGELIST, {"action": "deactivate_tasks", "_selected_action": [tasks[0].pk]}
+    )
+    assertContains(asked, "Deactivate this task?")
+    assertContains(asked, 'name="reason"')
+    tasks[0].refresh_from_db()
+    assert tasks[0].active  # nothing changes before the answer
+    refused = post_action(admin, "deactivate_tasks", tasks[:1], reason="x" * 256)
+    assertContains(refused, "at most 255 characters")
+    post_action(admin, "deactivate_tasks", tasks[:1], reason="off during the migration")
     tasks[0].refresh_from_db()
     assert (tasks[0].active, tasks[0].paused_by) == (False, "root")
+    assert tasks[0].inactive_reason == "off during the migration"
 
 
 def test_run_now_respects_the_overlap_policy(admin: Client) -> None:
@@ -802,3 +813,51 @@ def test_banner_says_when_firing_is_paused_and_by_whom(admin: Client) -> None:
     assertContains(response, "Firing is paused in every scheduler process (by deploy-bot (API)")
     switch_firing(True)
     assertNotContains(admin.get(changelist), "Firing is paused")
+
+
+# -- backfill -----------------------------------------------------------------------------------
+
+
+def backfill_url(task: Task) -> str:
+    return reverse("admin:django_tasks_sched_task_backfill", args=[task.pk])
+
+
+def test_backfill_page_previews_then_queues_each_fire_once(admin: Client) -> None:
+    task = make_task("ten", trigger="cron", trigger_config={"crontab": "*/10 * * * *"})
+    assertContains(admin.get(task_change_url(task)), backfill_url(task))
+    page = admin.get(backfill_url(task))
+    assertContains(page, 'type="datetime-local"')
+    span = {"start": "2026-01-01T00:00", "end": "2026-01-01T01:00"}
+    preview = admin.post(backfill_url(task), {**span, "preview": "Preview"})
+    assertContains(preview, "6 fire times in the range")
+    assert not TaskRun.objects.exists()
+    done = admin.post(backfill_url(task), {**span, "backfill": "Backfill"}, follow=True)
+    assert message_texts(done) == ["6 runs queued for the range."]
+    assert TaskRun.objects.filter(origin="BACKFILL", buffered=True).count() == 6
+    again = admin.post(backfill_url(task), {**span, "backfill": "Backfill"}, follow=True)
+    assert message_texts(again) == ["0 runs queued for the range."]
+
+
+@pytest.mark.parametrize(
+    ("span", "error"),
+    [
+        ({"start": "2026-01-02T00:00", "end": "2026-01-01T00:00"}, "must be after the start"),
+        ({"start": "yesterday", "end": "2026-01-01T00:00"}, "Enter a valid date/time."),
+        ({"start": "2026-01-01T00:00", "end": "2026-06-01T00:00"}, "more than 10000 fires"),
+        ({"start": "0001-01-01T00:00", "end": "0001-01-02T00:00"}, "out of range 1970-2999"),
+        ({"start": "9999-12-31T00:00", "end": "9999-12-31T23:59"}, "out of range 1970-2999"),
+    ],
+)
+def test_backfill_page_says_what_is_wrong(admin: Client, span: dict[str, str], error: str) -> None:
+    task = make_task("minutely", trigger="cron", trigger_config={"crontab": "* * * * *"})
+    response = admin.post(backfill_url(task), {**span, "backfill": "Backfill"})
+    assert response.status_code == 200
+    assertContains(response, error)
+    assert not TaskRun.objects.exists()
+
+
+def test_backfill_page_needs_the_run_permission(editor: User) -> None:
+    task = make_task("a")
+    client = login(editor)
+    assertNotContains(client.get(task_change_url(task)), backfill_url(task))
+    assert client.get(backfill_url(task)).status_code == 403

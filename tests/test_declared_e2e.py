@@ -155,7 +155,7 @@ def test_admin_deactivation_survives_synctasks_and_a_restart(
     admin.force_login(User.objects.create_superuser("admin", "a@example.com", "pw"))
     response = admin.post(
         reverse("admin:django_tasks_sched_task_changelist"),
-        {"action": "deactivate_tasks", "_selected_action": [task.pk]},
+        {"action": "deactivate_tasks", "_selected_action": [task.pk], "apply": "yes"},
     )
     assert response.status_code == 302
     Task.objects.filter(pk=task.pk).update(inactive_reason="Off during the migration")

@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
 from django_tasks_sched import scheduler
+from django_tasks_sched.counters import FireCounts, fire_counts
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.overlap import Action, Slots, decide
@@ -286,3 +288,48 @@ def test_the_first_process_to_join_starts_scheduling() -> None:
     # One that died is live until its heartbeat is older than the timeout.
     SchedulerProcess.objects.update(last_seen=timezone.now() - timedelta(hours=1))
     assert Heartbeat("scheduler:fourth").join() is True
+
+
+def test_backfilltask_command_previews_then_queues(capsys: pytest.CaptureFixture[str]) -> None:
+    make_task("ten", trigger="cron", trigger_config={"crontab": "*/10 * * * *"})
+    args = ["backfilltask", "ten", "2026-01-01T00:00+00:00", "2026-01-01T00:30+00:00"]
+    call_command(*args, "--dry-run")
+    out = capsys.readouterr().out
+    assert "2026-01-01T00:20:00+00:00" in out
+    assert "3 fire time(s) in the range (dry run)." in out
+    assert not TaskRun.objects.exists()
+    call_command(*args)
+    assert "3 run(s) queued for 'ten'" in capsys.readouterr().out
+    call_command(*args)
+    assert "0 run(s) queued" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="end: must be after the start"):
+        call_command("backfilltask", "ten", "2026-01-02", "2026-01-01")
+    with pytest.raises(CommandError, match="not an ISO 8601"):
+        call_command("backfilltask", "ten", "yesterday", "2026-01-01")
+    with pytest.raises(CommandError, match="No task named"):
+        call_command("backfilltask", "nope", "2026-01-01", "2026-01-02")
+
+
+def test_backfill_job_through_the_facade() -> None:
+    make_task("daily", trigger="cron", trigger_config={"crontab": "0 3 * * *"})
+    start = datetime(2026, 1, 1, tzinfo=dt_timezone.utc)
+    runs = scheduler.backfill_job("daily", start, start + timedelta(days=3))
+    assert [run.scheduled_for.day for run in runs if run.scheduled_for] == [1, 2, 3]
+
+
+def test_fires_not_run_are_counted_by_cause_since_a_date() -> None:
+    task = make_task("busy", overlap="buffer_one")
+    claim_fires(fires(task, 3), "scheduler:a")  # one runs, one waits, one skipped
+    claim_fires([Fire(task.pk, timezone.now() - timedelta(hours=1), 60)], "scheduler:a")  # late
+    with override_settings(TASKS_SCHED={"OVERLAP_BUFFER_LIMIT": 1}):
+        claim_fires(fires(task, 1, AT + timedelta(days=1)), "scheduler:a")  # skipped again
+    task.overlap = "buffer_all"
+    task.save()
+    with override_settings(TASKS_SCHED={"OVERLAP_BUFFER_LIMIT": 1}):
+        claim_fires(fires(task, 1, AT + timedelta(days=2)), "scheduler:a")  # dropped
+    task.overlap = "cancel_other"
+    task.save()
+    claim_fires(fires(task, 1, AT + timedelta(days=3)), "scheduler:a")  # replaces the first
+    counts = fire_counts(task, timezone.now() - timedelta(days=1))
+    assert counts == FireCounts(late=1, skipped=2, dropped=1, coalesced=0, replaced=1)
+    assert fire_counts(task, timezone.now() + timedelta(seconds=1)) == FireCounts(0, 0, 0, 0, 0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
@@ -14,11 +16,12 @@ from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
@@ -27,10 +30,12 @@ from django.utils.translation import gettext_lazy as _
 from django_tasks_sched import options
 from django_tasks_sched.admin import display
 from django_tasks_sched.admin.declared import DeclaredTaskAdminMixin
+from django_tasks_sched.backfill import fire_times
 from django_tasks_sched.conf import get_settings
+from django_tasks_sched.counters import fire_counts
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.firing import firing
-from django_tasks_sched.forms import TaskForm
+from django_tasks_sched.forms import BackfillForm, PauseForm, TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.policy import makes_due_now, run_permission_message
 
@@ -39,6 +44,8 @@ logger = logging.getLogger(__name__)
 #: How many fire times the change page previews, and how many recent runs it lists.
 PREVIEW_FIRES = 5
 RECENT_RUNS = 10
+#: Fire times a backfill preview lists (it counts them all).
+PREVIEW_SHOWN = 100
 
 
 def run_now_message(count: int) -> tuple[str, int]:
@@ -190,6 +197,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         "upcoming_fire_times",
         "consecutive_failures",
         "pause_note",
+        "fires_not_run",
         "source",
         "source_ref",
         "created_at",
@@ -216,7 +224,13 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             (_("Schedule"), {"fields": schedule}),
             (
                 _("Execution"),
-                {"fields": [*options.EXECUTION, *options.POLICIES]},
+                {
+                    "fields": [
+                        *options.EXECUTION,
+                        *options.POLICIES,
+                        *(["fires_not_run"] if obj is not None else []),
+                    ]
+                },
             ),
             (
                 _("Workers"),
@@ -345,6 +359,41 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             return gettext("Switched off by the scheduler at %(when)s.") % {"when": when}
         return gettext("Switched off.")
 
+    @admin.display(description=_("fires not run"))
+    def fires_not_run(self, obj: Task) -> SafeString:
+        """The task's fires that did not run, by cause, over the last day, week and month."""
+        now = timezone.now()
+        windows = [
+            (gettext("last 24 hours"), fire_counts(obj, now - timedelta(days=1))),
+            (gettext("last 7 days"), fire_counts(obj, now - timedelta(days=7))),
+            (gettext("last 30 days"), fire_counts(obj, now - timedelta(days=30))),
+        ]
+        head = format_html_join(
+            "",
+            "<th>{}</th>",
+            [
+                (label,)
+                for label in (
+                    gettext("since"),
+                    gettext("missed (late)"),
+                    gettext("skipped (overlap)"),
+                    gettext("dropped (buffer limit)"),
+                    gettext("coalesced"),
+                    gettext("replaced (cancel_other)"),
+                )
+            ],
+        )
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            [(label, *counts) for label, counts in windows],
+        )
+        return format_html(
+            '<table class="dts-counters"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+            head,
+            rows,
+        )
+
     @admin.display(description=_("last run status"), ordering="last_run_status")
     def last_run_badge(self, obj: Task) -> str | SafeString:
         return display.status_badge(obj.last_run_status)
@@ -466,10 +515,27 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         self._set_active(request, queryset, active=True)
 
     @admin.action(description=_("Deactivate selected tasks"), permissions=["change"])
-    def deactivate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._set_active(request, queryset, active=False)
+    def deactivate_tasks(
+        self, request: HttpRequest, queryset: QuerySet[Task]
+    ) -> TemplateResponse | None:
+        # First a page that asks why (kept in inactive_reason), as delete asks to confirm.
+        form = PauseForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            self._set_active(request, queryset, active=False, reason=form.cleaned_data["reason"])
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Deactivate tasks"),
+            "opts": self.opts,
+            "tasks": list(queryset),
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/django_tasks_sched/task/deactivate.html", context)
 
-    def _set_active(self, request: HttpRequest, queryset: QuerySet[Task], *, active: bool) -> None:
+    def _set_active(
+        self, request: HttpRequest, queryset: QuerySet[Task], *, active: bool, reason: str = ""
+    ) -> None:
         # One save per task, through pause()/resume(): they recompute next_run_time, which a
         # bare UPDATE would leave stale.
         unchanged = queryset.filter(active=active).count()
@@ -482,7 +548,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             if active:
                 task.resume()
             else:
-                task.pause(by=request.user.get_username())
+                task.pause(reason, by=request.user.get_username())
             self.log_change(request, task, [{"changed": {"fields": ["active"]}}])
             changed += 1
         if active:
@@ -528,8 +594,63 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.run_now_view),
                 name="{}_{}_run_now".format(*info),
             ),
+            path(
+                "<path:object_id>/backfill/",
+                self.admin_site.admin_view(self.backfill_view),
+                name="{}_{}_backfill".format(*info),
+            ),
             *super().get_urls(),
         ]
+
+    def backfill_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A range of the schedule to backfill: preview its fire times, then queue the runs."""
+        task = self.get_object(request, unquote(object_id))
+        if task is None:
+            raise Http404
+        if not (self.has_view_permission(request, task) and self.has_run_permission(request)):
+            raise PermissionDenied
+        form = BackfillForm(request.POST if request.method == "POST" else None)
+        preview: list[Any] | None = None
+        if form.is_valid():
+            start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+            try:
+                if "backfill" in request.POST:
+                    runs = task.backfill(start, end)
+                    self.log_change(
+                        request,
+                        task,
+                        gettext("Backfilled %(count)d run(s).") % {"count": len(runs)},
+                    )
+                    text = ngettext(
+                        "%(count)d run queued for the range.",
+                        "%(count)d runs queued for the range.",
+                        len(runs),
+                    ) % {"count": len(runs)}
+                    self.message_user(request, text, messages.SUCCESS)
+                    return redirect(
+                        reverse(
+                            f"{self.admin_site.name}:{self.opts.app_label}_"
+                            f"{self.opts.model_name}_change",
+                            args=[quote(task.pk)],
+                        )
+                    )
+                preview = fire_times(task, start, end)
+            except TaskConfigError as exc:
+                field = exc.field if exc.field in form.fields else None
+                form.add_error(field, exc.message)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Backfill %(task)s") % {"task": task},
+            "opts": self.opts,
+            "task": task,
+            "form": form,
+            "schedule": self.schedule(task),
+            "preview": preview,
+            "shown": [timezone.localtime(when) for when in (preview or [])[:PREVIEW_SHOWN]],
+            "more": max(0, len(preview or []) - PREVIEW_SHOWN),
+            "zone": timezone.get_current_timezone_name(),
+        }
+        return TemplateResponse(request, "admin/django_tasks_sched/task/backfill.html", context)
 
     def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST only: queue one run of the task and go back to its change page."""

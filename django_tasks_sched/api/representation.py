@@ -22,6 +22,8 @@ from django_tasks_sched.options import TASK_OPTIONS
 #: adding the task paused, is ``add_job()``'s own argument and is kept).
 COMPUTED = (
     "inactive_reason",
+    "paused_by",
+    "paused_at",
     "source",
     "declared_fields",
     "last_run_at",
@@ -55,6 +57,7 @@ RUN_FIELDS = (
     "backend_result_id",
     "handed_at",
     "handoffs",
+    "buffered",
 )
 
 
@@ -84,6 +87,8 @@ def job_to_dict(task: Task) -> dict[str, Any]:
         active=task.active,
         next_run_time=iso(task.next_run_time),
         inactive_reason=task.inactive_reason,
+        paused_by=task.paused_by,
+        paused_at=iso(task.paused_at),
         source=task.source,
         declared_fields=task.owned_fields(),
         last_run_at=iso(task.last_run_at),

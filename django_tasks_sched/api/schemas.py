@@ -79,6 +79,8 @@ class Job(JobInput):
 
     next_run_time = serializers.DateTimeField(allow_null=True)
     inactive_reason = serializers.CharField(allow_blank=True)
+    paused_by = serializers.CharField(allow_blank=True, help_text="Empty: the scheduler.")
+    paused_at = serializers.DateTimeField(allow_null=True)
     source = serializers.ChoiceField(choices=Task.Source.values)  # type: ignore[assignment]
     declared_fields = serializers.ListField(child=serializers.CharField())
     last_run_at = serializers.DateTimeField(allow_null=True)
@@ -121,6 +123,7 @@ class Run(serializers.Serializer[Any]):
     backend_result_id = serializers.CharField(allow_blank=True)
     handed_at = serializers.DateTimeField(allow_null=True)
     handoffs = serializers.IntegerField()
+    buffered = serializers.BooleanField(help_text="Waits for a slot of its task's max_instances.")
 
 
 class RunPage(serializers.Serializer[Any]):
