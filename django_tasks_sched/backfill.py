@@ -1,4 +1,4 @@
-"""Backfill: replay a past (or future) range of a task's schedule, each fire time once.
+"""Backfill: replay a past range of a task's schedule, each fire time once.
 
 Each fire time of the schedule in ``[start, end)`` becomes a buffered run (QUEUED, waiting for
 a slot) with that time as ``scheduled_for``: the schedulers start them in order of their fire
@@ -47,6 +47,9 @@ def fire_times(task: Task, start: datetime | date, end: datetime | date) -> list
     start, end = to_instant(start, default_zone()), to_instant(end, default_zone())
     if start >= end:
         raise TaskConfigError(_("must be after the start"), field="end")
+    if end > timezone.now():
+        # Its fires would start at once, ahead of their time: the schedule fires those.
+        raise TaskConfigError(_("must not be in the future"), field="end")
     trigger = task.build_trigger()
     times: list[datetime] = []
     after = start - timedelta(microseconds=1)
@@ -66,9 +69,26 @@ def fire_times(task: Task, start: datetime | date, end: datetime | date) -> list
     return times
 
 
+def _jitter_of(task: Task) -> tuple[float | None, datetime | None]:
+    """The task's jitter and the end of its schedule (the cap of a delayed fire)."""
+    from django_tasks_sched.triggers.config import DateConfig, parse_config
+
+    parsed = parse_config(task.trigger, task.trigger_config)
+    if isinstance(parsed, DateConfig):
+        return None, None
+    return parsed.jitter, parsed.end_date
+
+
 def backfill(task: Task, start: datetime | date, end: datetime | date) -> list[TaskRun]:
-    """Queue one run per fire time in ``[start, end)`` that has none yet; return them."""
-    times = fire_times(task, start, end)
+    """Queue one run per fire time in ``[start, end)`` that has none yet; return them.
+
+    A fire time is the one the schedulers claim: with the task's jitter, delayed as they
+    delay it, so a fire that ran on schedule is recognised by its time.
+    """
+    from django_tasks_sched.service.jitter import jittered
+
+    jitter, until = _jitter_of(task)
+    times = [jittered(task.pk, when, jitter, until) for when in fire_times(task, start, end)]
     if not times:
         return []
     now = timezone.now()

@@ -100,8 +100,16 @@ class TaskForm(forms.ModelForm):
             "description": AdminTextareaWidget(attrs={"rows": 3}),
         }
 
+    #: Fields the scheduler writes too (it counts runs down, switches tasks off): the form
+    #: posts the value it showed, so a change is told from the page's own load, and an
+    #: unchanged one is not written back over the scheduler's (``TaskAdmin.save_model``).
+    SCHEDULER_WRITES = ("active", "inactive_reason", "remaining_runs")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in self.SCHEDULER_WRITES:
+            if name in self.fields:
+                self.fields[name].show_hidden_initial = True
         field = self.fields.get("trigger_config")
         keys_help = trigger_keys_help()
         if field is not None:

@@ -462,6 +462,8 @@ class Task(models.Model):
                 self.backend, self.queue_name, self.priority
             ).items():
                 errors.setdefault(field, []).append(message)
+        if self.active and self.remaining_runs == 0:
+            errors.setdefault("remaining_runs", []).append(str(NO_RUNS_LEFT_TO_RESUME))
         if errors:
             raise ValidationError(errors)
 
@@ -519,7 +521,7 @@ class Task(models.Model):
         ``paused_by`` and ``paused_at``, which tell a person's pause from the scheduler's.
         """
         self.inactive_reason = check_reason(reason)
-        self.paused_by = check_reason(by, field="paused_by", limit=150)
+        self.paused_by = _who(by)
         self.paused_at = timezone.now()
         self.active = False
         # Switched off by hand: synctasks must not switch it back on (see retired_at).
@@ -527,7 +529,12 @@ class Task(models.Model):
         self.save(update_fields=[*PAUSE_FIELDS, "active", "retired_at", "updated_at"])
 
     def resume(self) -> None:
-        """Activate the task again and clear any reason it was deactivated for."""
+        """Activate the task again and clear any reason it was deactivated for.
+
+        Raises ``TaskConfigError`` (field ``remaining_runs``) for a task with no runs left.
+        """
+        if self.remaining_runs == 0:
+            raise TaskConfigError(str(NO_RUNS_LEFT_TO_RESUME), field="remaining_runs")
         self.active = True
         self.inactive_reason, self.paused_by, self.paused_at = "", "", None
         self.consecutive_failures = 0
@@ -583,12 +590,17 @@ class Task(models.Model):
         return run
 
 
+NO_RUNS_LEFT_TO_RESUME = _(
+    "no runs left: give the number of runs it may still make (or leave it empty for no "
+    "limit) to activate it"
+)
+
 #: What a pause writes besides ``active``.
 PAUSE_FIELDS = ("inactive_reason", "paused_by", "paused_at")
 
 
 def check_reason(value: Any, *, field: str = "inactive_reason", limit: int = 255) -> str:
-    """A pause's reason (or who paused): text of at most ``limit`` characters, without NUL."""
+    """A pause's reason: text of at most ``limit`` characters that every database stores."""
     if not isinstance(value, str):
         raise TaskConfigError(str(_("must be text")), field=field)
     if len(value) > limit:
@@ -597,9 +609,18 @@ def check_reason(value: Any, *, field: str = "inactive_reason", limit: int = 255
             % {"limit": limit, "length": len(value)},
             field=field,
         )
-    if "\x00" in value:
-        raise TaskConfigError(str(_("must not contain a NUL character")), field=field)
+    for validate in NO_NUL:
+        try:
+            validate(value)
+        except ValidationError as exc:
+            raise TaskConfigError(exc.messages[0], field=field) from None
     return value
+
+
+def _who(by: Any) -> str:
+    """Who paused: a user name, stored as it fits (a name is not the caller's mistake)."""
+    name = by if isinstance(by, str) else str(by)
+    return "".join(ch for ch in name if ch != "\x00" and bounds.is_storable_text(ch))[:150]
 
 
 def _is_editable_field(name: Any) -> bool:

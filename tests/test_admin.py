@@ -861,3 +861,39 @@ def test_backfill_page_needs_the_run_permission(editor: User) -> None:
     client = login(editor)
     assertNotContains(client.get(task_change_url(task)), backfill_url(task))
     assert client.get(backfill_url(task)).status_code == 403
+
+
+def test_a_save_keeps_what_the_scheduler_wrote_since_the_page_was_loaded(admin: Client) -> None:
+    task = make_task("counted", remaining_runs=3)
+    # The page showed 3 left and the task active; since then the scheduler used two runs.
+    shown = form_data(
+        name="counted",
+        trigger="interval",
+        trigger_config='{"minutes": 5}',
+        func="tests.testapp.jobs:noop",
+        args="[]",
+        remaining_runs="3",
+        **{"initial-remaining_runs": "3", "initial-active": "True"},
+    )
+    Task.objects.filter(pk=task.pk).update_quietly(remaining_runs=1)
+    response = admin.post(task_change_url(task), {**shown, "description": "edited"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    task.refresh_from_db()
+    assert (task.description, task.remaining_runs) == ("edited", 1)
+    # Switched off meanwhile (no runs left): an unrelated edit does not switch it back on.
+    Task.objects.filter(pk=task.pk).update_quietly(remaining_runs=0)
+    Task.objects.filter(pk=task.pk).switch_off("Finished: no runs left")
+    admin.post(task_change_url(task), {**shown, "description": "again"})
+    task.refresh_from_db()
+    assert (task.active, task.remaining_runs, task.inactive_reason) == (
+        False,
+        0,
+        "Finished: no runs left",
+    )
+    # What the user changed is saved.
+    admin.post(
+        task_change_url(task),
+        {**shown, "remaining_runs": "5", "initial-remaining_runs": "0", "initial-active": "False"},
+    )
+    task.refresh_from_db()
+    assert (task.active, task.remaining_runs) == (True, 5)

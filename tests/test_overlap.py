@@ -6,15 +6,21 @@ The same policies with real ``runscheduler`` processes are in ``tests/test_polic
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
 from django_tasks_sched import scheduler
+from django_tasks_sched.backfill import fire_times
 from django_tasks_sched.counters import FireCounts, fire_counts
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
@@ -26,12 +32,19 @@ from django_tasks_sched.service.claims import (
     release_buffered,
 )
 from django_tasks_sched.service.heartbeat import Heartbeat
+from django_tasks_sched.service.jitter import jittered
+from django_tasks_sched.service.processes import WorkerProcess
 from django_tasks_sched.service.reboot import reboot_fires
 from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 
 AT = datetime(2099, 1, 1, tzinfo=dt_timezone.utc)
+#: A schedule with fires in the past (an interval counts from the task's creation).
+EVERY_FIVE_MINUTES: dict[str, Any] = {
+    "trigger": "cron",
+    "trigger_config": {"crontab": "*/5 * * * *"},
+}
 
 
 def fires(task: Task, count: int, start: datetime = AT) -> list[Fire]:
@@ -108,7 +121,9 @@ def test_buffered_fires_start_in_order_as_slots_free() -> None:
     started = release_buffered("scheduler:b", limit=10)
     waiting = task.runs.filter(status="QUEUED", buffered=True).order_by("scheduled_for")
     assert [run.status for run in started] == ["RUNNING", "RUNNING"]
-    assert max(run.scheduled_for for run in started) < waiting.first().scheduled_for  # type: ignore[union-attr,operator]
+    started_times = sorted(str(run.scheduled_for) for run in started)
+    waiting_times = [str(when) for when in waiting.values_list("scheduled_for", flat=True)]
+    assert started_times + waiting_times == sorted(started_times + waiting_times)
     assert release_buffered("scheduler:b", limit=10) == []  # max_instances again
     # A process with one free thread takes one.
     TaskRun.objects.filter(task=task, status="RUNNING").update(status="SUCCESSFUL")
@@ -221,7 +236,12 @@ def test_pause_keeps_the_reason_who_and_when_and_resume_clears_them() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "message"),
-    [("x" * 256, "at most 255 characters"), ("a\x00b", "NUL"), (7, "must be text")],
+    [
+        ("x" * 256, "at most 255 characters"),
+        ("a\x00b", "Null characters are not allowed"),
+        ("a\ud800b", "Lone surrogate"),
+        (7, "must be text"),
+    ],
 )
 def test_a_pause_reason_is_bounded_text(reason: object, message: str) -> None:
     task = make_task("job")
@@ -333,3 +353,102 @@ def test_fires_not_run_are_counted_by_cause_since_a_date() -> None:
     counts = fire_counts(task, timezone.now() - timedelta(days=1))
     assert counts == FireCounts(late=1, skipped=2, dropped=1, coalesced=0, replaced=1)
     assert fire_counts(task, timezone.now() + timedelta(seconds=1)) == FireCounts(0, 0, 0, 0, 0)
+
+
+# -- found in review --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_releases_start_one_run_per_free_slot() -> None:
+    """Each process counts the runs after it holds the task's lock, not before it waited."""
+    task = make_task("single", overlap="buffer_all", **EVERY_FIVE_MINUTES)
+    start = timezone.now() - timedelta(hours=1)
+    assert len(task.backfill(start - timedelta(minutes=30), start)) == 6
+    barrier = threading.Barrier(3)
+    started: list[int] = []
+
+    def release(name: str) -> None:
+        try:
+            barrier.wait()
+            started.extend(run.pk for run in release_buffered(name, limit=10))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=release, args=(f"scheduler:{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(started) == 1
+    assert task.runs.filter(status="RUNNING").count() == 1
+    first = task.runs.order_by("scheduled_for").first()
+    assert first is not None
+    assert first.pk == started[0]  # the earliest fire
+
+
+def test_backfill_knows_a_jittered_fire_that_ran() -> None:
+    task = make_task(
+        "jittery", trigger="cron", trigger_config={"crontab": "*/10 * * * *", "jitter": 120}
+    )
+    end = timezone.now() - timedelta(hours=1)
+    [nominal] = fire_times(task, end - timedelta(minutes=10), end)
+    claimed = jittered(task.pk, nominal, 120, None)
+    assert claimed != nominal
+    claim_fires([Fire(task.pk, claimed, None)], "scheduler:a")  # it ran on schedule
+    assert task.backfill(end - timedelta(minutes=10), end) == []
+
+
+def test_backfill_refuses_a_range_in_the_future() -> None:
+    task = make_task("soon")
+    with pytest.raises(TaskConfigError, match="must not be in the future") as caught:
+        task.backfill(timezone.now(), timezone.now() + timedelta(hours=1))
+    assert caught.value.field == "end"
+
+
+def test_backfilled_runs_do_not_fill_the_overlap_buffer() -> None:
+    task = make_task("busy", overlap="buffer_one", **EVERY_FIVE_MINUTES)
+    end = timezone.now() - timedelta(hours=1)
+    assert len(task.backfill(end - timedelta(minutes=30), end)) == 6
+    release_buffered("scheduler:a", limit=10)  # the first backfilled fire takes the slot
+    claim_fires(fires(task, 1), "scheduler:a")
+    live = task.runs.get(scheduled_for=AT)
+    assert (live.status, live.buffered) == ("QUEUED", True)  # waits, not "already waits"
+    task.runs.filter(status="RUNNING").update(status="SUCCESSFUL")
+    # The schedule's own fire goes first, the backfill after.
+    assert [run.pk for run in release_buffered("scheduler:a", limit=10)] == [live.pk]
+
+
+def test_an_active_task_with_no_runs_left_is_switched_off() -> None:
+    task = make_task("done", remaining_runs=1)
+    Task.objects.filter(pk=task.pk).update_quietly(remaining_runs=0)  # as by hand, or SQL
+    assert claim_fires(fires(task, 1), "scheduler:a") == []
+    task.refresh_from_db()
+    assert (task.active, task.inactive_reason) == (False, NO_RUNS_LEFT)
+    with pytest.raises(TaskConfigError, match="no runs left") as caught:
+        task.resume()
+    assert caught.value.field == "remaining_runs"
+    task.active = True
+    with pytest.raises(ValidationError) as invalid:
+        task.full_clean()
+    assert "remaining_runs" in invalid.value.message_dict
+    task.remaining_runs = 2
+    task.resume()
+    assert Task.objects.get(pk=task.pk).active
+
+
+def test_who_paused_is_kept_as_it_fits() -> None:
+    task = make_task("job")
+    task.pause(by="a\x00b" + "x" * 300)
+    task.refresh_from_db()
+    assert task.paused_by == "ab" + "x" * 148
+
+
+def test_a_stop_for_one_run_never_kills_the_next() -> None:
+    killed: list[bool] = []
+    worker = WorkerProcess.__new__(WorkerProcess)  # the guard alone: no process spawned
+    worker.process = SimpleNamespace(is_alive=lambda: True, kill=lambda: killed.append(True))
+    worker.ended, worker._calling_lock, worker.calling = threading.Event(), threading.Lock(), 2
+    worker.end(1)  # run 1 ended elsewhere, but the worker has moved on to run 2
+    assert (killed, worker.ended.is_set()) == ([], False)
+    worker.end(2)
+    assert (killed, worker.ended.is_set()) == ([True], True)

@@ -262,6 +262,7 @@ def test_admin_shows_the_declaration_and_declared_fields_read_only(admin_client:
         "retry_delay": "0",
         "retry_backoff_max": "",
         "max_consecutive_failures": "",
+        "initial-active": "True",  # as the page shows it (the form tells a change by it)
     }  # "active" left out: unticked
     response = admin_client.post(change_url(task), form)
     assert response.status_code == 302, response.content.decode()[:3000]

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
+from django.db import router
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -38,6 +39,7 @@ from django_tasks_sched.firing import firing
 from django_tasks_sched.forms import BackfillForm, PauseForm, TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.policy import makes_due_now, run_permission_message
+from django_tasks_sched.rawsql import take_write_lock
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +159,29 @@ def _saved_schedule(obj: Task) -> Task:
     """A detached Task holding the schedule as stored (the form may have changed ``obj``)."""
     saved: Task | None = getattr(obj, "_dts_saved_schedule", None)
     return saved if saved is not None else obj
+
+
+def _keep_what_the_scheduler_wrote(obj: Task, form: Any) -> None:
+    """Fields the scheduler may have written since the page was loaded (a run counted down,
+    the task switched off) keep the stored value unless the user changed them.
+
+    Read under the task's lock (the admin saves in a transaction), so no claim writes between
+    this read and the save.
+    """
+    keep = [
+        name
+        for name in TaskForm.SCHEDULER_WRITES
+        if name in form.fields and name not in form.changed_data
+    ]
+    if "active" in keep:
+        keep += ["paused_by", "paused_at", "consecutive_failures"]
+    if not keep:
+        return
+    using = router.db_for_write(Task)
+    take_write_lock(Task, using)
+    stored = Task.objects.using(using).select_for_update().filter(pk=obj.pk).values(*keep).first()
+    for name, value in (stored or {}).items():
+        setattr(obj, name, value)
 
 
 def _switched_on(task: Task) -> Task:
@@ -476,6 +501,8 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     # -- saving -------------------------------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Task, form: Any, change: bool) -> None:
+        if change:
+            _keep_what_the_scheduler_wrote(obj, form)
         if change and "active" in form.changed_data and obj.active:
             # Ticking "active" back on means what resume() means: a fresh start.
             obj.inactive_reason = ""
@@ -546,7 +573,16 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 refused += 1
                 continue
             if active:
-                task.resume()
+                try:
+                    task.resume()
+                except TaskConfigError as exc:
+                    self.message_user(
+                        request,
+                        gettext("%(task)s was not activated: %(reason)s")
+                        % {"task": task, "reason": exc.message},
+                        messages.WARNING,
+                    )
+                    continue
             else:
                 task.pause(reason, by=request.user.get_username())
             self.log_change(request, task, [{"changed": {"fields": ["active"]}}])

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -120,45 +120,68 @@ def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, Slots]]
 
     In flight: RUNNING, and QUEUED on a backend (a handed-off run counts from its claim, so a
     stopped fleet cannot pile up work), not counting buffered fires, which wait for a slot.
+
+    Two statements: the runs are counted only once the locks are held. Counted in the
+    locking statement itself, PostgreSQL would read them in the snapshot taken before the
+    statement waited for a lock, and miss the run the lock's holder just started.
     """
     ops, q = connection.ops, quoter(connection)
     # In the model's order: Model.from_db() takes partial values so.
     fields = sorted((concrete_field(Task, name) for name in RUN_COLUMNS), key=_model_order)
-    run_table, run_task = q(TaskRun._meta.db_table), q(concrete_field(TaskRun, "task").column)
     task_pk = q(concrete_field(Task, "id").column)
-    status = f"r.{q(concrete_field(TaskRun, 'status').column)}"
-    buffered = f"r.{q(concrete_field(TaskRun, 'buffered').column)}"
-    # The task's column, not the run's: a run-now request or a retry of a fleet task is
-    # QUEUED with no backend until it is handed off, and counts from its request.
-    on_backend = f"t.{q(concrete_field(Task, 'backend').column)} <> ''"
-    runs_of_task = f"FROM {run_table} r WHERE r.{run_task} = t.{task_pk}"
     sql = (
-        f"SELECT {', '.join(f't.{q(field.column)}' for field in fields)}, "
-        f"(SELECT COUNT(*) {runs_of_task} "
-        f"AND ({status} = %s OR ({status} = %s AND {on_backend} AND {buffered} = %s))), "
-        f"(SELECT COUNT(*) {runs_of_task} AND {status} = %s AND {buffered} = %s) "
-        f"FROM {q(Task._meta.db_table)} t WHERE t.{task_pk} IN ({_placeholders(task_ids)}) "
+        f"SELECT {', '.join(q(field.column) for field in fields)} "
+        f"FROM {q(Task._meta.db_table)} WHERE {task_pk} IN ({_placeholders(task_ids)}) "
         # Locked in primary-key order, the same in every process, so two processes
         # claiming overlapping batches cannot deadlock.
-        f"ORDER BY t.{task_pk}"
+        f"ORDER BY {task_pk}"
     )
     if connection.features.has_select_for_update:
         sql += f" {ops.for_update_sql()}"
-    queued = TaskRun.Status.QUEUED
-    params: list[Any] = [TaskRun.Status.RUNNING, queued, False, queued, True, *task_ids]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, task_ids)
         rows = cursor.fetchall()
     readers = [column_reader(field, connection.alias) for field in fields]
     attnames = [field.attname for field in fields]
     tasks: dict[int, Task] = {}
-    slots: dict[int, Slots] = {}
     for row in rows:
-        values = [read(value) for read, value in zip(readers, row[:-2], strict=True)]
-        task = Task.from_db(connection.alias, attnames, values)
+        task = Task.from_db(
+            connection.alias, attnames, [read(v) for read, v in zip(readers, row, strict=True)]
+        )
         tasks[task.pk] = task
-        slots[task.pk] = Slots(running=int(row[-2]), buffered=int(row[-1]))
-    return tasks, slots
+    return tasks, _count_slots(tasks)
+
+
+def _count_slots(tasks: dict[int, Task]) -> dict[int, Slots]:
+    """The runs of ``tasks`` in flight and waiting (see :func:`_lock_tasks`)."""
+    slots = {task_id: Slots(running=0, buffered=0) for task_id in tasks}
+    if not tasks:
+        return slots
+    q = quoter(connection)
+    run = {
+        name: q(concrete_field(TaskRun, name).column)
+        for name in ("task", "status", "buffered", "origin")
+    }
+    sql = (
+        f"SELECT {run['task']}, {run['status']}, {run['buffered']}, {run['origin']}, COUNT(*) "
+        f"FROM {q(TaskRun._meta.db_table)} WHERE {run['task']} IN ({_placeholders(list(tasks))}) "
+        f"AND {run['status']} IN (%s, %s) "
+        f"GROUP BY {run['task']}, {run['status']}, {run['buffered']}, {run['origin']}"
+    )
+    params: list[Any] = [*tasks, TaskRun.Status.RUNNING, TaskRun.Status.QUEUED]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        counts = cursor.fetchall()
+    for task_id, status, buffered, origin, count in counts:
+        if status == TaskRun.Status.RUNNING or (not buffered and tasks[task_id].backend):
+            # The task's backend, not the run's: a run-now request or a retry of a fleet task
+            # is QUEUED with no backend until it is handed off, and counts from its request.
+            slots[task_id].running += count
+        elif buffered and origin != TaskRun.Origin.BACKFILL:
+            # Backfilled fires wait for slots too, but not in the overlap buffer: a backfill
+            # of thousands must not make the buffer full for the schedule's own fires.
+            slots[task_id].buffered += count
+    return slots
 
 
 def _model_order(field: Any) -> int:
@@ -209,6 +232,8 @@ class _Claim:
         self.cancel_reason = ""
         #: The fires missed for lateness: shown in their tasks' summaries.
         self.late: set[tuple[int, datetime]] = set()
+        #: Active tasks with no runs left (set to 0 by hand, or by a raw UPDATE).
+        self.exhausted: set[int] = set()
 
     def rows_for(self, fires: Sequence[Fire]) -> list[TaskRun]:
         """The unsaved rows for ``fires``: RUNNING, QUEUED (for a backend, or buffered), or
@@ -216,8 +241,11 @@ class _Claim:
         rows = []
         for fire in sorted(fires, key=lambda fire: (fire.task_id, fire.scheduled_for)):
             task = self.tasks.get(fire.task_id)
-            if task is None or not task.active or self.remaining[task.pk] == 0:
-                continue  # deleted, deactivated, or out of runs since APScheduler last looked
+            if task is None or not task.active:
+                continue  # deleted or deactivated since APScheduler last looked
+            if self.remaining[task.pk] == 0:
+                self.exhausted.add(task.pk)  # out of runs: switched off in settle()
+                continue
             row = TaskRun(
                 task_id=task.pk,
                 scheduled_for=fire.scheduled_for,
@@ -301,6 +329,7 @@ class _Claim:
             Task.objects.filter(pk__in=late).update_quietly(
                 last_run_at=self.now, last_run_status=TaskRun.Status.MISSED
             )
+        finished = set(self.exhausted)
         for task_id, count in used.items():
             left = self.tasks[task_id].remaining_runs
             if left is None:
@@ -308,9 +337,11 @@ class _Claim:
             left = max(0, left - count)
             Task.objects.filter(pk=task_id).update_quietly(remaining_runs=left)
             if left == 0:
-                # A normal update: every scheduler drops the task.
-                Task.objects.filter(pk=task_id).switch_off(NO_RUNS_LEFT)
-                logger.info("Task %r used its last run", self.tasks[task_id].name)
+                finished.add(task_id)
+        if finished:
+            # A normal update: every scheduler drops the tasks.
+            Task.objects.filter(pk__in=finished).switch_off(NO_RUNS_LEFT)
+            logger.info("%d task(s) used their last run", len(finished))
 
 
 def _oldest_in_flight(task: Task, count: int, exclude: list[int]) -> list[TaskRun]:
@@ -380,13 +411,13 @@ def release_buffered(worker_id: str, limit: int) -> list[TaskRun]:
     from here on). A slot left unused for want of threads is taken at the next look.
     """
     waiting = TaskRun.objects.filter(status=TaskRun.Status.QUEUED, buffered=True)
-    if not waiting.exists():
+    task_ids = sorted(waiting.values_list("task_id", flat=True).distinct())
+    if not task_ids:
         return []
     now = timezone.now()
     started: list[int] = []
     with transaction.atomic():
         take_write_lock(TaskRun, connection.alias)
-        task_ids = sorted(set(waiting.values_list("task_id", flat=True)))
         tasks, slots = _lock_tasks(task_ids)
         released: list[int] = []
         for task_id, task in tasks.items():
@@ -395,8 +426,11 @@ def release_buffered(worker_id: str, limit: int) -> list[TaskRun]:
                 free = min(free, limit - len(started))
             if free <= 0:
                 continue
+            # The schedule's own fires first, then backfilled ones, each in fire order.
             line = waiting.filter(task_id=task_id).order_by(
-                Coalesce("scheduled_for", "enqueued_at"), "id"
+                Case(When(origin=TaskRun.Origin.BACKFILL, then=1), default=0),
+                Coalesce("scheduled_for", "enqueued_at"),
+                "id",
             )
             ids = list(line.values_list("pk", flat=True)[:free])
             (released if task.backend else started).extend(ids)

@@ -21,6 +21,15 @@ def jitter_offset(seed: int, nominal: datetime, jitter: float) -> timedelta:
     return timedelta(seconds=fraction * jitter)
 
 
+def jittered(seed: int, nominal: datetime, jitter: float | None, end: datetime | None) -> datetime:
+    """The fire time the scheduler claims for a nominal one: delayed, capped at ``end``."""
+    if not jitter:
+        return nominal
+    late = nominal + jitter_offset(seed, nominal, jitter)
+    # Capped at the schedule's end, as the triggers' own jitter is: no fire after end_date.
+    return end if end is not None and late > end else late
+
+
 class DeterministicJitter(BaseTrigger):
     """Wraps a trigger built without jitter and delays each fire by :func:`jitter_offset`."""
 
@@ -42,13 +51,9 @@ class DeterministicJitter(BaseTrigger):
         nominal = self.inner.get_next_fire_time(previous_fire_time, now)
         if nominal is None:
             return None
-        jittered = nominal + jitter_offset(self.seed, nominal, self.jitter)
-        # Capped at the schedule's end, as the triggers' own jitter is: no fire after end_date.
-        end = getattr(self.inner, "end_date", None)
-        if end is not None and jittered > end:
-            jittered = end
-        self._last = (jittered, nominal)
-        return jittered
+        late = jittered(self.seed, nominal, self.jitter, getattr(self.inner, "end_date", None))
+        self._last = (late, nominal)
+        return late
 
     def __str__(self) -> str:
         return f"{self.inner} (jitter {self.jitter}s)"

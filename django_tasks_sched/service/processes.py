@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import threading
+from functools import partial
 from multiprocessing.connection import Connection
 from queue import SimpleQueue
 from typing import Any
@@ -56,7 +57,7 @@ class WorkerPool:
         worker = self._idle.get()
         beats = liveness()
         # Ended by another process meanwhile (overlap cancel_other, a watchdog): killed.
-        beats.on_end(run.pk, worker.end)
+        beats.on_end(run.pk, partial(worker.end, run.pk))
         try:
             return worker.call(run, self.stopping)
         finally:
@@ -80,6 +81,10 @@ class WorkerProcess:
         self.connection: Connection | None = None
         #: Set when the run it calls was ended by another process, and the process killed.
         self.ended = threading.Event()
+        #: The run it calls now (None between calls), and the lock that keeps a stop for one
+        #: run from killing the next.
+        self.calling: int | None = None
+        self._calling_lock = threading.Lock()
         self.start()
 
     def start(self) -> None:
@@ -96,8 +101,17 @@ class WorkerProcess:
         logger.debug("Worker process %s started", self.process.pid)
 
     def call(self, run: TaskRun, stopping: threading.Event) -> Outcome:
+        with self._calling_lock:
+            self.calling = run.pk
+            self.ended.clear()
+        try:
+            return self._call(run, stopping)
+        finally:
+            with self._calling_lock:
+                self.calling = None
+
+    def _call(self, run: TaskRun, stopping: threading.Event) -> Outcome:
         task = run.task
-        self.ended.clear()
         if not self.process.is_alive():
             self.restart()
         # The run itself (pickled, with its task's columns): current_run() in the worker.
@@ -171,10 +185,14 @@ class WorkerProcess:
             self.connection.close()
         self.start()
 
-    def end(self) -> None:
-        """The run it calls was ended elsewhere: kill the process (its thread restarts it)."""
-        self.ended.set()
-        self.stop()
+    def end(self, run_id: int) -> None:
+        """Run ``run_id`` was ended elsewhere: kill the process if it still calls that run
+        (its thread restarts it); one that has moved on to another run is left alone."""
+        with self._calling_lock:
+            if self.calling != run_id:
+                return
+            self.ended.set()
+            self.stop()
 
     def stop(self) -> None:
         """Kill the process: busy, its thread sees the pipe close; idle, no harm done."""

@@ -105,6 +105,8 @@ class SchedulerService:
         self.firing = True
         #: When this process paused firing (None while firing).
         self.paused_at: datetime | None = None
+        #: When this process started scheduling, until its @reboot tasks are fired.
+        self.reboot_at: datetime | None = None
         #: From shutdown on: each task's next fire time as it was when firing stopped.
         self.resume_points: dict[int, object] | None = None
 
@@ -135,8 +137,9 @@ class SchedulerService:
     def start(self) -> None:
         started = time.monotonic()
         # Registered at once: a replica starting next to us must find us live (@reboot).
-        scheduling_starts = self.heartbeat.join()
-        started_at = dj_timezone.now()
+        if self.heartbeat.join():
+            # This start starts scheduling: its @reboot fires, now or at the resume.
+            self.reboot_at = dj_timezone.now()
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Paused while loading, so no job fires from a half-loaded table.
         self.jobs.start_paused()
@@ -151,8 +154,7 @@ class SchedulerService:
             self.paused_at = dj_timezone.now()
             self.executor.handoffs.paused.set()
             logger.warning("Firing is paused in every scheduler process; waiting for resume")
-        if scheduling_starts and self.firing:
-            self.executor.add_fires(reboot_fires(started_at))
+        self.fire_reboot()
         if Listener.supported():
             Listener(self.wake, self.stopping).start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
@@ -285,7 +287,14 @@ class SchedulerService:
         self.paused_at = None
         self.executor.handoffs.paused.clear()
         self.fire(loaded)
+        self.fire_reboot()
         logger.warning("Firing resumed: %d task(s) scheduled", loaded.added)
+
+    def fire_reboot(self) -> None:
+        """The @reboot tasks, once, if this process started scheduling and firing is on."""
+        if self.reboot_at is not None and self.firing:
+            self.executor.add_fires(reboot_fires(self.reboot_at))
+            self.reboot_at = None
 
     def forget_edited_points(self) -> None:
         """While paused: tasks saved since the pause resume from their new schedule.

@@ -235,7 +235,13 @@ class JobActionView(SchedulerAPIView):
 
     @documented(
         request=None,
-        responses={200: schemas.Job, 403: schemas.Error, 401: schemas.Error, **NOT_FOUND},
+        responses={
+            200: schemas.Job,
+            400: schemas.Error,
+            403: schemas.Error,
+            401: schemas.Error,
+            **NOT_FOUND,
+        },
     )
     def post(self, request: Request, job_id: str) -> Response:
         if self.action == "run":
@@ -255,7 +261,10 @@ class JobActionView(SchedulerAPIView):
                 previous = copy.deepcopy(task)  # as stored, before the change
                 task.active = True
                 _check_run_permission(request, task, previous)
-                task.resume()
+                try:
+                    task.resume()
+                except TaskConfigError as exc:
+                    raise Invalid(ValidationError({exc.field: [exc.message]})) from exc
         return job_response(task)
 
 
