@@ -148,7 +148,20 @@ def finish(finished: Sequence[Finished]) -> None:
         # Task rows first, then run rows: the order a claim takes them in. The other way round,
         # a claim checking its insert against a run row we are updating waits for us while we
         # wait for the task row it locked, and PostgreSQL reports a deadlock.
-        lock_rows(Task, sorted({run.task_id for run in runs}), using)
+        task_ids = sorted({run.task_id for run in runs})
+        lock_rows(Task, task_ids, using)
+        # Switched off meanwhile (no runs left, the failure limit, a pause): no next fire,
+        # whatever the job said when the run finished.
+        off = set(
+            Task.objects.using(using)
+            .filter(pk__in=task_ids, active=False)
+            .values_list("pk", flat=True)
+        )
+        if off:
+            finished = [
+                (run, None if run.task_id in off and upcoming is not KEEP else upcoming)
+                for run, upcoming in finished
+            ]
         # A run may have been ended meanwhile by someone else: TIMED_OUT by a watchdog, or
         # INTERRUPTED by a process that took ours for dead. That record stands (its retry may
         # already be queued, its failure counted); this late outcome is dropped, from the

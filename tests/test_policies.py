@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from django_tasks_sched.firing import switch_firing
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service.claims import NO_RUNS_LEFT
 from tests.history import fire_gaps, runs_overlapped
@@ -298,3 +299,23 @@ def test_a_run_requested_respecting_overlap_waits_its_turn(three: list[Proc]) ->
     beside.wait(timeout=30)
     first.wait(timeout=30)
     assert runs_overlapped(task)
+
+
+def test_reboot_while_firing_is_paused_fires_once_at_the_resume(tmp_path: Path) -> None:
+    task = Task.objects.create(
+        name="on-start",
+        func="tests.testapp.jobs:noop",
+        trigger="cron",
+        trigger_config={"crontab": "@reboot"},
+    )
+    switch_firing(False, "test")
+    proc = Proc(tmp_path / "paused.log", settings=FAST_HEARTBEAT)
+    try:
+        proc.wait_ready()
+        assert "Firing is paused" in proc.output()
+        switch_firing(True, "test")
+        wait_until(lambda: task.runs.filter(status="SUCCESSFUL").exists(), 10, proc)
+        wait_until(lambda: "Firing resumed" in proc.output(), 10, proc)
+    finally:
+        assert proc.stop() == 0
+    assert task.runs.count() == 1
