@@ -52,6 +52,7 @@ from django.db import InterfaceError, OperationalError, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import after_outcomes
 from django_tasks_sched.rawsql import lock_rows, update_rows
@@ -170,6 +171,7 @@ def finish(finished: Sequence[Finished]) -> None:
         late = [run for run in runs if run.pk not in live]
         runs = [run for run in runs if run.pk in live]
         record_summaries(fold(item for item in finished if item[0].pk in live), using)
+        wake_if_waiting(task_ids, using)
         run_rows = [[run.pk, *(getattr(run, name) for name in OUTCOME_FIELDS)] for run in runs]
         update_rows(TaskRun, OUTCOME_FIELDS, run_rows, using, locked=True)
     for run in late:
@@ -187,6 +189,17 @@ def finish(finished: Sequence[Finished]) -> None:
             run.status,
         )
     after_outcomes(runs)
+
+
+def wake_if_waiting(task_ids: Sequence[int], using: str) -> None:
+    """Runs of these tasks ended, wherever (a scheduler, a fleet's worker, a watchdog): if
+    fires of theirs wait for a slot, every scheduler is woken to start them (the change
+    stamp, at commit) rather than at its next periodic look."""
+    waiting = TaskRun.objects.using(using).filter(
+        task_id__in=task_ids, status=TaskRun.Status.QUEUED, buffered=True
+    )
+    if waiting.exists():
+        schedule_changed(using)
 
 
 def finish_or_fail(item: Finished) -> None:
@@ -245,6 +258,8 @@ def end(
             if not started:
                 run.started_at = None
             ended.append(run)
+    if ended:
+        wake_if_waiting(sorted({run.task_id for run in ended}), router.db_for_write(TaskRun))
     if ended and status in TaskRun.FAILED_STATUSES:
         # The task's summary says so and counts the failures; its last run's time stays (a
         # newer run may have started since this one did).

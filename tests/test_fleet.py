@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 
 from django_tasks_sched.models import Task, TaskRun
 from tests.factories import make_task
-from tests.history import fire_gaps
+from tests.history import fire_gaps, runs_overlapped
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import run_python, wait_until
 
@@ -517,3 +517,42 @@ def test_queued_run_now_requests_of_a_fleet_task_count_toward_max_instances() ->
     fire = task.runs.exclude(pk=request.pk).get()
     assert fire.status == "MISSED"
     assert "already queued on backend 'db'" in fire.error
+
+
+def test_buffered_fires_of_a_fleet_task_run_one_at_a_time_in_order(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    task = make_task(
+        "buffered",
+        func="tests.testapp.jobs:trace_run",
+        args=[str(trace), 1.5],
+        trigger_config={"seconds": 1},
+        backend="db",
+        queue_name=QUEUE,
+        overlap="buffer_all",
+        # Under load two fires can reach a claim together: each runs, none is folded.
+        coalesce=False,
+    )
+    workers = [db_worker(tmp_path / f"w{i}.log") for i in range(2)]
+    schedulers = [Proc(tmp_path / f"s{i}.log") for i in range(2)]
+    try:
+        for scheduler in schedulers:
+            scheduler.wait_ready()
+        wait_until(lambda: task.runs.filter(status="SUCCESSFUL").count() >= 3, 60, schedulers[0])
+        task.pause()
+        wait_until(
+            lambda: not task.runs.filter(status__in=["QUEUED", "RUNNING"]).exists(),
+            60,
+            schedulers[0],
+        )
+    finally:
+        stop_all(*schedulers, *workers)
+    # Two workers, yet one run at a time, every fire run once, in the order of its fire time.
+    assert not runs_overlapped(task)
+    odd = task.runs.exclude(status="SUCCESSFUL")
+    assert not odd.exists(), list(odd.values_list("scheduled_for", "error"))
+    assert fire_gaps(task.runs.all()) == {1.0}
+    counts = executions(trace)
+    assert sorted(counts) == sorted(task.runs.values_list("pk", flat=True))
+    assert set(counts.values()) == {1}
+    by_start = list(task.runs.order_by("started_at").values_list("scheduled_for", flat=True))
+    assert by_start == sorted(by_start)

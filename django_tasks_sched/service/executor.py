@@ -60,11 +60,9 @@ class FiringExecutor(BaseExecutor):
         next_fire_time: Callable[[int], object],
         coalesces: Callable[[int], bool],
         processes: bool = False,
-        finished: Callable[[], None] = lambda: None,
     ) -> None:
         """``next_fire_time`` and ``coalesces`` answer for a task from the service's jobs:
         its next fire (stored with each finished run) and whether it coalesces overdue fires.
-        ``finished`` is called after outcomes are recorded (their slots are free).
         """
         super().__init__()
         self.worker_id = worker_id
@@ -78,7 +76,6 @@ class FiringExecutor(BaseExecutor):
         self.liveness = liveness()
         self.next_fire_time = next_fire_time
         self.coalesces = coalesces
-        self.finished = finished
         self._fires: deque[Fire] = deque()
         self._finished: deque[TaskRun] = deque()
         self._wake = threading.Event()
@@ -249,7 +246,6 @@ class FiringExecutor(BaseExecutor):
             self.started.difference_update(run.pk for run in batch)
             for run in batch:
                 self.liveness.discard(run.pk)
-            self.finished()
 
     def _next_run_time(self, run: TaskRun) -> object:
         # Scheduled runs refresh the task's next fire; a run-now leaves it alone.

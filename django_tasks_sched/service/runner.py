@@ -86,15 +86,12 @@ class SchedulerService:
         self.worker_id = scheduler_worker_id()
         self.stopping = threading.Event()
         self.wake = threading.Event()
-        #: Set when runs of this process finished: a buffered fire may start in their slot.
-        self.slots_freed = threading.Event()
         self.executor = FiringExecutor(
             self.worker_id,
             options.threads,
             next_fire_time=self._next_fire_time,
             coalesces=self._coalesces,
             processes=options.executor == "process",
-            finished=self._runs_finished,
         )
         self.jobs = Jobs(self.executor)
         self.reconciler = Reconciler(self.jobs)
@@ -188,9 +185,6 @@ class SchedulerService:
                 break
             try:
                 self.reconcile()
-                if self.slots_freed.is_set():
-                    self.slots_freed.clear()
-                    self.claim_queued()
                 now = time.monotonic()
                 if now >= next_full:
                     # Connection upkeep with the full pass, not every poll: under the default
@@ -221,11 +215,6 @@ class SchedulerService:
                 logger.exception("Scheduler loop failed (%d in a row); retrying", failures)
                 close_old_connections()
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
-
-    def _runs_finished(self) -> None:
-        """The executor recorded finished runs (its dispatcher thread): look at the buffer."""
-        self.slots_freed.set()
-        self.wake.set()
 
     def reconcile(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""
@@ -315,12 +304,13 @@ class SchedulerService:
         if not self.firing:
             # Nothing new starts while firing is paused: queued runs wait for the resume.
             return
-        if waiting():
-            self.executor.handoffs.request()
         free = self.options.threads - self.executor.running()
         # Buffered fires first: they wait for a slot of their task (overlap policy), and
-        # those of a task with a backend are released to its hand-off.
-        for run in release_buffered(self.worker_id, limit=max(free, 0)):
+        # those of a task with a backend are released to its hand-off (next line).
+        released = release_buffered(self.worker_id, limit=max(free, 0))
+        if waiting():
+            self.executor.handoffs.request()
+        for run in released:
             logger.info(
                 "Run %s of task %r started from the buffer (fire of %s)",
                 run.pk,
