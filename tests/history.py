@@ -50,3 +50,10 @@ def dropped_by_the_scheduler(task: Task, proc: SchedulerProcess) -> None:
     wait_until(lambda: Task.objects.get(pk=task.pk).next_run_time is None, 10, proc)
     unfinished = task.runs.filter(status__in=["QUEUED", "RUNNING"])
     wait_until(lambda: not unfinished.exists(), 10, proc)
+
+
+def started_in_fire_order(runs: QuerySet[TaskRun]) -> bool:
+    """Whether those of ``runs`` that started did so in the order of their fire times."""
+    started = runs.filter(started_at__isnull=False).order_by("started_at", "id")
+    times = [when for when in started.values_list("scheduled_for", flat=True) if when]
+    return times == sorted(times)
