@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,6 +21,7 @@ from django_tasks_sched import bounds
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.rawsql import lock_rows
 
 #: Most fire times one backfill creates: a bigger range is backfilled in parts.
 MAX_BACKFILL = 10_000
@@ -88,10 +89,12 @@ def backfill(task: Task, start: datetime | date, end: datetime | date) -> list[T
     from django_tasks_sched.service.jitter import jittered
 
     jitter, until = _jitter_of(task)
+    now = timezone.now()
     times = [jittered(task.pk, when, jitter, until) for when in fire_times(task, start, end)]
+    # A fire its jitter delays past now is the schedule's to claim, not ours to start early.
+    times = [when for when in times if when <= now]
     if not times:
         return []
-    now = timezone.now()
     runs = [
         TaskRun(
             task=task,
@@ -103,17 +106,23 @@ def backfill(task: Task, start: datetime | date, end: datetime | date) -> list[T
         )
         for when in times
     ]
-    with transaction.atomic():
+    using = router.db_for_write(TaskRun)
+    with transaction.atomic(using=using):
+        # The task's row first, as a claim takes it: inserting runs of a task whose claim
+        # holds the row, and waiting at commit for it, would deadlock with that claim.
+        lock_rows(Task, [task.pk], using)
         # A fire time that has a run keeps it: the conflict drops ours.
-        TaskRun.objects.bulk_create(runs, ignore_conflicts=True)
+        TaskRun.objects.using(using).bulk_create(runs, ignore_conflicts=True)
         created = list(
-            TaskRun.objects.filter(
+            TaskRun.objects.using(using)
+            .filter(
                 task=task,
                 origin=TaskRun.Origin.BACKFILL,
                 enqueued_at=now,
                 scheduled_for__in=times,
-            ).order_by("scheduled_for")
+            )
+            .order_by("scheduled_for")
         )
         if created:
-            schedule_changed()  # wakes the schedulers, which start them as slots free
+            schedule_changed(using)  # wakes the schedulers, which start them as slots free
     return created

@@ -20,6 +20,8 @@ from django_tasks_sched.overlap import DROPPED, REPLACED, SKIPPED
 #: time, or while no scheduler ran) and for fires folded into a later one.
 LATE = "Not run:"
 COALESCED = "Coalesced:"
+#: A hand-off its backend lost twice (``fleet.handoff``): not a late fire.
+LOST = "Not run: handed to backend"
 
 
 class FireCounts(NamedTuple):
@@ -39,7 +41,7 @@ def fire_counts(task: Task, since: datetime) -> FireCounts:
     """The task's fires since ``since`` that did not run, by cause."""
     missed = Q(status=TaskRun.Status.MISSED)
     counts = TaskRun.objects.filter(task=task, enqueued_at__gte=since).aggregate(
-        late=Count("pk", filter=missed & Q(error__startswith=LATE)),
+        late=Count("pk", filter=missed & Q(error__startswith=LATE) & ~Q(error__startswith=LOST)),
         skipped=Count("pk", filter=missed & Q(error__startswith=SKIPPED)),
         dropped=Count("pk", filter=missed & Q(error__startswith=DROPPED)),
         coalesced=Count("pk", filter=missed & Q(error__startswith=COALESCED)),

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 
 from django_tasks_sched.callables import callable_path, register
 from django_tasks_sched.declarations import DECORATOR, declare, from_spec
 from django_tasks_sched.exceptions import ConflictingIdError, JobLookupError
 from django_tasks_sched.jobspec import DECLARABLE_FIELDS, JobSpec, apply_changes, job_spec
+from django_tasks_sched.rawsql import take_write_lock
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -98,10 +99,13 @@ class Scheduler:
         ``reschedule_job``); without one they are merged into the current ``trigger_config``,
         so ``modify_job("heartbeat", seconds=60)`` changes only the interval.
         """
-        task = self._get(id)
-        apply_changes(task, changes)
-        task.full_clean(validate_unique=False)
-        task.save()
+        with transaction.atomic():
+            # Locked: a claim counting remaining_runs down (or switching the task off) waits,
+            # and is not undone by this save of every field.
+            task = self._get(id, lock=True)
+            apply_changes(task, changes)
+            task.full_clean(validate_unique=False)
+            task.save()
         return task
 
     def pause_job(
@@ -180,8 +184,15 @@ class Scheduler:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _get(self, id: str) -> Task:
-        task = self.get_job(id)
+    def _get(self, id: str, *, lock: bool = False) -> Task:
+        """The task named ``id``; ``lock``: its row locked (call it in a transaction)."""
+        from django_tasks_sched.models import Task
+
+        tasks = Task.objects.named(id)
+        if lock:
+            take_write_lock(Task, router.db_for_write(Task))
+            tasks = tasks.select_for_update()
+        task = tasks.first()
         if task is None:
             raise JobLookupError(id)
         return task

@@ -869,6 +869,11 @@ class TaskRun(models.Model):
             status=self.Status.CANCELLED, finished_at=timezone.now()
         )
         self.refresh_from_db()
+        if cancelled:
+            # A fleet task's queued run held a slot: fires waiting for it may start now.
+            from django_tasks_sched.lifecycle import wake_if_waiting
+
+            wake_if_waiting([self.task_id], self._state.db or "default")
         return bool(cancelled)
 
     # -- reporting from inside the run (current_run()) ---------------------------------------

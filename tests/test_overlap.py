@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from django_tasks_sched import scheduler
 from django_tasks_sched.backfill import fire_times
+from django_tasks_sched.changes import current_version
 from django_tasks_sched.counters import FireCounts, fire_counts
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
@@ -165,9 +166,16 @@ def test_catch_up_fires_of_a_task_without_coalescing_wait_in_order() -> None:
     task = make_task("steady", coalesce=False)
     claim_fires([fire._replace(catch_up=True) for fire in fires(task, 3)], "scheduler:a")
     assert statuses(task) == [("RUNNING", False), ("QUEUED", True), ("QUEUED", True)]
-    # A fire that comes due while they wait joins the end of the line.
+    # A fire that comes due meanwhile meets the task's overlap policy (skip here).
     claim_fires(fires(task, 1, AT + timedelta(hours=1)), "scheduler:a")
-    assert statuses(task)[-1] == ("QUEUED", True)
+    assert statuses(task)[-1] == ("MISSED", False)
+
+
+def test_buffer_one_keeps_one_waiting_without_coalescing_too() -> None:
+    task = make_task("slow", overlap="buffer_one", coalesce=False)
+    for fire in fires(task, 4):
+        claim_fires([fire], "scheduler:a")
+    assert [status for status, _ in statuses(task)] == ["RUNNING", "QUEUED", "MISSED", "MISSED"]
 
 
 def test_remaining_runs_are_used_by_fires_that_run_and_end_the_task() -> None:
@@ -452,3 +460,37 @@ def test_a_stop_for_one_run_never_kills_the_next() -> None:
     assert (killed, worker.ended.is_set()) == ([], False)
     worker.end(2)
     assert (killed, worker.ended.is_set()) == ([True], True)
+
+
+def test_backfill_leaves_a_fire_its_jitter_delays_past_now_to_the_schedule() -> None:
+    task = make_task(
+        "late-jitter", trigger="cron", trigger_config={"crontab": "* * * * *", "jitter": 3599}
+    )
+    end = timezone.now()
+    nominal = fire_times(task, end - timedelta(hours=1), end)
+    runs = task.backfill(end - timedelta(hours=1), end)
+    delayed = [jittered(task.pk, when, 3599, None) for when in nominal]
+    # Of sixty fires delayed up to an hour, the latest ones fall after now: not backfilled.
+    expected = [when for when in delayed if when <= timezone.now()]
+    assert 0 < len(expected) < len(nominal)
+    assert sorted(run.scheduled_for for run in runs if run.scheduled_for) == sorted(expected)
+
+
+def test_lost_hand_offs_are_not_counted_late() -> None:
+    task = make_task("fleet")
+    TaskRun.objects.create(
+        task=task, status="MISSED", error="Not run: handed to backend 'db' twice, never started."
+    )
+    assert fire_counts(task, timezone.now() - timedelta(days=1)).late == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_a_queued_run_wakes_the_schedulers_when_fires_wait() -> None:
+    task = make_task("fleet", overlap="buffer_one")
+    claim_fires(fires(task, 2), "scheduler:a")
+    before = current_version()
+    queued = TaskRun.objects.create(task=task, status="QUEUED")
+    assert current_version() > before  # a run-now wakes them anyway
+    before = current_version()
+    assert queued.cancel()
+    assert current_version() > before

@@ -45,7 +45,6 @@ RUN_COLUMNS = (
     "kwargs",
     "active",
     "max_instances",
-    "coalesce",
     "timeout",
     "heartbeat_timeout",
     "backend",
@@ -266,12 +265,11 @@ class _Claim:
             row.status, row.finished_at, row.error = TaskRun.Status.MISSED, self.now, reason
             self.late.add((task.pk, fire.scheduled_for))
             return
-        # A catch-up is run in full, in order, whatever the policy for an overlap; a fire
-        # that comes due while one is still waited on joins the end of its line.
-        slots = self.slots[task.pk]
-        catch_up = fire.catch_up or (not task.coalesce and slots.buffered > 0)
-        policy = Task.Overlap.BUFFER_ALL if catch_up else task.overlap
-        decision = overlap.decide(policy, task.max_instances, slots, backend=task.backend)
+        # A catch-up is run in full, in order, whatever the policy for an overlap.
+        policy = Task.Overlap.BUFFER_ALL if fire.catch_up else task.overlap
+        decision = overlap.decide(
+            policy, task.max_instances, self.slots[task.pk], backend=task.backend
+        )
         if decision.action == Action.MISS:
             row.status, row.finished_at = TaskRun.Status.MISSED, self.now
             row.error = decision.reason

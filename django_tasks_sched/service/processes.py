@@ -38,6 +38,9 @@ from django_tasks_sched.service.worker import worker_main
 
 logger = logging.getLogger(__name__)
 
+#: The outcome of a call stopped because the run was ended elsewhere (dropped: its record stands).
+ENDED_ELSEWHERE = "Stopped: the run was ended by another process; its worker process was killed."
+
 #: The multiprocessing context: see the module's docstring for why not fork.
 CONTEXT = multiprocessing.get_context("spawn")
 
@@ -121,6 +124,8 @@ class WorkerProcess:
         except OSError:  # it died between the look above and now
             self._reap()
             self.restart()
+            if self.ended.is_set():  # killed for a stop: the run is not to be called
+                return _outcome(TaskRun.Status.CANCELLED, timezone.now(), ENDED_ELSEWHERE)
             self._send(request)
         started = timezone.now()
         wait = time_left(run)
