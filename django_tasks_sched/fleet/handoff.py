@@ -35,6 +35,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from django_tasks_sched.firing import firing
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
@@ -140,7 +141,9 @@ def _take_unhanded(limit: int) -> list[tuple[int, Task]]:
     now = timezone.now()
     with transaction.atomic():
         rows = take_queued(_unhanded(now), limit)
-        if not rows:
+        # Read after the rows: a pause committed before they were queued is seen here, even
+        # when this pass began before the pause (the thread's own check is a moment older).
+        if not rows or not firing().on:
             return []
         tasks = Task.objects.only("id", "name", "backend", "queue_name", "priority").in_bulk(
             {task_id for _, task_id in rows}
