@@ -2,8 +2,8 @@
 
 Every fire that does not run leaves a record (MISSED, or CANCELLED when a later fire replaced
 it), and each record's error starts with the words of its cause, stored in English. One query
-with conditional counts over the task's runs since the date (the index on task and enqueue
-time bounds it).
+with conditional counts over the task's runs since the earliest date (the index on task and
+enqueue time bounds it), for as many dates as asked.
 """
 
 from __future__ import annotations
@@ -14,14 +14,7 @@ from typing import NamedTuple
 from django.db.models import Count, Q
 
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.overlap import DROPPED, REPLACED, SKIPPED
-
-#: The error's opening words for fires missed because they were late (past the misfire grace
-#: time, or while no scheduler ran) and for fires folded into a later one.
-LATE = "Not run:"
-COALESCED = "Coalesced:"
-#: A hand-off its backend lost twice (``fleet.handoff``): not a late fire.
-LOST = "Not run: handed to backend"
+from django_tasks_sched.reasons import COALESCED, DROPPED, LOST, NOT_RUN, REPLACED, SKIPPED
 
 
 class FireCounts(NamedTuple):
@@ -37,14 +30,24 @@ class FireCounts(NamedTuple):
     replaced: int
 
 
-def fire_counts(task: Task, since: datetime) -> FireCounts:
-    """The task's fires since ``since`` that did not run, by cause."""
+def fire_counts(task: Task, *since: datetime) -> list[FireCounts]:
+    """The task's fires that did not run, by cause, since each of ``since``: one query."""
     missed = Q(status=TaskRun.Status.MISSED)
-    counts = TaskRun.objects.filter(task=task, enqueued_at__gte=since).aggregate(
-        late=Count("pk", filter=missed & Q(error__startswith=LATE) & ~Q(error__startswith=LOST)),
-        skipped=Count("pk", filter=missed & Q(error__startswith=SKIPPED)),
-        dropped=Count("pk", filter=missed & Q(error__startswith=DROPPED)),
-        coalesced=Count("pk", filter=missed & Q(error__startswith=COALESCED)),
-        replaced=Count("pk", filter=Q(status=TaskRun.Status.CANCELLED, error=REPLACED)),
+    causes = {
+        "late": missed & Q(error__startswith=NOT_RUN) & ~Q(error__startswith=LOST),
+        "skipped": missed & Q(error__startswith=SKIPPED),
+        "dropped": missed & Q(error__startswith=DROPPED),
+        "coalesced": missed & Q(error__startswith=COALESCED),
+        "replaced": Q(status=TaskRun.Status.CANCELLED, error=REPLACED),
+    }
+    counts = TaskRun.objects.filter(task=task, enqueued_at__gte=min(since)).aggregate(
+        **{
+            f"{cause}_{index}": Count("pk", filter=match & Q(enqueued_at__gte=when))
+            for index, when in enumerate(since)
+            for cause, match in causes.items()
+        }
     )
-    return FireCounts(**counts)
+    return [
+        FireCounts(**{cause: counts[f"{cause}_{index}"] for cause in causes})
+        for index in range(len(since))
+    ]

@@ -28,12 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from django_tasks_sched.conf import get_settings
-
-# The reasons are stored in English, as every run's error is: the admin counts fires by them
-# (django_tasks_sched.counters), whatever the language of the process that wrote them.
-SKIPPED = "Skipped:"
-DROPPED = "Dropped:"
-REPLACED = "Cancelled: a later fire replaced it (overlap cancel_other)."
+from django_tasks_sched.reasons import DROPPED, REPLACED, SKIPPED
 
 
 class Action(Enum):

@@ -109,6 +109,10 @@ class SchedulerProcess:
             proc.stop(signal.SIGKILL, timeout=10)
 
 
+#: Settings for scheduler processes that must notice a dead peer (or a dead run) in seconds.
+FAST_HEARTBEAT = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 3}
+
+
 def wait_until(
     predicate: Callable[[], Any], timeout: float = 10, proc: SchedulerProcess | None = None
 ) -> Any:

@@ -18,13 +18,12 @@ import pytest
 
 from django_tasks_sched.models import Task, TaskRun
 from tests.history import fire_gaps, runs_overlapped
+from tests.processes import FAST_HEARTBEAT, wait_until
 from tests.processes import SchedulerProcess as Proc
-from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Quick failure detection, so the kill -9 test takes seconds, not the default half minute.
-FAST_HEARTBEAT = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 3}
 
 
 @pytest.fixture

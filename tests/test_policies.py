@@ -17,12 +17,10 @@ from django_tasks_sched.firing import switch_firing
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service.claims import NO_RUNS_LEFT
 from tests.history import fire_gaps, runs_overlapped, started_in_fire_order
+from tests.processes import FAST_HEARTBEAT, wait_until
 from tests.processes import SchedulerProcess as Proc
-from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-FAST_HEARTBEAT = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 3}
 
 
 def start(tmp_path: Path, count: int, **settings: Any) -> list[Proc]:

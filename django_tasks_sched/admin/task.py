@@ -388,11 +388,9 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     def fires_not_run(self, obj: Task) -> SafeString:
         """The task's fires that did not run, by cause, over the last day, week and month."""
         now = timezone.now()
-        windows = [
-            (gettext("last 24 hours"), fire_counts(obj, now - timedelta(days=1))),
-            (gettext("last 7 days"), fire_counts(obj, now - timedelta(days=7))),
-            (gettext("last 30 days"), fire_counts(obj, now - timedelta(days=30))),
-        ]
+        labels = [gettext("last 24 hours"), gettext("last 7 days"), gettext("last 30 days")]
+        counts = fire_counts(obj, *(now - timedelta(days=days) for days in (1, 7, 30)))
+        windows = zip(labels, counts, strict=True)
         head = format_html_join(
             "",
             "<th>{}</th>",

@@ -39,6 +39,7 @@ from django_tasks_sched.firing import firing
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
+from django_tasks_sched.reasons import LOST
 from django_tasks_sched.service.claims import take_queued
 
 logger = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ def sweep_handoffs(lease: float, now: datetime | None = None) -> int:
             lost_twice,
             TaskRun.Status.MISSED,
             lambda run: (
-                f"Not run: handed to backend {run.backend!r} {run.handoffs} times, and no "
+                f"{LOST} {run.backend!r} {run.handoffs} times, and no "
                 f"worker started it within the hand-off lease of {lease:g}s each time "
                 "(the broker lost the message, or no worker serves the queue)."
             ),

@@ -2,10 +2,12 @@
 
 Exactly-once across scheduler processes comes from the database, not from luck: a fire is
 claimed by inserting its ``TaskRun`` under the unique constraint on (task, scheduled_for),
-inside a transaction that first locks the task rows and counts their runs in flight (RUNNING,
-and QUEUED for a task whose runs go to a backend) against ``max_instances``. The lock
-serialises claims for one task across processes, so the count cannot go stale between the
-read and the insert.
+inside a transaction that first locks the task rows, then counts their runs in flight (RUNNING,
+and QUEUED for a task whose runs go to a backend) and their fires waiting for a slot. The
+task's overlap policy (:mod:`django_tasks_sched.overlap`) decides against those counts what a
+fire does when ``max_instances`` runs are going. The lock serialises claims for one task
+across processes, so the counts cannot go stale between the read and the insert; the same
+lock serialises :func:`release_buffered`, which starts waiting fires as slots free.
 
 Fires are claimed in batches: one transaction locks every task of the batch, counts their
 runs in flight with one query and inserts all the rows with one INSERT. Ten thousand fires due
@@ -29,6 +31,7 @@ from django_tasks_sched.lifecycle import cancel_running, start_queued
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.overlap import Action, Slots
 from django_tasks_sched.rawsql import concrete_field, quoter, take_write_lock
+from django_tasks_sched.reasons import NOT_RUN
 from django_tasks_sched.service.rawrows import column_reader
 
 logger = logging.getLogger(__name__)
@@ -260,7 +263,9 @@ class _Claim:
         lateness = (self.now - fire.scheduled_for).total_seconds()
         reason = fire.missed_reason
         if not reason and fire.grace is not None and lateness > fire.grace:
-            reason = f"Not run: {lateness:.1f}s late, past the misfire grace time of {fire.grace}s."
+            reason = (
+                f"{NOT_RUN} {lateness:.1f}s late, past the misfire grace time of {fire.grace}s."
+            )
         if reason:
             row.status, row.finished_at, row.error = TaskRun.Status.MISSED, self.now, reason
             self.late.add((task.pk, fire.scheduled_for))

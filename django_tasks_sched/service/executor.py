@@ -32,6 +32,7 @@ from django_tasks_sched.fleet.handoff import HandOffThread
 from django_tasks_sched.lifecycle import KEEP, TRANSIENT_ERRORS, Finished, finish, finish_or_fail
 from django_tasks_sched.liveness import liveness
 from django_tasks_sched.models import TaskRun
+from django_tasks_sched.reasons import COALESCED
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 from django_tasks_sched.service.processes import WorkerPool
 
@@ -43,10 +44,6 @@ RECORD_BATCH_SIZE = 1000
 #: Seconds between the dispatcher's ``close_old_connections()`` (also its idle wake-up): per
 #: batch would reconnect hundreds of times a second under the default ``CONN_MAX_AGE = 0``.
 CONNECTION_CHECK_INTERVAL = 5.0
-
-
-#: Why a coalesced fire was not run.
-COALESCED = "Coalesced: folded into a later fire of the task that came due together with it."
 
 
 class FiringExecutor(BaseExecutor):

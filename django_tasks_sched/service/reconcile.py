@@ -30,6 +30,7 @@ from django.utils import timezone as dj_timezone
 from django_tasks_sched.lifecycle import refuse
 from django_tasks_sched.models import Task, anchored_config
 from django_tasks_sched.rawsql import concrete_field, update_rows
+from django_tasks_sched.reasons import NOT_RUN
 from django_tasks_sched.service.claims import Fire
 from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
@@ -273,7 +274,7 @@ class Reconciler:
                 task_id,
                 missed,
                 grace,
-                "Not run: no scheduler was running (or firing was paused). This record stands "
+                f"{NOT_RUN} no scheduler was running (or firing was paused). This record stands "
                 "for every fire of the task from this one until "
                 f"{window:%Y-%m-%d %H:%M:%S} UTC, beyond the misfire grace time; later fires "
                 "were caught up.",

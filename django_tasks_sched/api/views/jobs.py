@@ -48,6 +48,14 @@ IF_MATCH = OpenApiParameter(
     description="The job's ETag as read: the change is refused (412) if it changed since.",
 )
 BOOLEAN = {"true": True, "false": False, "1": True, "0": False}
+#: What POST jobs/<id>/pause, resume and run answer.
+ACTION_RESPONSES = {
+    200: schemas.Job,
+    400: schemas.Error,
+    403: schemas.Error,
+    401: schemas.Error,
+    **NOT_FOUND,
+}
 
 
 def _argument_error(exc: JobArgumentError) -> Invalid:
@@ -235,13 +243,7 @@ class JobActionView(SchedulerAPIView):
 
     @documented(
         request=None,
-        responses={
-            200: schemas.Job,
-            400: schemas.Error,
-            403: schemas.Error,
-            401: schemas.Error,
-            **NOT_FOUND,
-        },
+        responses=ACTION_RESPONSES,
     )
     def post(self, request: Request, job_id: str) -> Response:
         if self.action == "run":
@@ -275,13 +277,7 @@ class JobPauseView(JobActionView):
 
     @documented(
         request=schemas.Pause,
-        responses={
-            200: schemas.Job,
-            400: schemas.Error,
-            403: schemas.Error,
-            401: schemas.Error,
-            **NOT_FOUND,
-        },
+        responses=ACTION_RESPONSES,
     )
     def post(self, request: Request, job_id: str) -> Response:
         return super().post(request, job_id)
