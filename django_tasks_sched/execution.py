@@ -33,6 +33,7 @@ from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.lifecycle import KEEP, OUTCOME_FIELDS
 from django_tasks_sched.liveness import alive
 from django_tasks_sched.models import TaskRun
+from django_tasks_sched.stopping import RunStopped, stoppable
 from django_tasks_sched.storable import describe_exception, storable_text, to_json_value
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,26 @@ def _check_arguments(args: Any, kwargs: Any) -> None:
 def call_here(run: TaskRun) -> Outcome:
     """Call the run's function in this thread (the thread executor, ``runtask``, inline)."""
     return call_task(run, get_settings().RUN_LOG_LIMIT)
+
+
+#: The outcome of a call stopped because its run was ended elsewhere (dropped: its record stands).
+ENDED_ELSEWHERE = "Stopped: the run was ended by another process."
+
+
+def call_stoppable(run: TaskRun) -> Outcome:
+    """Call the run's function in this thread; stop it if the run is ended elsewhere meanwhile.
+
+    Stopped only in the main thread (see :mod:`django_tasks_sched.stopping`), where a fleet's
+    worker calls its runs; elsewhere as :func:`call_here`.
+    """
+    started = timezone.now()
+    try:
+        with stoppable(run.pk):
+            return call_here(run)
+    except RunStopped:
+        return Outcome(
+            str(TaskRun.Status.CANCELLED), started, timezone.now(), error=ENDED_ELSEWHERE
+        )
 
 
 def execute_run(

@@ -9,7 +9,8 @@ task's retry policy follows.
 
 A run ended meanwhile by another process (cancelled by overlap ``cancel_other``, timed out by a
 watchdog, taken for dead) is noticed at the same beat: a run with a stop registered
-(:meth:`Liveness.on_end`: the process executor's worker process) is stopped.
+(:meth:`Liveness.on_end`) is stopped: the process executor kills its worker process, a fleet's
+worker interrupts its main thread (:mod:`django_tasks_sched.stopping`).
 
 This is the process's liveness, not the function's: a function stuck in a loop still looks
 alive here. ``Task.heartbeat_timeout`` asks the function itself for heartbeats

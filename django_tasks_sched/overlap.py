@@ -17,9 +17,10 @@ cancel_other   the oldest running runs are ended CANCELLED (and     CANCEL_OTHER
                stopped where the executor can), the fire runs
 =============  ===================================================  ==========================
 
-A fire that finds a free slot while earlier fires still wait joins the end of the line
-instead of jumping it (buffer policies), so buffered fires run in the order of their fire
-times.
+A fire that finds a free slot while earlier fires still wait (buffered, or a catch-up) does
+not jump the line: it joins its end (buffer policies) or is skipped (``skip``), so waiting
+fires run in the order of their fire times. Only ``cancel_other``, where the latest fire wins,
+takes the free slot.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def decide(overlap: str, max_instances: int, slots: Slots, *, backend: str = "")
     Updates ``slots`` as if the decision were carried out, so the next fire of the same batch
     is decided against it.
     """
-    if slots.running < max_instances and not (slots.buffered and overlap.startswith("buffer")):
+    waiting = slots.buffered and overlap != "cancel_other"
+    if slots.running < max_instances and not waiting:
         slots.running += 1
         return Decision(Action.RUN)
     if overlap == "buffer_one" or overlap == "buffer_all":
@@ -84,7 +86,9 @@ def decide(overlap: str, max_instances: int, slots: Slots, *, backend: str = "")
         excess = slots.running - max_instances + 1
         slots.running = max_instances
         return Decision(Action.CANCEL_OTHER, REPLACED, cancel=excess)
-    if backend:
+    if slots.running < max_instances:
+        reason = f"{SKIPPED} earlier fires still wait for a slot."
+    elif backend:
         reason = (
             f"{SKIPPED} {max_instances} run(s) already queued on backend {backend!r} or running "
             "(max_instances reached)."

@@ -46,7 +46,7 @@ def require_broker(url: str) -> None:
         pytest.skip(f"broker {url} unreachable ({exc}); scripts/services.sh starts it")
 
 
-def db_worker(path: Path) -> Proc:
+def db_worker(path: Path, settings: dict[str, Any] | None = None) -> Proc:
     """A django-tasks-db worker on this run's queue (started; wait for its first line)."""
     return Proc(
         path,
@@ -60,11 +60,14 @@ def db_worker(path: Path) -> Proc:
         "--no-reload",
         "--verbosity",
         "2",
+        settings=settings,
         command=["-m", "django", "db_worker"],
     )
 
 
-def celery_worker(path: Path, broker: str, concurrency: int = 2) -> Proc:
+def celery_worker(
+    path: Path, broker: str, concurrency: int = 2, settings: dict[str, Any] | None = None
+) -> Proc:
     require_broker(broker)
     return Proc(
         path,
@@ -80,6 +83,7 @@ def celery_worker(path: Path, broker: str, concurrency: int = 2) -> Proc:
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
+        settings=settings,
         env={"DTS_CELERY_BROKER": broker},
         command=["-m", "celery", "-A", "tests.celery_app"],
     )
@@ -297,10 +301,11 @@ def test_a_stopped_fleet_cannot_pile_up_work(tmp_path: Path) -> None:
 
 
 def test_handed_off_runs_time_out_and_await_coroutines(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
     slow = make_task(
         "slow",
-        func="tests.testapp.jobs:sleep",
-        args=[6],  # well past its timeout, and short enough for its worker to stop soon
+        func="tests.testapp.jobs:trace_span",
+        args=[str(trace), 6],  # well past its timeout
         trigger="date",
         trigger_config={"run_date": "2099-01-01T00:00:00"},
         backend="db",
@@ -315,7 +320,7 @@ def test_handed_off_runs_time_out_and_await_coroutines(tmp_path: Path) -> None:
         backend="db",
         queue_name=QUEUE,
     )
-    workers = [db_worker(tmp_path / f"w{i}.log") for i in range(2)]
+    workers = [db_worker(tmp_path / f"w{i}.log", FAST_BEAT) for i in range(2)]
     scheduler = Proc(tmp_path / "s.log", settings=FAST_BEAT)
     try:
         scheduler.wait_ready()
@@ -329,7 +334,9 @@ def test_handed_off_runs_time_out_and_await_coroutines(tmp_path: Path) -> None:
     awaited.refresh_from_db()
     assert awaited.result() == "awaited"
     timed.refresh_from_db()
-    assert timed.status == "TIMED_OUT"  # by the watchdog: a worker's thread cannot be stopped
+    assert timed.status == "TIMED_OUT"  # by the watchdog
+    # ... and its call stopped in the worker's main thread, well before its end.
+    assert trace.read_text().split() == ["start", str(timed.pk)]
 
 
 # -- Celery -----------------------------------------------------------------------------------
@@ -556,3 +563,45 @@ def test_buffered_fires_of_a_fleet_task_run_one_at_a_time_in_order(tmp_path: Pat
     assert sorted(counts) == sorted(task.runs.values_list("pk", flat=True))
     assert set(counts.values()) == {1}
     assert started_in_fire_order(task.runs.all())
+
+
+@pytest.mark.parametrize("fleet", ["db_worker", "celery"])
+def test_cancel_other_stops_the_call_on_the_worker(tmp_path: Path, fleet: str) -> None:
+    from tests.test_policies import spans
+
+    trace = tmp_path / "trace"
+    if fleet == "celery":
+        workers = [celery_worker(tmp_path / "w.log", REDIS, settings=FAST_BEAT)]
+        env = {"DTS_CELERY_BROKER": REDIS}
+    else:
+        workers = [db_worker(tmp_path / f"w{i}.log", FAST_BEAT) for i in range(2)]
+        env = {}
+    task = make_task(
+        "replaced",
+        func="tests.testapp.jobs:trace_span",
+        args=[str(trace), 4],
+        trigger_config={"seconds": 2},
+        backend=fleet if fleet == "celery" else "db",
+        queue_name=QUEUE,
+        overlap="cancel_other",
+    )
+    scheduler = Proc(tmp_path / "s.log", settings=FAST_BEAT, env=env)
+    try:
+        wait_until(lambda: len(spans(trace)[0]) >= 3, 60, scheduler)
+        task.pause()
+        wait_until(
+            lambda: not task.runs.filter(status__in=["QUEUED", "RUNNING"]).exists(),
+            60,
+            scheduler,
+        )
+        # The last run was replaced by nothing: it ran to its end on the same workers.
+        last = task.runs.filter(status="SUCCESSFUL").latest("scheduled_for")
+        wait_until(lambda: spans(trace)[1][last.pk] == 1, 10, scheduler)
+    finally:
+        assert scheduler.stop() == 0
+        stop_all(*workers)
+    started, ended = spans(trace)
+    cancelled = set(task.runs.filter(status="CANCELLED").values_list("pk", flat=True))
+    assert cancelled & set(started)  # some were replaced mid-call ...
+    assert not cancelled & set(ended)  # ... and every such call was stopped before its end
+    assert not runs_overlapped(task)

@@ -65,6 +65,8 @@ def statuses(task: Task) -> list[tuple[str, bool]]:
     [
         ("skip", 0, 0, Action.RUN),
         ("skip", 1, 0, Action.MISS),
+        # A free slot while earlier fires wait (a catch-up, a run requested): not jumped.
+        ("skip", 0, 1, Action.MISS),
         ("buffer_one", 1, 0, Action.BUFFER),
         ("buffer_one", 1, 1, Action.MISS),
         # A free slot while a fire waits: the new one joins the line, it does not jump it.
@@ -73,6 +75,8 @@ def statuses(task: Task) -> list[tuple[str, bool]]:
         ("buffer_all", 1, 5, Action.BUFFER),
         ("cancel_other", 1, 0, Action.CANCEL_OTHER),
         ("cancel_other", 0, 0, Action.RUN),
+        # The latest fire wins, waiting fires or not.
+        ("cancel_other", 0, 1, Action.RUN),
     ],
 )
 def test_decide(overlap: str, running: int, buffered: int, action: Action) -> None:
@@ -169,6 +173,17 @@ def test_catch_up_fires_of_a_task_without_coalescing_wait_in_order() -> None:
     # A fire that comes due meanwhile meets the task's overlap policy (skip here).
     claim_fires(fires(task, 1, AT + timedelta(hours=1)), "scheduler:a")
     assert statuses(task)[-1] == ("MISSED", False)
+    # ... also in the moment between two catch-up runs, when the slot is free: the fire does
+    # not jump the catch-up fires still waiting.
+    TaskRun.objects.filter(task=task, status="RUNNING").update(status="SUCCESSFUL")
+    claim_fires(fires(task, 1, AT + timedelta(hours=2)), "scheduler:a")
+    latest = task.runs.latest("scheduled_for")
+    assert (latest.status, latest.error) == (
+        "MISSED",
+        "Skipped: earlier fires still wait for a slot.",
+    )
+    [started] = release_buffered("scheduler:a", limit=10)
+    assert started.scheduled_for == AT + timedelta(minutes=1)
 
 
 def test_buffer_one_keeps_one_waiting_without_coalescing_too() -> None:

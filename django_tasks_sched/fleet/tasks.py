@@ -52,7 +52,7 @@ def _django_task(function: Callable[..., None]) -> Any:
 @_django_task
 def run_handed_off(run_id: int, backend: str = "") -> None:
     """Execute one handed-off run here, unless it was started (or ended) elsewhere."""
-    from django_tasks_sched.execution import execute_run, process_scope
+    from django_tasks_sched.execution import call_stoppable, execute_run, process_scope
     from django_tasks_sched.models import TaskRun
 
     try:
@@ -65,4 +65,6 @@ def run_handed_off(run_id: int, backend: str = "") -> None:
         logger.info("Run %s is %s already: this delivery does nothing", run_id, run.status)
         return
     worker_id = f"{WORKER_PREFIX}{backend or run.backend}:{process_scope()}:{os.getpid()}"
-    execute_run(run, worker_id=worker_id)
+    # Stopped if the run is ended elsewhere (cancel_other, a timeout) where the worker calls
+    # it in its main thread: db_worker, Celery's prefork and solo pools.
+    execute_run(run, worker_id=worker_id, call=call_stoppable)

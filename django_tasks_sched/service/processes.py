@@ -140,11 +140,7 @@ class WorkerProcess:
             if self.ended.is_set():
                 self.restart()
                 # Its record stands (CANCELLED, TIMED_OUT...): this outcome is dropped.
-                return _outcome(
-                    TaskRun.Status.CANCELLED,
-                    started,
-                    "Stopped: the run was ended by another process; its worker process was killed.",
-                )
+                return _outcome(TaskRun.Status.CANCELLED, started, ENDED_ELSEWHERE)
             if stopping.is_set():
                 return _outcome(
                     TaskRun.Status.INTERRUPTED,
