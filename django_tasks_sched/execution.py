@@ -32,7 +32,7 @@ from django_tasks_sched.current import running_as
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.lifecycle import KEEP, OUTCOME_FIELDS
 from django_tasks_sched.liveness import alive
-from django_tasks_sched.models import TaskRun
+from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.stopping import RunStopped, stoppable
 from django_tasks_sched.storable import describe_exception, storable_text, to_json_value
 
@@ -218,9 +218,8 @@ def execute_run(
         return run
     if run.status != TaskRun.Status.RUNNING:
         return run
-    if claimed and getattr(run.task, "heartbeat_timeout", None) and not lifecycle.called(run):
-        # Claimed by a scheduler, then ended while it waited for a thread (stuck detection
-        # counts from the claim until this call): it must not run after all.
+    if claimed and _may_end_before_its_call(run.task) and not lifecycle.called(run):
+        # Claimed by a scheduler, then ended while it waited for a thread: not called after all.
         logger.info("Run %s was ended before a thread could call it; not calling", run.pk)
         run.refresh_from_db()
         return run
@@ -241,6 +240,18 @@ def execute_run(
         announce, "Run %s of task %r finished: %s in %.3fs", run.pk, task.name, run.status, duration
     )
     return run
+
+
+def _may_end_before_its_call(task: Any) -> bool:
+    """Whether another process may end a claimed run of ``task`` while it waits for a thread.
+
+    Stuck detection (``heartbeat_timeout``) counts from the claim until the call, and
+    ``cancel_other`` replaces the oldest run, called or not. Only their runs pay the one
+    guarded UPDATE of :func:`.lifecycle.called` before the call.
+    """
+    return bool(getattr(task, "heartbeat_timeout", None)) or (
+        getattr(task, "overlap", "") == Task.Overlap.CANCEL_OTHER
+    )
 
 
 def _take_outcome(run: TaskRun, outcome: Outcome) -> None:

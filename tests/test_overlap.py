@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,6 +25,7 @@ from django_tasks_sched.backfill import fire_times
 from django_tasks_sched.changes import current_version
 from django_tasks_sched.counters import FireCounts, fire_counts
 from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.execution import execute_run
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.overlap import Action, Slots, decide
 from django_tasks_sched.service.claims import (
@@ -31,6 +33,7 @@ from django_tasks_sched.service.claims import (
     Fire,
     claim_fires,
     release_buffered,
+    request_run,
 )
 from django_tasks_sched.service.heartbeat import Heartbeat
 from django_tasks_sched.service.jitter import jittered
@@ -135,6 +138,23 @@ def test_buffered_fires_start_in_order_as_slots_free() -> None:
     assert len(release_buffered("scheduler:c", limit=1)) == 1
 
 
+def test_free_threads_go_to_the_task_that_began_waiting_first() -> None:
+    # Task ids in the opposite order of their waits: the earlier waiter is served first.
+    every_ten = {"trigger": "cron", "trigger_config": {"crontab": "*/10 * * * *"}}
+    later = make_task("later", max_instances=5, **every_ten)
+    earlier = make_task("earlier", max_instances=5)
+    # Last year's fires queued now (a backfill), after the other task's fire began waiting.
+    request_run(earlier, TaskRun.Origin.MANUAL)
+    TaskRun.objects.filter(task=earlier).update(enqueued_at=timezone.now() - timedelta(minutes=1))
+    year_ago = timezone.now() - timedelta(days=365)
+    later.backfill(year_ago, year_ago + timedelta(hours=1))
+    assert later.runs.count() == 6
+    [first] = release_buffered("scheduler:a", limit=1)
+    assert first.task_id == earlier.pk
+    # The next free threads go to the backfill, up to its task's free slots.
+    assert len(release_buffered("scheduler:a", limit=10)) == 5
+
+
 def test_a_buffered_fire_of_a_backend_task_is_released_to_its_hand_off() -> None:
     task = make_task("fleet", overlap="buffer_one", backend="default")
     for fire in fires(task, 2):
@@ -155,6 +175,18 @@ def test_cancel_other_cancels_the_oldest_running_run_and_runs_the_fire() -> None
     assert "replaced it (overlap cancel_other)" in first.error
     assert first.finished_at == second.started_at
     assert second.status == TaskRun.Status.RUNNING
+
+
+def test_a_run_cancelled_while_it_waits_for_a_thread_is_not_called(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    task = make_task(
+        "replace", overlap="cancel_other", func="tests.testapp.jobs:trace_run", args=[str(trace)]
+    )
+    [first] = claim_fires(fires(task, 1), "scheduler:a")  # claimed RUNNING, no thread free yet
+    [second] = claim_fires(fires(task, 1, AT + timedelta(minutes=5)), "scheduler:a")
+    assert execute_run(first, worker_id="scheduler:a").status == TaskRun.Status.CANCELLED
+    assert execute_run(second, worker_id="scheduler:a").status == TaskRun.Status.SUCCESSFUL
+    assert trace.read_text().split() == [str(second.pk)]  # the first was never called
 
 
 def test_a_fire_claimed_elsewhere_cancels_nothing() -> None:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Case, QuerySet, When
+from django.db.models import Case, Min, QuerySet, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -412,18 +412,29 @@ def release_buffered(worker_id: str, limit: int) -> list[TaskRun]:
     run here is started at once (up to ``limit``, this process's free threads) and returned to
     execute; one of a task with a backend is released to its hand-off (it counts as in flight
     from here on). A slot left unused for want of threads is taken at the next look.
+
+    Free threads go to tasks in the order they began waiting (their oldest waiting run's
+    ``enqueued_at``, not its fire time: a backfill of last year's fires queued now comes after
+    the fires already waiting), each taking at most its free slots; at most :data:`BATCH_SIZE`
+    tasks a look.
     """
     waiting = TaskRun.objects.filter(status=TaskRun.Status.QUEUED, buffered=True)
-    task_ids = sorted(waiting.values_list("task_id", flat=True).distinct())
-    if not task_ids:
+    lines = (
+        waiting.values("task_id").annotate(oldest=Min("enqueued_at")).order_by("oldest", "task_id")
+    )
+    order = [line["task_id"] for line in lines[:BATCH_SIZE]]
+    if not order:
         return []
     now = timezone.now()
     started: list[int] = []
     with transaction.atomic():
         take_write_lock(TaskRun, connection.alias)
-        tasks, slots = _lock_tasks(task_ids)
+        tasks, slots = _lock_tasks(sorted(order))
         released: list[int] = []
-        for task_id, task in tasks.items():
+        for task_id in order:
+            task = tasks.get(task_id)
+            if task is None:
+                continue  # deleted meanwhile, with its runs
             free = task.max_instances - slots[task_id].running
             if not task.backend:
                 free = min(free, limit - len(started))
