@@ -21,6 +21,7 @@ demo:  ## Run the example project (dev server on 127.0.0.1:8000, user admin / ad
 # DATABASE_URL is unset so `make test` means SQLite even in a shell set up for another database.
 test:  ## Run the tests on SQLite; pass pytest options as ARGS="-k admin".
 	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres
+	@scripts/ensure-chromium.sh
 	@env -u DATABASE_URL scripts/pytest.sh $(VENV) $(ARGS)
 
 test-all:  ## Run the CI matrix locally: Django 5.2 and 6.1 on SQLite, PostgreSQL and MariaDB, lint, docs.

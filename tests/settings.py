@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The admin's CSS and JavaScript, served by the live server of the browser tests.
+    "django.contrib.staticfiles",
     "django_tasks_sched",
     "django_tasks_db",
     "tests.testapp",

@@ -1,0 +1,135 @@
+"""The admin in a real browser: headless Chromium, driven by Playwright, on a live server.
+
+What the request-level admin tests cannot show: that a person can do it with the pages as
+rendered (links, buttons, forms, the action select), and that no page answers with an error.
+Debian's ``chromium`` package provides the browser (``.ci/run`` installs it); Playwright's own
+browser download is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from django_tasks_sched.models import Task, TaskRun
+from tests.factories import make_task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = os.environ.get("DTS_CHROMIUM") or shutil.which("chromium")
+
+
+@pytest.fixture
+def page(admin_user: Any, live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A browser page logged in to the admin as ``admin``; fails the test on any 5xx answer."""
+    if not CHROMIUM:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("chromium is not installed in CI (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still plain synchronous calls between its steps.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    errors: list[str] = []
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.set_default_timeout(15_000)
+
+        def note_errors(response: Any) -> None:
+            if response.status >= 500:
+                errors.append(f"{response.status} {response.url}")
+
+        tab.on("response", note_errors)
+        tab.base_url = live_server.url
+        tab.goto(f"{live_server.url}/admin/login/")
+        tab.fill("#id_username", "admin")
+        tab.fill("#id_password", "password")
+        tab.click("input[type=submit]")
+        tab.wait_for_url(f"{live_server.url}/admin/")
+        yield tab
+        browser.close()
+        # The test's ORM calls between its browser steps ran in Playwright's context, on
+        # connections of their own: closed here, or the test database could not be dropped.
+        connections.close_all()
+    assert not errors, errors
+
+
+def test_deactivate_asks_why_and_the_list_says_who_paused_it(page: Any) -> None:
+    task = make_task("nightly-report")
+    page.goto(f"{page.base_url}/admin/django_tasks_sched/task/")
+    page.check(f"input[name=_selected_action][value='{task.pk}']")
+    page.select_option("select[name=action]", "deactivate_tasks")
+    page.click("button[name=index]")
+    # The action asks for the reason before it does anything.
+    page.wait_for_selector("#id_reason")
+    task.refresh_from_db()
+    assert task.active
+    page.fill("#id_reason", "paused during the migration")
+    page.click("input[type=submit][value=Deactivate]")
+    page.wait_for_selector("text=paused by admin")
+    task.refresh_from_db()
+    assert (task.active, task.paused_by, task.inactive_reason) == (
+        False,
+        "admin",
+        "paused during the migration",
+    )
+    assert task.paused_at is not None
+    # The badge's hover text is the reason; the task's page says who and when.
+    badge = page.locator(".dts-badge", has_text="paused by admin")
+    assert badge.get_attribute("title") == "paused during the migration"
+    page.click(f"a[href$='/task/{task.pk}/change/']")
+    page.wait_for_selector("text=Paused by admin at")
+
+
+def test_backfill_previews_the_fire_times_then_queues_them(page: Any) -> None:
+    task = make_task("ten", trigger="cron", trigger_config={"crontab": "*/10 * * * *"})
+    page.goto(f"{page.base_url}/admin/django_tasks_sched/task/{task.pk}/change/")
+    page.click("text=Backfill")
+    page.fill("#id_start", "2026-01-01T00:00")
+    page.fill("#id_end", "2026-01-01T01:00")
+    page.click("input[name=preview]")
+    items = page.locator(".dts-backfill-preview li")
+    items.first.wait_for()
+    assert items.count() == 6
+    assert page.locator("text=6 fire times in the range").count() == 1
+    assert not task.runs.exists()  # a preview queues nothing
+    page.click("input[name=backfill]")
+    page.wait_for_selector("text=6 runs queued for the range.")
+    runs = task.runs.order_by("scheduled_for")
+    assert runs.count() == 6
+    assert {run.origin for run in runs} == {TaskRun.Origin.BACKFILL}
+    # Backfilling the same range again adds nothing: each fire time has its run.
+    page.click("text=Backfill")
+    page.fill("#id_start", "2026-01-01T00:00")
+    page.fill("#id_end", "2026-01-01T01:00")
+    page.click("input[name=backfill]")
+    page.wait_for_selector("text=0 runs queued for the range.")
+    assert task.runs.count() == 6
+
+
+def test_a_backfill_range_in_the_future_is_an_error_on_the_field(page: Any) -> None:
+    task = make_task("ten", trigger="cron", trigger_config={"crontab": "*/10 * * * *"})
+    page.goto(f"{page.base_url}/admin/django_tasks_sched/task/{task.pk}/backfill/")
+    page.fill("#id_start", "2026-01-01T00:00")
+    page.fill("#id_end", "2999-01-01T00:00")
+    page.click("input[name=preview]")
+    page.wait_for_selector("text=must not be in the future")
+    assert not task.runs.exists()
+
+
+def test_bad_trigger_config_on_the_add_form_is_an_error_not_a_500(page: Any) -> None:
+    page.goto(f"{page.base_url}/admin/django_tasks_sched/task/add/")
+    page.fill("#id_name", "bad")
+    page.fill("#id_func", "tests.testapp.jobs:noop")
+    page.select_option("#id_trigger", "interval")
+    page.fill("#id_trigger_config", '{"seconds": NaN}')
+    page.click("input[name=_save]")
+    page.wait_for_selector(".errornote")
+    assert page.locator(".errorlist").count() >= 1
+    assert not Task.objects.filter(name="bad").exists()
