@@ -35,6 +35,7 @@ from django_tasks_sched.backfill import fire_times
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.counters import fire_counts
 from django_tasks_sched.exceptions import TaskConfigError
+from django_tasks_sched.explain import explain
 from django_tasks_sched.firing import firing
 from django_tasks_sched.forms import BackfillForm, PauseForm, TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
@@ -220,6 +221,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         "declaration",
         "schedule_in_words",
         "upcoming_fire_times",
+        "does_it_fire",
         "consecutive_failures",
         "pause_note",
         "fires_not_run",
@@ -238,7 +240,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Task | None = None) -> Any:
         schedule = ["trigger", "trigger_config", "active", "inactive_reason"]
         if obj is not None:
-            schedule[2:2] = ["schedule_in_words", "upcoming_fire_times"]
+            schedule[2:2] = ["schedule_in_words", "upcoming_fire_times", "does_it_fire"]
             if not obj.active:
                 schedule.append("pause_note")
         task = ["name", "description", "func", "args", "kwargs"]
@@ -383,6 +385,22 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         if obj.paused_at:
             return gettext("Switched off by the scheduler at %(when)s.") % {"when": when}
         return gettext("Switched off.")
+
+    @admin.display(description=_("does it fire?"))
+    def does_it_fire(self, obj: Task) -> SafeString:
+        """The answer of ``manage.py explaintask``: what keeps the task from firing, if anything."""
+        answer = explain(obj)
+        items = format_html_join(
+            "",
+            '<li class="{}">{}</li>',
+            [
+                ("dts-blocking" if finding.blocking else "", finding.message)
+                for finding in answer.findings
+            ],
+        )
+        return format_html(
+            '<div class="dts-explain"><p>{}</p><ul>{}</ul></div>', answer.summary(), items
+        )
 
     @admin.display(description=_("fires not run"))
     def fires_not_run(self, obj: Task) -> SafeString:
