@@ -20,7 +20,7 @@ demo:  ## Run the example project (dev server on 127.0.0.1:8000, user admin / ad
 
 # DATABASE_URL is unset so `make test` means SQLite even in a shell set up for another database.
 test:  ## Run the tests on SQLite; pass pytest options as ARGS="-k admin".
-	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres,celerybeat
 	@scripts/ensure-chromium.sh
 	@env -u DATABASE_URL scripts/pytest.sh $(VENV) $(ARGS)
 

@@ -222,9 +222,18 @@ def _weekdays(values: list[int]) -> str:
 
 
 def _cron_text(expression: str) -> str:
-    options = Options(locale_code=_descriptor_locale(translation.get_language()))
+    # Set as attributes: cron-descriptor 1.x takes no arguments (django-celery-beat pins it
+    # below 2, so a project moving over has 1.x); 2.x reads the same attributes.
+    options = Options()
+    options.locale_code = _descriptor_locale(translation.get_language())
     options.use_24hour_time_format = True
-    return str(ExpressionDescriptor(expression, options).get_description())
+    text = str(ExpressionDescriptor(expression, options).get_description())
+    fields = expression.split()
+    if len(fields) == 5 and fields[2] not in ("*", "?") and fields[4] not in ("*", "?"):
+        # A day of the month and a weekday: cron fires on either. cron-descriptor 1.x says
+        # "only on" the weekday (in English); 2.x says "or on".
+        text = text.replace(", only on ", ", or on ")
+    return text
 
 
 @functools.lru_cache(maxsize=32)
