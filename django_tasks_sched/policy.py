@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from django_tasks_sched import metrics
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.exceptions import TaskConfigError
@@ -69,6 +70,8 @@ def after_outcomes(runs: Iterable[TaskRun]) -> list[TaskRun]:
     Call it after the outcomes (and the tasks' ``consecutive_failures``) are committed. Returns
     the retry runs it queued.
     """
+    runs = list(runs)
+    metrics.observe_outcomes(runs)
     failed = [run for run in runs if run.status in TaskRun.FAILED_STATUSES]
     if not failed:
         return []

@@ -26,7 +26,7 @@ from django.db.models import Case, Min, QuerySet, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from django_tasks_sched import overlap
+from django_tasks_sched import metrics, overlap
 from django_tasks_sched.lifecycle import cancel_running, start_queued
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.overlap import Action, Slots
@@ -101,6 +101,9 @@ def claim_fires(fires: Sequence[Fire], worker_id: str) -> list[TaskRun]:
         for row in rows:
             row.pk = ours.get((row.task_id, row.scheduled_for))
         claim.settle([row for row in rows if row.pk is not None])
+    metrics.count_fires(
+        "buffered" if row.buffered else str(row.status).lower() for row in rows if row.pk
+    )
     claimed = []
     for row in rows:
         if row.pk is None:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_tasks_sched import metrics
 from django_tasks_sched.conf import EXECUTORS, NUMBER_RULES, get_settings, is_valid_number
 from django_tasks_sched.models import Task
 from django_tasks_sched.service.logs import log_to_stderr
@@ -57,6 +58,17 @@ class Command(BaseCommand):
             help="With --list: how many fire times to show per task (default 3).",
         )
         parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="Serve Prometheus metrics on this port (needs prometheus-client: the 'metrics' "
+            "extra).",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            default="127.0.0.1",
+            help="The address the metrics are served on (default 127.0.0.1; 0.0.0.0 for all).",
+        )
+        parser.add_argument(
             "--log-level",
             default="INFO",
             choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -75,6 +87,8 @@ class Command(BaseCommand):
                 "The process executor needs DJANGO_SETTINGS_MODULE set: its worker processes "
                 "load the settings from it."
             )
+        if options["metrics_port"] is not None:
+            serve_metrics(options["metrics_port"], options["metrics_address"])
         sync_at_startup()  # the declared tasks, as synctasks would, before any is loaded
         service = SchedulerService(
             Options.from_settings(
@@ -134,6 +148,21 @@ def check_options(options: dict[str, Any]) -> None:
             raise CommandError(f"{flag} must be {kind} {bound}, not {value:g}.")
     if not 1 <= options.get("count", 1) <= MAX_COUNT:
         raise CommandError(f"--count must be from 1 to {MAX_COUNT}.")
+    port = options.get("metrics_port")
+    if port is not None and not 1 <= port <= 65535:
+        raise CommandError(f"--metrics-port must be from 1 to 65535, not {port}.")
+
+
+def serve_metrics(port: int, address: str) -> None:
+    """Start the metrics server, or say clearly why it cannot start."""
+    if not metrics.AVAILABLE:
+        raise CommandError(
+            "--metrics-port needs prometheus-client: pip install 'django-tasks-sched[metrics]'."
+        )
+    try:
+        metrics.serve(port, address)
+    except OSError as exc:
+        raise CommandError(f"Cannot serve metrics on {address}:{port}: {exc}") from None
 
 
 def task_zone(task: Task) -> ZoneInfo:
