@@ -111,7 +111,10 @@ if _TASKS_PACKAGE == "django_tasks":
 if os.environ.get("DTS_TEST_NO_FLEET"):
     # A project without fleets (tests/test_fleet.py checks it imports none of their packages).
     INSTALLED_APPS = [
-        app for app in INSTALLED_APPS if app not in ("django_tasks", "django_tasks_db")
+        app
+        for app in INSTALLED_APPS
+        # django-celery-beat imports Celery: a project without fleets has no reason to.
+        if app not in ("django_tasks", "django_tasks_db", "django_celery_beat")
     ]
 FLEET_QUEUE = os.environ.setdefault("DTS_TEST_QUEUE", f"dts-{os.getpid()}")
 TASKS = {
