@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from django_tasks_sched import lifecycle, runlog
+from django_tasks_sched import lifecycle, runlog, tracing
 from django_tasks_sched.autonomous import close_side_connections
 from django_tasks_sched.callables import resolve_callable
 from django_tasks_sched.conf import get_settings
@@ -197,6 +197,7 @@ def execute_run(
     record: Callable[[TaskRun], None] | None = None,
     announce: Callable[[logging.LogRecord], None] | None = None,
     call: Callable[[TaskRun], Outcome] | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> TaskRun:
     """Run ``run`` and record its outcome; returns the finished run.
 
@@ -209,7 +210,8 @@ def execute_run(
     write many of them at once; it then owns the summary's ``next_run_time`` too. It may pass
     ``announce`` as well, to have one thread write the "started" and "finished" log lines of
     all its runs, and ``call`` to have the function called elsewhere than in this thread (a
-    worker process: :mod:`django_tasks_sched.service.processes`).
+    worker process: :mod:`django_tasks_sched.service.processes`). The call is one span
+    (:mod:`django_tasks_sched.tracing`), the child of ``trace`` (a hand-off's context) if given.
     """
     worker_id = worker_id or default_worker_id()
     claimed = run.status == TaskRun.Status.RUNNING
@@ -230,10 +232,12 @@ def execute_run(
         # Alive until its outcome is written (a scheduler passing ``record`` keeps its runs
         # alive itself, until it has written their outcomes).
         with alive(run.pk):
-            _take_outcome(run, (call or call_here)(run))
+            with tracing.run_span(run, trace):
+                _take_outcome(run, (call or call_here)(run))
             lifecycle.finish_or_fail((run, next_run_time))
     else:
-        _take_outcome(run, (call or call_here)(run))
+        with tracing.run_span(run, trace):
+            _take_outcome(run, (call or call_here)(run))
         record(run)
     duration = run.duration.total_seconds() if run.duration else 0.0
     _log(

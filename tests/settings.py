@@ -102,6 +102,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A scheduler subprocess may be given its own keys (tests.processes.SchedulerProcess(settings=)).
 TASKS_SCHED: dict[str, object] = json.loads(os.environ.get("DTS_TEST_TASKS_SCHED", "{}"))
 
+# OpenTelemetry spans of this process to a file (tests/test_tracing.py follows a trace from a
+# scheduler to a fleet's worker).
+if os.environ.get("DTS_TEST_SPANS"):
+    from tests.spans import export_spans_to
+
+    export_spans_to(os.environ["DTS_TEST_SPANS"])
+
 # Worker fleets (tests/test_fleet.py): django.tasks on Django 6, its backport on Django 5.2.
 # Queue names are this test run's own, so two runs on one Redis or RabbitMQ never share work;
 # child processes (schedulers, workers) inherit the name.

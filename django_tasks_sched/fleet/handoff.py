@@ -35,6 +35,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from django_tasks_sched import tracing
 from django_tasks_sched.firing import firing
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
@@ -182,7 +183,11 @@ def _enqueue(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
             wrapper = run_handed_off.using(
                 backend=task.backend, queue_name=task.queue_name, priority=task.priority
             )
-            result = wrapper.enqueue(pk, task.backend)
+            carrier = tracing.handoff_context(pk, task)
+            if carrier:
+                result = wrapper.enqueue(pk, task.backend, carrier)
+            else:
+                result = wrapper.enqueue(pk, task.backend)
         except (InvalidTask, InvalidTaskBackend) as exc:
             refused[pk] = f"Not run: backend {task.backend!r} refused it: {exc}"
             continue

@@ -50,8 +50,11 @@ def _django_task(function: Callable[..., None]) -> Any:
 
 
 @_django_task
-def run_handed_off(run_id: int, backend: str = "") -> None:
-    """Execute one handed-off run here, unless it was started (or ended) elsewhere."""
+def run_handed_off(run_id: int, backend: str = "", trace: Any = None) -> None:
+    """Execute one handed-off run here, unless it was started (or ended) elsewhere.
+
+    ``trace``: the hand-off's trace context (:mod:`django_tasks_sched.tracing`), if any.
+    """
     from django_tasks_sched.execution import call_stoppable, execute_run, process_scope
     from django_tasks_sched.models import TaskRun
 
@@ -67,4 +70,12 @@ def run_handed_off(run_id: int, backend: str = "") -> None:
     worker_id = f"{WORKER_PREFIX}{backend or run.backend}:{process_scope()}:{os.getpid()}"
     # Stopped if the run is ended elsewhere (cancel_other, a timeout) where the worker calls
     # it in its main thread: db_worker, Celery's prefork and solo pools.
-    execute_run(run, worker_id=worker_id, call=call_stoppable)
+    execute_run(run, worker_id=worker_id, call=call_stoppable, trace=_carrier(trace))
+
+
+def _carrier(trace: Any) -> dict[str, str] | None:
+    """A trace context from a message: a small dict of strings, else nothing."""
+    if not isinstance(trace, dict) or len(trace) > 8:
+        return None
+    carrier = {k: v for k, v in trace.items() if isinstance(k, str) and isinstance(v, str)}
+    return {k: v[:512] for k, v in carrier.items()} or None

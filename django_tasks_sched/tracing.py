@@ -1,0 +1,103 @@
+"""OpenTelemetry spans for runs, when ``opentelemetry-api`` is installed (the ``tracing`` extra).
+
+Each run's call is one span, ``run <task name>``, wherever it is called (a scheduler's thread
+or worker process, a fleet's worker, ``runtask``, inline): it is made by the one run path,
+:func:`django_tasks_sched.execution.execute_run`. Its attributes name the task and the run
+(``dts.task.name``, ``dts.task.id``, ``dts.run.id``, ``dts.run.attempt``, ``dts.run.origin``,
+``dts.run.scheduled_for``) and its outcome (``dts.run.status``; an error status for a run that
+did not succeed).
+
+A run handed to a worker fleet carries the trace on: the scheduler makes a ``hand off <task
+name>`` span (kind PRODUCER) as it enqueues the run, and puts its context in the message
+(W3C trace context, through the configured propagator); the worker's ``run`` span is its child
+(kind CONSUMER). Configure an SDK and an exporter in each process as usual (for instance with
+``opentelemetry-instrument``); without one the API's spans cost next to nothing, and without the
+package nothing is imported at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from importlib.util import find_spec
+from typing import Any
+
+#: Whether opentelemetry-api is installed (read once).
+AVAILABLE = find_spec("opentelemetry") is not None and find_spec("opentelemetry.trace") is not None
+
+#: The instrumentation scope's name.
+SCOPE = "django_tasks_sched"
+
+
+def _tracer() -> Any:
+    from opentelemetry import trace
+
+    from django_tasks_sched import __version__
+
+    return trace.get_tracer(SCOPE, __version__)
+
+
+def _attributes(run: Any) -> dict[str, Any]:
+    attributes = {
+        "dts.task.name": run.task.name,
+        "dts.task.id": run.task_id,
+        "dts.run.id": run.pk,
+        "dts.run.attempt": run.attempt,
+        "dts.run.origin": str(run.origin),
+    }
+    if run.scheduled_for:
+        attributes["dts.run.scheduled_for"] = run.scheduled_for.isoformat()
+    return attributes
+
+
+@contextmanager
+def _run_span(run: Any, carrier: Mapping[str, str] | None) -> Iterator[Any]:
+    from opentelemetry import propagate, trace
+
+    parent = propagate.extract(carrier) if carrier else None
+    kind = trace.SpanKind.CONSUMER if carrier else trace.SpanKind.INTERNAL
+    with _tracer().start_as_current_span(
+        f"run {run.task.name}",
+        context=parent,
+        kind=kind,
+        attributes=_attributes(run),
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+        status = str(run.status)
+        span.set_attribute("dts.run.status", status)
+        if status != "SUCCESSFUL":
+            first = (run.error or status).strip().splitlines()
+            span.set_status(trace.Status(trace.StatusCode.ERROR, first[0][:200] if first else ""))
+
+
+def run_span(run: Any, carrier: Mapping[str, str] | None = None) -> Any:
+    """A context manager: the span of one run's call (``run.status`` read at its end).
+
+    ``carrier``: the trace context a hand-off put in the message, the parent of this span.
+    """
+    if not AVAILABLE:
+        return nullcontext()
+    return _run_span(run, carrier)
+
+
+def handoff_context(run_id: int, task: Any) -> dict[str, str] | None:
+    """Make the span of one hand-off; return its context to put in the message (or None)."""
+    if not AVAILABLE:
+        return None
+    from opentelemetry import propagate, trace
+
+    with _tracer().start_as_current_span(
+        f"hand off {task.name}",
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "dts.task.name": task.name,
+            "dts.task.id": task.pk,
+            "dts.run.id": run_id,
+            "dts.backend": task.backend,
+        },
+    ):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+    return carrier or None

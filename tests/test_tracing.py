@@ -1,0 +1,134 @@
+"""OpenTelemetry spans of runs, and a trace carried from a scheduler to a fleet's worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from django_tasks_sched import tracing
+from django_tasks_sched.fleet.tasks import _carrier
+from django_tasks_sched.models import TaskRun
+from tests.factories import make_task
+from tests.processes import SchedulerProcess as Proc
+from tests.processes import wait_until
+from tests.spans import read_spans
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """This process's spans, in memory (an SDK of its own: the global provider is left alone)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_tracer", lambda: provider.get_tracer(tracing.SCOPE))
+    yield exporter
+    provider.shutdown()
+
+
+@pytest.mark.django_db
+def test_each_run_is_one_span_with_its_task_run_and_outcome(
+    spans: InMemorySpanExporter,
+) -> None:
+    ok = make_task("ok").run_now(inline=True)
+    failed = make_task("bad", func="tests.testapp.jobs:fail", args=["disk full"]).run_now(
+        inline=True
+    )
+    first, second = spans.get_finished_spans()
+    assert (first.name, first.kind) == ("run ok", SpanKind.INTERNAL)
+    assert first.attributes is not None
+    assert first.attributes["dts.run.id"] == ok.pk
+    assert first.attributes["dts.run.status"] == "SUCCESSFUL"
+    assert first.attributes["dts.run.origin"] == "MANUAL"
+    assert first.status.status_code == StatusCode.UNSET
+    assert second.name == "run bad"
+    assert second.status.status_code == StatusCode.ERROR
+    assert second.status.description == "RuntimeError: disk full"
+    assert failed.status == "FAILED"
+
+
+@pytest.mark.django_db
+def test_a_hand_off_is_the_parent_of_the_run_span(spans: InMemorySpanExporter) -> None:
+    task = make_task("fleet")
+    run = TaskRun.objects.create(task=task, status="QUEUED")
+    carrier = tracing.handoff_context(run.pk, task)
+    assert carrier is not None
+    assert "traceparent" in carrier
+    with tracing.run_span(run, _carrier(carrier)):
+        pass
+    handoff, called = spans.get_finished_spans()
+    assert (handoff.name, handoff.kind) == ("hand off fleet", SpanKind.PRODUCER)
+    assert called.kind == SpanKind.CONSUMER
+    assert called.parent is not None
+    assert handoff.context is not None
+    assert called.parent.span_id == handoff.context.span_id
+    assert called.context is not None
+    assert called.context.trace_id == handoff.context.trace_id
+
+
+@pytest.mark.parametrize(
+    "message", [None, "x", ["traceparent"], {"traceparent": 5}, {str(i): "v" for i in range(9)}]
+)
+def test_a_malformed_trace_context_in_a_message_is_ignored(message: Any) -> None:
+    assert _carrier(message) is None
+
+
+def test_without_the_package_nothing_is_traced(monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_be_called() -> None:
+        raise AssertionError("a tracer was asked for")
+
+    monkeypatch.setattr(tracing, "AVAILABLE", False)
+    monkeypatch.setattr(tracing, "_tracer", must_not_be_called)
+    assert tracing.handoff_context(1, object()) is None
+    with tracing.run_span(object()):
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trace_goes_from_the_scheduler_to_the_worker(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    env = {"DTS_TEST_SPANS": str(path)}
+    task = make_task(
+        "traced",
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+        backend="db",
+        queue_name=settings.FLEET_QUEUE,
+    )
+    worker = Proc(
+        tmp_path / "w.log",
+        "--queue-name",
+        settings.FLEET_QUEUE,
+        "--backend",
+        "db",
+        "--interval",
+        "0.1",
+        "--no-startup-delay",
+        "--no-reload",
+        env=env,
+        command=["-m", "django", "db_worker"],
+    )
+    scheduler = Proc(tmp_path / "s.log", env=env)
+    try:
+        scheduler.wait_ready()
+        run = task.run_now()
+        wait_until(lambda: TaskRun.objects.get(pk=run.pk).is_done(), 60, scheduler)
+        wait_until(lambda: any(s["name"] == "run traced" for s in read_spans(path)), 10, worker)
+    finally:
+        assert scheduler.stop() == 0
+        worker.stop()
+    by_name = {span["name"]: span for span in read_spans(path)}
+    handoff, called = by_name["hand off traced"], by_name["run traced"]
+    assert handoff["pid"] != called["pid"]  # two processes, one trace
+    assert called["trace_id"] == handoff["trace_id"]
+    assert called["parent_id"] == handoff["span_id"]
+    assert (handoff["kind"], called["kind"]) == ("PRODUCER", "CONSUMER")
+    assert called["attributes"]["dts.run.id"] == run.pk
+    assert called["attributes"]["dts.run.status"] == "SUCCESSFUL"
