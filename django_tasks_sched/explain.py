@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from django_tasks_sched.callables import resolve_callable
@@ -24,6 +23,7 @@ from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.firing import firing
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.overlap import Action, Slots, decide
+from django_tasks_sched.times import time_text
 
 #: The first line of a run's error shown in an explanation, at most this long.
 ERROR_SHOWN = 300
@@ -88,9 +88,8 @@ def explain(task: Task, at: datetime | None = None) -> Explanation:
 
 
 def when(moment: datetime) -> str:
-    """A moment in the site's zone, with the zone's name."""
-    local = timezone.localtime(moment)
-    return f"{date_format(local, 'DATETIME_FORMAT')} ({local.tzname()})"
+    """A moment in the site's zone, with the zone."""
+    return time_text(moment)
 
 
 def _switched_off(task: Task) -> list[Finding]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.contrib.admin.widgets import AdminTextareaWidget
+from django.contrib.admin.widgets import AdminTextareaWidget, AdminTextInputWidget
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -98,6 +98,8 @@ class TaskForm(forms.ModelForm):
                 attrs={"rows": 3, "class": "vLargeTextField dts-json"}
             ),
             "description": AdminTextareaWidget(attrs={"rows": 3}),
+            # Room for a real dotted path ("myproject.reports.jobs:send_invoices").
+            "func": AdminTextInputWidget(attrs={"class": "vTextField dts-callable"}),
         }
 
     #: Fields the scheduler writes too (it counts runs down, switches tasks off): the form

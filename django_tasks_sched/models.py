@@ -17,6 +17,7 @@ from django.core.validators import (
 )
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched import bounds
@@ -819,9 +820,20 @@ class TaskRun(models.Model):
         ]
 
     def __str__(self) -> str:
+        # Its task, its fire time (else when it was enqueued), its status, and for a retry the
+        # attempt, so it is not taken for its first attempt (admin titles, links, logs).
+        from django_tasks_sched.times import time_text
+
         when = self.scheduled_for or self.enqueued_at
-        stamp = timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S") if when else "?"
-        return f"{self.task.name} @ {stamp} ({self.get_status_display()})"
+        values = {
+            "task": self.task.name,
+            "when": time_text(when) if when else "?",
+            "status": self.get_status_display(),
+            "attempt": self.attempt,
+        }
+        if self.attempt > 1:
+            return gettext("%(task)s @ %(when)s, attempt %(attempt)d (%(status)s)") % values
+        return gettext("%(task)s @ %(when)s (%(status)s)") % values
 
     @property
     def duration(self) -> timedelta | None:

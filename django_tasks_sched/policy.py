@@ -23,7 +23,6 @@ from apscheduler.triggers.date import DateTrigger
 from django.core.mail import mail_admins
 from django.db import DatabaseError, transaction
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from django_tasks_sched import metrics
@@ -32,6 +31,7 @@ from django_tasks_sched.conf import get_settings
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.retry import retry_delay, should_retry
+from django_tasks_sched.times import time_text
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def run_permission_message(fire: datetime) -> str:
         "first fire more than %(seconds)d seconds from now, or ask someone who has that "
         "permission."
     ) % {
-        "when": date_format(timezone.localtime(fire), "DATETIME_FORMAT"),
+        "when": time_text(fire),
         "permission": RUN_PERMISSION,
         "seconds": int(DUE_NOW_WINDOW.total_seconds()),
     }

@@ -132,7 +132,7 @@ def test_asked_about_a_past_fire_it_says_what_became_of_it(alive: SchedulerProce
     said = messages(task, fire)
     assert "is not a fire time" not in said
     assert (
-        "The run at or before it: Jan. 1, 2026, 9 a.m. (UTC), Missed - Not run: 40.0s late, "
+        "The run at or before it: 2026-01-01 09:00:00 UTC, Missed - Not run: 40.0s late, "
         "past the misfire grace time of 30s. (run "
     ) in said
     assert "is not a fire time of the schedule; the next one is" in messages(

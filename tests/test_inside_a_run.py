@@ -290,7 +290,7 @@ def test_the_admin_shows_progress_meta_durations_and_where_a_run_ran(admin_clien
     assert "42%" in page
     assert "&quot;rows&quot;: 1200" in page
     assert "9f0c-result" in page
-    assert "worker:celery:host:1:77" in page
+    assert "worker:celery:host:1:77" in page.replace("<wbr>", "")  # may break after a colon
     assert "3.00 s" in page  # lateness: scheduled -> started
     assert "2.00 s" in page  # waiting: enqueued -> started
     listing = admin_client.get("/admin/django_tasks_sched/taskrun/").content.decode()

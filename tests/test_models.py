@@ -314,6 +314,8 @@ def test_str() -> None:
     job = task("nightly-report")
     assert str(job) == "nightly-report"
     fired = run(job, scheduled_for=datetime(2030, 1, 1, 9, 30, tzinfo=UTC))
-    assert str(fired) == "nightly-report @ 2030-01-01 09:30:00 (Queued)"
+    assert str(fired) == "nightly-report @ 2030-01-01 09:30:00 UTC (Queued)"
     manual = run(job, TaskRun.Status.FAILED, enqueued_at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
-    assert str(manual) == "nightly-report @ 2030-01-02 03:04:05 (Failed)"
+    assert str(manual) == "nightly-report @ 2030-01-02 03:04:05 UTC (Failed)"
+    retry = run(job, TaskRun.Status.QUEUED, attempt=2, first_attempt=manual)
+    assert str(retry).endswith(", attempt 2 (Queued)")

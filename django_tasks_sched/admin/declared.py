@@ -6,14 +6,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched.models import Task
+from django_tasks_sched.times import time_text
 
 #: Where to change a declared task, by source.
 WHERE_TO_CHANGE = {
@@ -52,11 +51,7 @@ class DeclaredTaskAdminMixin(admin.ModelAdmin):
             ) % {"ref": obj.source_ref or "-"}
         owned = owned_fields(obj)
         if not owned:
-            when = (
-                date_format(timezone.localtime(obj.retired_at), "DATETIME_FORMAT")
-                if (obj.retired_at)
-                else ""
-            )
+            when = time_text(obj.retired_at) if (obj.retired_at) else ""
             return format_html(
                 "{} {}",
                 gettext("Its declaration (%(ref)s) disappeared, so it was retired %(when)s.")

@@ -1,21 +1,25 @@
-"""How the admin renders statuses, durations, fire times and JSON."""
+"""How the admin renders statuses, times, durations, fire times and JSON."""
 
 from __future__ import annotations
 
 import json
+import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from django.contrib import admin
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timeuntil
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched.models import TaskRun
+from django_tasks_sched.times import DATE_FORMAT, TIME_FORMAT
 
 Status = TaskRun.Status
 
@@ -31,8 +35,8 @@ STATUS_COLOURS: dict[str, str] = {
     Status.QUEUED: "blue",
 }
 
-#: Unambiguous across locales, and shows the zone the time is in.
-FIRE_TIME_FORMAT = "D Y-m-d H:i:s T"
+#: The preview names the weekday too: a schedule is often about it.
+FIRE_TIME_FORMAT = f"D {DATE_FORMAT} {TIME_FORMAT}"
 
 
 def status_badge(status: str) -> SafeString | str:
@@ -96,6 +100,50 @@ def preformatted(text: str) -> SafeString | str:
     return format_html('<pre class="dts-pre">{}</pre>', text)
 
 
+def zone_name(value: datetime) -> str:
+    """The name of an aware datetime's zone ("Europe/Berlin"), else its abbreviation."""
+    return getattr(value.tzinfo, "key", None) or value.tzname() or ""
+
+
+def show_time(value: datetime | None, zone: tzinfo | None = None) -> SafeString | str:
+    """A time as ``time_text`` words it, the zone's full name on hover; the dash for none.
+
+    A narrow column may break it between the date and the time, never inside either.
+    """
+    if value is None:
+        return "-"
+    local = timezone.localtime(value, zone)
+    return format_html(
+        '<time class="dts-time" datetime="{}" title="{}"><span>{}</span> <span>{}</span></time>',
+        value.isoformat(),
+        zone_name(local),
+        format_date(local, DATE_FORMAT),
+        format_date(local, TIME_FORMAT),
+    )
+
+
+def time_field(model: type[Model], name: str) -> Callable[[Any, Any], str | SafeString]:
+    """An admin column (and read-only field) showing the datetime field ``name`` of ``model``
+    with its zone, sortable by that field."""
+    field = model._meta.get_field(name)
+
+    @admin.display(description=getattr(field, "verbose_name", name), ordering=name)
+    def show(model_admin: Any, obj: Any) -> str | SafeString:
+        return show_time(getattr(obj, name))
+
+    return show
+
+
+def breakable(text: str) -> SafeString:
+    """``text`` with line-break opportunities after the dots, colons and slashes of a dotted
+    path, a host name or a worker id, so a narrow column wraps it at those."""
+    pieces = re.split(r"(?<=[.:/_])", text)
+    return format_html(
+        '<span class="dts-wrap">{}</span>',
+        format_html_join(mark_safe("<wbr>"), "{}", ((piece,) for piece in pieces if piece)),
+    )
+
+
 def display_zone(config: Any) -> tzinfo:
     """The zone to show a task's fire times in: its own ``timezone``, else the current one."""
     name = config.get("timezone") if isinstance(config, dict) else None
@@ -113,6 +161,7 @@ def fire_times_list(times: Sequence[datetime], zone: tzinfo) -> SafeString:
     rows = [
         (
             dt.isoformat(),
+            zone_name(dt.astimezone(zone)),
             format_date(dt.astimezone(zone), FIRE_TIME_FORMAT),
             _("in %(delay)s") % {"delay": timeuntil(dt, now)} if dt > now else "",
         )
@@ -121,7 +170,9 @@ def fire_times_list(times: Sequence[datetime], zone: tzinfo) -> SafeString:
     return format_html(
         '<ol class="dts-fire-times">{}</ol>',
         format_html_join(
-            "", '<li><time datetime="{}">{}</time> <span class="quiet">{}</span></li>', rows
+            "",
+            '<li><time datetime="{}" title="{}">{}</time> <span class="quiet">{}</span></li>',
+            rows,
         ),
     )
 

@@ -10,8 +10,9 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched.admin import display
@@ -19,6 +20,12 @@ from django_tasks_sched.models import TaskRun
 
 #: Columns that may hold megabytes; the changelist never shows them.
 HEAVY_FIELDS = ("return_value", "traceback", "log")
+
+#: The model's words for "scheduled for" say nothing of retries; the run's page says this.
+SCHEDULED_HELP = _(
+    "The nominal fire time. Empty for a run the schedule did not fire: one started by hand, "
+    "through the API or the command line, or a retry of a run that failed."
+)
 
 
 class RunChangeList(ChangeList):
@@ -55,19 +62,18 @@ class StatusFilter(admin.SimpleListFilter):
 class TaskRunAdmin(admin.ModelAdmin):
     """Runs are written by the scheduler: viewable, deletable with permission, never edited."""
 
+    # Fits 1280 px with the nav sidebar and the filters open: under the status its progress,
+    # under what triggered the run its fire time (or a retry's attempt), under the start the
+    # running time; long values wrap.
     list_display = [
-        "enqueued_at",
+        "enqueued",
         "task_link",
-        "status_badge",
-        "origin",
-        "attempt",
-        "scheduled_for",
-        "started_at",
-        "duration_display",
-        "progress_display",
-        "worker_id",
+        "status_and_progress",
+        "triggered_by",
+        "started_and_running",
+        "worker",
     ]
-    list_display_links = ["enqueued_at"]
+    list_display_links = ["enqueued"]
     list_filter = [StatusFilter, "origin", "task__trigger"]
     list_select_related = ["task"]
     search_fields = ["task__name", "error"]
@@ -77,16 +83,16 @@ class TaskRunAdmin(admin.ModelAdmin):
     fieldsets = [
         (
             None,
-            {"fields": ["task_link", "status_badge", "origin", "attempt", "first_attempt"]},
+            {"fields": ["task_link", "status_badge", "origin", "attempt", "first_attempt_link"]},
         ),
         (
             _("Timing"),
             {
                 "fields": [
-                    "scheduled_for",
-                    "enqueued_at",
-                    "started_at",
-                    "finished_at",
+                    "scheduled_detail",
+                    "enqueued",
+                    "started",
+                    "finished",
                     "waiting_display",
                     "lateness_display",
                     "duration_display",
@@ -99,11 +105,11 @@ class TaskRunAdmin(admin.ModelAdmin):
         ),
         (
             _("Progress"),
-            {"fields": ["progress_display", "meta_display", "heartbeat_at", "alive_at"]},
+            {"fields": ["progress_display", "meta_display", "heartbeat", "alive"]},
         ),
         (
             _("Where it ran"),
-            {"fields": ["worker_id", "backend", "backend_result_id", "handed_at", "handoffs"]},
+            {"fields": ["worker", "backend", "backend_result_id", "handed", "handoffs"]},
         ),
         (
             _("Outcome"),
@@ -115,22 +121,22 @@ class TaskRunAdmin(admin.ModelAdmin):
         "status_badge",
         "origin",
         "attempt",
-        "first_attempt",
-        "scheduled_for",
-        "enqueued_at",
-        "started_at",
-        "finished_at",
+        "first_attempt_link",
+        "scheduled_detail",
+        "enqueued",
+        "started",
+        "finished",
         "waiting_display",
         "lateness_display",
         "duration_display",
         "progress_display",
         "meta_display",
-        "heartbeat_at",
-        "alive_at",
-        "worker_id",
+        "heartbeat",
+        "alive",
+        "worker",
         "backend",
         "backend_result_id",
-        "handed_at",
+        "handed",
         "handoffs",
         "return_value_display",
         "error",
@@ -148,6 +154,26 @@ class TaskRunAdmin(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return RunChangeList
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # The run's page shows its times through the methods below, which have no model
+        # field to take help text from: the form's Meta lends them the fields' own.
+        kwargs["help_texts"] = {**self.help_texts(), **kwargs.get("help_texts", {})}
+        return super().get_form(request, obj, change, **kwargs)
+
+    @staticmethod
+    def help_texts() -> dict[str, Any]:
+        """Help text for the read-only fields shown through methods, by method name."""
+        meta = TaskRun._meta
+        return {
+            "scheduled_detail": SCHEDULED_HELP,
+            "worker": meta.get_field("worker_id").help_text,
+            "heartbeat": meta.get_field("heartbeat_at").help_text,
+            "alive": meta.get_field("alive_at").help_text,
+            "handed": meta.get_field("handed_at").help_text,
+        }
+
     # -- permissions: history is written by the scheduler only --------------------------------
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -160,16 +186,94 @@ class TaskRunAdmin(admin.ModelAdmin):
 
     # -- columns ------------------------------------------------------------------------------
 
+    enqueued = display.time_field(TaskRun, "enqueued_at")
+    started = display.time_field(TaskRun, "started_at")
+    finished = display.time_field(TaskRun, "finished_at")
+    heartbeat = display.time_field(TaskRun, "heartbeat_at")
+    alive = display.time_field(TaskRun, "alive_at")
+    handed = display.time_field(TaskRun, "handed_at")
+
+    @admin.display(description=TaskRun._meta.get_field("first_attempt").verbose_name)
+    def first_attempt_link(self, obj: TaskRun) -> str | SafeString:
+        """A retry's first attempt, titled as its own page is."""
+        first = obj.first_attempt
+        if first is None:
+            return "-"
+        url = reverse(
+            f"{self.admin_site.name}:django_tasks_sched_taskrun_change", args=[quote(first.pk)]
+        )
+        return format_html('<a href="{}">{}</a>', url, str(first))
+
+    @admin.display(description=TaskRun._meta.get_field("scheduled_for").verbose_name)
+    def scheduled_detail(self, obj: TaskRun) -> str | SafeString:
+        """The fire time; for a retry, which run it retries and the attempt, instead."""
+        if obj.scheduled_for is not None or obj.first_attempt_id is None:
+            return display.show_time(obj.scheduled_for)
+        url = reverse(
+            f"{self.admin_site.name}:django_tasks_sched_taskrun_change",
+            args=[quote(obj.first_attempt_id)],
+        )
+        first = format_html(
+            '<a href="{}">{}</a>', url, gettext("run %(id)s") % {"id": obj.first_attempt_id}
+        )
+        # Escaped first, then the link put in: the sentence is the translator's.
+        sentence = conditional_escape(
+            gettext("None: this is attempt %(attempt)d, a retry of %(run)s.")
+        )
+        return mark_safe(sentence % {"attempt": obj.attempt, "run": first})
+
+    @admin.display(
+        description=TaskRun._meta.get_field("worker_id").verbose_name, ordering="worker_id"
+    )
+    def worker(self, obj: TaskRun) -> str | SafeString:
+        # A worker id is long ("scheduler:host.example.internal:12345"): it wraps at its parts.
+        return display.breakable(obj.worker_id) if obj.worker_id else "-"
+
     @admin.display(description=_("task"), ordering="task__name")
     def task_link(self, obj: TaskRun) -> SafeString:
         url = reverse(
             f"{self.admin_site.name}:django_tasks_sched_task_change", args=[quote(obj.task_id)]
         )
-        return format_html('<a href="{}">{}</a>', url, obj.task.name)
+        return format_html('<a href="{}">{}</a>', url, display.breakable(obj.task.name))
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: TaskRun) -> str | SafeString:
         return display.status_badge(obj.status)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_and_progress(self, obj: TaskRun) -> str | SafeString:
+        """The status badge, and under it the progress the function reported, if any."""
+        if obj.progress is None:
+            return display.status_badge(obj.status)
+        return format_html(
+            '{}<div class="dts-under">{}</div>',
+            display.status_badge(obj.status),
+            display.progress_bar(obj.progress),
+        )
+
+    @admin.display(description=TaskRun._meta.get_field("origin").verbose_name, ordering="origin")
+    def triggered_by(self, obj: TaskRun) -> str | SafeString:
+        """What triggered the run, and under it the fire time, or the attempt of a retry."""
+        if obj.scheduled_for is not None:
+            under = display.show_time(obj.scheduled_for)
+        elif obj.attempt > 1:
+            under = gettext("attempt %(attempt)d") % {"attempt": obj.attempt}
+        else:
+            return obj.get_origin_display()
+        return format_html('{}<div class="dts-under">{}</div>', obj.get_origin_display(), under)
+
+    @admin.display(
+        description=TaskRun._meta.get_field("started_at").verbose_name, ordering="started_at"
+    )
+    def started_and_running(self, obj: TaskRun) -> str | SafeString:
+        """When the run started, and under it how long it ran, once it finished."""
+        if obj.started_at is None or obj.finished_at is None:
+            return display.show_time(obj.started_at)
+        return format_html(
+            '{}<div class="dts-under">{}</div>',
+            display.show_time(obj.started_at),
+            gettext("ran %(duration)s") % {"duration": display.format_duration(obj.duration)},
+        )
 
     @admin.display(description=_("running"))
     def duration_display(self, obj: TaskRun) -> str:

@@ -21,7 +21,6 @@ from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
@@ -41,6 +40,7 @@ from django_tasks_sched.forms import BackfillForm, PauseForm, TaskForm
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.policy import makes_due_now, run_permission_message
 from django_tasks_sched.rawsql import take_write_lock
+from django_tasks_sched.times import time_text
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def run_now_message(count: int) -> tuple[str, int]:
 
 
 def retention_defaults() -> str:
-    """The run history fieldset's note: what an empty box means with the current settings."""
+    """The retention fieldset's note: what it limits, and what an empty box means now."""
     conf = get_settings()
     days, count = conf.RUN_RETENTION_DAYS, conf.RUN_RETENTION_COUNT
     age = ngettext("%(n)d day", "%(n)d days", days) % {"n": days} if days else gettext("forever")
@@ -86,9 +86,9 @@ def retention_defaults() -> str:
         else gettext("any number")
     )
     return gettext(
-        "Finished runs are deleted in small batches by the scheduler and by manage.py "
-        "prunetaskruns. Left empty, these follow the project's settings: runs are kept "
-        "%(age)s, %(most)s."
+        "How long this task's finished runs (its run history) are kept. Runs past these "
+        "limits are deleted in small batches by the scheduler and by manage.py prunetaskruns. "
+        "Left empty, these follow the project's settings: runs are kept %(age)s, %(most)s."
     ) % {"age": age, "most": most}
 
 
@@ -194,14 +194,10 @@ def _switched_on(task: Task) -> Task:
 @admin.register(Task)
 class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     form = TaskForm
-    list_display = [
-        "name",
-        "schedule",
-        "active_state",
-        "next_run_time",
-        "last_run_badge",
-        "last_run_at",
-    ]
+    # Fits 1280 px with the nav sidebar and the filters open: the last run's status and time
+    # share a column, and long values wrap.
+    list_display = ["task_name", "schedule", "active_state", "next_run", "last_run"]
+    list_display_links = ["task_name"]
     list_filter = [ActiveFilter, "trigger", LastRunStatusFilter, "source"]
     search_fields = ["name", "func", "description"]
     actions = ["run_now", "activate_tasks", "deactivate_tasks"]
@@ -227,9 +223,9 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         "fires_not_run",
         "source",
         "source_ref",
-        "created_at",
-        "updated_at",
-        "next_run_time",
+        "created",
+        "updated",
+        "next_run",
         "last_run",
         "recent_runs",
     ]
@@ -280,7 +276,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 },
             ),
             (
-                _("Run history"),
+                _("Retention"),
                 {
                     "fields": list(options.HISTORY),
                     "classes": ["collapse"],
@@ -290,17 +286,18 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         ]
         if obj is not None:
             fieldsets += [
+                (_("Status"), {"fields": ["next_run", "last_run"]}),
+                (_("Run history"), {"fields": ["recent_runs"]}),
                 (
                     _("Origin"),
                     {
-                        "fields": ["source", "source_ref", "created_at", "updated_at"],
+                        "fields": ["source", "source_ref", "created", "updated"],
                         "description": _(
                             "A task declared in code or in pyproject.toml is kept in step with "
                             "its declaration when the tasks are synced; change it there."
                         ),
                     },
                 ),
-                (_("Status"), {"fields": ["next_run_time", "last_run", "recent_runs"]}),
             ]
         return fieldsets
 
@@ -323,6 +320,10 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
+        # "Next run" is shown through a method, which has no model field to take help text
+        # from: the form's Meta lends it the field's own.
+        help_texts = {"next_run": Task._meta.get_field("next_run_time").help_text}
+        kwargs["help_texts"] = {**help_texts, **kwargs.get("help_texts", {})}
         form = super().get_form(request, obj, change, **kwargs)
         if self.has_run_permission(request):
             return form
@@ -330,6 +331,15 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         return refusing_run_now(form, None if obj is None else _saved_schedule(obj))
 
     # -- columns and read-only fields ---------------------------------------------------------
+
+    @admin.display(description=Task._meta.get_field("name").verbose_name, ordering="name")
+    def task_name(self, obj: Task) -> SafeString:
+        # A dotted name ("reports.invoices.nightly") wraps at its dots in a narrow column.
+        return display.breakable(obj.name)
+
+    next_run = display.time_field(Task, "next_run_time")
+    created = display.time_field(Task, "created_at")
+    updated = display.time_field(Task, "updated_at")
 
     @admin.display(description=_("schedule"))
     def schedule(self, obj: Task) -> str | SafeString:
@@ -354,7 +364,8 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         if obj.paused_by:
             # Paused by a person: who, and why on hover.
             return format_html(
-                '{} <span class="dts-badge" title="{}">{}</span>',
+                # A user name can be long: this badge may wrap.
+                '{} <span class="dts-badge dts-badge-wrap" title="{}">{}</span>',
                 icon,
                 obj.inactive_reason,
                 gettext("paused by %(user)s") % {"user": obj.paused_by},
@@ -372,11 +383,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("switched off"))
     def pause_note(self, obj: Task) -> str:
         """Who switched the task off and when: a person, or the scheduler."""
-        when = (
-            date_format(timezone.localtime(obj.paused_at), "DATETIME_FORMAT")
-            if obj.paused_at
-            else "?"
-        )
+        when = time_text(obj.paused_at) if obj.paused_at else "?"
         if obj.paused_by:
             return gettext("Paused by %(user)s at %(when)s.") % {
                 "user": obj.paused_by,
@@ -435,10 +442,6 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             rows,
         )
 
-    @admin.display(description=_("last run status"), ordering="last_run_status")
-    def last_run_badge(self, obj: Task) -> str | SafeString:
-        return display.status_badge(obj.last_run_status)
-
     @admin.display(description=_("schedule in words"))
     def schedule_in_words(self, obj: Task) -> str | SafeString:
         return self.schedule(_saved_schedule(obj))
@@ -462,15 +465,12 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             return format_html('<p class="dts-note">{}</p>{}', note, listing)
         return listing
 
-    @admin.display(description=_("last run"))
+    @admin.display(description=_("last run"), ordering="last_run_at")
     def last_run(self, obj: Task) -> str | SafeString:
+        """The last run's status badge and when it started."""
         if not obj.last_run_status and obj.last_run_at is None:
             return gettext("Never run")
-        when = (
-            date_format(timezone.localtime(obj.last_run_at), "DATETIME_FORMAT")
-            if obj.last_run_at
-            else ""
-        )
+        when = display.show_time(obj.last_run_at) if obj.last_run_at else ""
         return format_html("{} {}", display.status_badge(obj.last_run_status), when)
 
     @admin.display(description=_("recent runs"))
@@ -498,11 +498,13 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             {
                 "run": run,
                 "url": reverse(f"{site}:django_tasks_sched_taskrun_change", args=[quote(run.pk)]),
+                "enqueued": display.show_time(run.enqueued_at),
                 "badge": display.status_badge(run.status),
                 "duration": display.format_duration(run.duration),
                 "lateness": display.between(run.scheduled_for, run.started_at),
                 "progress": display.progress_bar(run.progress),
                 "meta": display.pretty_json(run.meta) if run.meta else "",
+                "worker": display.breakable(run.worker_id) if run.worker_id else "-",
             }
             for run in runs
         ]
@@ -698,7 +700,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             "form": form,
             "schedule": self.schedule(task),
             "preview": preview,
-            "shown": [timezone.localtime(when) for when in (preview or [])[:PREVIEW_SHOWN]],
+            "shown": [display.show_time(when) for when in (preview or [])[:PREVIEW_SHOWN]],
             "more": max(0, len(preview or []) - PREVIEW_SHOWN),
             "zone": timezone.get_current_timezone_name(),
         }

@@ -322,7 +322,19 @@ class SchedulerService:
         if free <= 0:
             return
         for run in claim_queued_runs(self.worker_id, limit=free):
-            logger.info("Run %s of task %r claimed (run now)", run.pk, run.task.name)
+            if run.origin == TaskRun.Origin.RETRY:
+                logger.info(
+                    "Run %s of task %r claimed (retry of run %s, attempt %d)",
+                    run.pk,
+                    run.task.name,
+                    run.first_attempt_id,
+                    run.attempt,
+                )
+            else:
+                # Mostly "run now" (admin, API, command line); the origin says which.
+                logger.info(
+                    "Run %s of task %r claimed (%s)", run.pk, run.task.name, run.origin.lower()
+                )
             self.executor.submit_run(run)
 
     def shutdown(self) -> None:
