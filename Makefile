@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-all lint format docs openapi checks clean
+.PHONY: help demo test screenshots test-all lint format docs openapi checks clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ test:  ## Run the tests on SQLite; pass pytest options as ARGS="-k admin".
 	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres,celerybeat
 	@scripts/ensure-chromium.sh
 	@env -u DATABASE_URL scripts/pytest.sh $(VENV) $(ARGS)
+
+screenshots:  ## Take the docs' admin screenshots (docs/_static/screenshots) with the browser tests.
+	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres,celerybeat
+	@scripts/ensure-chromium.sh
+	@mkdir -p docs/_static/screenshots
+	@env -u DATABASE_URL DTS_SCREENSHOTS=docs/_static/screenshots scripts/pytest.sh $(VENV) -q tests/test_admin_browser.py
 
 test-all:  ## Run the CI matrix locally: Django 5.2 and 6.1 on SQLite, PostgreSQL and MariaDB, lint, docs.
 	@.ci/run

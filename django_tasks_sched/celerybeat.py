@@ -125,6 +125,16 @@ def _schedule(periodic: Any, result: Conversion) -> tuple[str, dict[str, Any]] |
         return "interval", {interval.period: interval.every, **window}
     if periodic.crontab_id:
         crontab = periodic.crontab
+        if _restricted(crontab.day_of_month) and _restricted(crontab.day_of_week):
+            # Celery fires when both match; a crontab string (cron's rule) when either does.
+            result.problems.append(
+                _(
+                    "its crontab restricts both day_of_month (%(dom)s) and day_of_week (%(dow)s): "
+                    "Celery runs it when both match, cron when either does; convert it by hand"
+                )
+                % {"dom": crontab.day_of_month, "dow": crontab.day_of_week}
+            )
+            return None
         expression = " ".join(
             str(part)
             for part in (
@@ -148,3 +158,7 @@ def _schedule(periodic: Any, result: Conversion) -> tuple[str, dict[str, Any]] |
         return None
     result.problems.append(_("it has no schedule"))
     return None
+
+
+def _restricted(field: object) -> bool:
+    return str(field).strip() not in ("*", "?")

@@ -17,6 +17,7 @@ import os
 import socket
 import traceback
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,7 +83,15 @@ class Outcome:
         self.log = storable_text(self.log)
 
 
-def call_task(run: TaskRun, log_limit: int) -> Outcome:
+#: The outcome of a call stopped because its run was ended elsewhere (dropped: its record stands).
+ENDED_ELSEWHERE = "Stopped: the run was ended by another process."
+
+
+def call_task(
+    run: TaskRun,
+    log_limit: int,
+    guard: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> Outcome:
     """Check the callable policy, call the run's function with its arguments, say how it went.
 
     ``started_at`` is taken when the function is called, so it is the real start even for a
@@ -90,7 +99,8 @@ def call_task(run: TaskRun, log_limit: int) -> Outcome:
     is the run's log output (at most ``log_limit`` characters). The function finds the run
     through :func:`~django_tasks_sched.current_run`. An ``async def`` function is awaited in
     an event loop of its own, and cancelled at the task's timeout (a thread cannot be
-    stopped; a coroutine can).
+    stopped; a coroutine can). ``guard`` is entered around the function's own call alone
+    (:func:`call_stoppable`: a stop raised there is the call's, never this bookkeeping's).
     """
     task = run.task
     status, value, error, trace = TaskRun.Status.SUCCESSFUL, None, "", ""
@@ -101,13 +111,16 @@ def call_task(run: TaskRun, log_limit: int) -> Outcome:
             # allow-list narrowed, since the task was saved.
             function = resolve_callable(task.func)
             _check_arguments(task.args, task.kwargs)
-            value = function(*(task.args or []), **(task.kwargs or {}))
+            with guard():
+                value = function(*(task.args or []), **(task.kwargs or {}))
             if inspect.isawaitable(value):
                 # In an event loop of its own; ORM calls it makes through sync_to_async come
                 # back to this thread, and its connection (asgiref's thread-sensitive mode).
                 value = async_to_sync(_awaited)(value, time_left(run))
         except TaskConfigError as exc:
             status, error = TaskRun.Status.FAILED, describe_exception(exc)
+        except RunStopped:  # ended elsewhere: this outcome is dropped, the record stands
+            status, error = TaskRun.Status.CANCELLED, ENDED_ELSEWHERE
         except asyncio.CancelledError as exc:  # a BaseException: the coroutine's own doing
             status, error = TaskRun.Status.FAILED, describe_exception(exc) or "CancelledError"
             trace = traceback.format_exc()
@@ -169,24 +182,13 @@ def call_here(run: TaskRun) -> Outcome:
     return call_task(run, get_settings().RUN_LOG_LIMIT)
 
 
-#: The outcome of a call stopped because its run was ended elsewhere (dropped: its record stands).
-ENDED_ELSEWHERE = "Stopped: the run was ended by another process."
-
-
 def call_stoppable(run: TaskRun) -> Outcome:
     """Call the run's function in this thread; stop it if the run is ended elsewhere meanwhile.
 
     Stopped only in the main thread (see :mod:`django_tasks_sched.stopping`), where a fleet's
     worker calls its runs; elsewhere as :func:`call_here`.
     """
-    started = timezone.now()
-    try:
-        with stoppable(run.pk):
-            return call_here(run)
-    except RunStopped:
-        return Outcome(
-            str(TaskRun.Status.CANCELLED), started, timezone.now(), error=ENDED_ELSEWHERE
-        )
+    return call_task(run, get_settings().RUN_LOG_LIMIT, guard=lambda: stoppable(run.pk))
 
 
 def execute_run(
@@ -249,12 +251,14 @@ def execute_run(
 def _may_end_before_its_call(task: Any) -> bool:
     """Whether another process may end a claimed run of ``task`` while it waits for a thread.
 
-    Stuck detection (``heartbeat_timeout``) counts from the claim until the call, and
-    ``cancel_other`` replaces the oldest run, called or not. Only their runs pay the one
+    Stuck detection (``heartbeat_timeout``) and the watchdog (``timeout``) count from the claim,
+    and ``cancel_other`` replaces the oldest run, called or not. Only their runs pay the one
     guarded UPDATE of :func:`.lifecycle.called` before the call.
     """
-    return bool(getattr(task, "heartbeat_timeout", None)) or (
-        getattr(task, "overlap", "") == Task.Overlap.CANCEL_OTHER
+    return (
+        bool(getattr(task, "heartbeat_timeout", None))
+        or bool(getattr(task, "timeout", None))
+        or getattr(task, "overlap", "") == Task.Overlap.CANCEL_OTHER
     )
 
 

@@ -22,7 +22,8 @@ from django_tasks_sched.callables import resolve_callable
 from django_tasks_sched.exceptions import TaskConfigError
 from django_tasks_sched.firing import firing
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
-from django_tasks_sched.overlap import Action, Slots, decide
+from django_tasks_sched.overlap import Action, decide
+from django_tasks_sched.service.claims import count_slots
 from django_tasks_sched.times import time_text
 
 #: The first line of a run's error shown in an explanation, at most this long.
@@ -180,25 +181,12 @@ def _scheduler() -> list[Finding]:
 
 def _slots(task: Task) -> list[Finding]:
     """What a fire would do now, by the task's overlap policy and its runs going."""
-    runs = task.runs.filter(status__in=[TaskRun.Status.RUNNING, TaskRun.Status.QUEUED])
-    running = runs.filter(status=TaskRun.Status.RUNNING).count()
-    if task.backend:
-        running += runs.filter(status=TaskRun.Status.QUEUED, buffered=False).count()
-    waiting = (
-        runs.filter(status=TaskRun.Status.QUEUED, buffered=True)
-        .exclude(origin=TaskRun.Origin.BACKFILL)
-        .count()
-    )
+    slots = count_slots({task.pk: task})[task.pk]
     found = []
-    if waiting:
-        found.append(
-            Finding(
-                "waiting", _("%(count)d fire(s) wait for a slot (buffered).") % {"count": waiting}
-            )
-        )
-    decision = decide(
-        task.overlap, task.max_instances, Slots(running, waiting), backend=task.backend
-    )
+    if slots.buffered:
+        message = _("%(count)d fire(s) wait for a slot (buffered).") % {"count": slots.buffered}
+        found.append(Finding("waiting", message))
+    decision = decide(task.overlap, task.max_instances, slots, backend=task.backend)
     if decision.action == Action.MISS:
         message = _("A fire now would not run (overlap %(policy)s): %(reason)s") % {
             "policy": task.overlap,

@@ -14,12 +14,14 @@ Two kinds, for two reasons:
   These are the same whichever process answers: take ``max()`` across instances.
 
 With ``prometheus-client`` missing, :func:`count_fires` and :func:`observe_outcomes` return at
-once and nothing else is imported: no cost.
+once and nothing else is imported: no cost. With it, counting never raises into the run path,
+and the database gauges are registered only where this app serves the metrics.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from importlib.util import find_spec
 from typing import Any
@@ -33,38 +35,56 @@ AVAILABLE = find_spec("prometheus_client") is not None
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 _metrics: Any = None
+_lock = threading.Lock()
+_collector: Any = None
 
 
 def _ours() -> Any:
     """The metrics of this process, made on first use (in prometheus-client's registry)."""
     global _metrics
-    if _metrics is None:
-        from types import SimpleNamespace
-
-        from prometheus_client import REGISTRY, Counter, Histogram
-
-        _metrics = SimpleNamespace(
-            fires=Counter(
-                "dts_fires",
-                "Fires claimed by this process, by what became of them.",
-                ["result"],
-            ),
-            runs=Counter(
-                "dts_runs_ended", "Runs this process recorded ended, by status.", ["status"]
-            ),
-            duration=Histogram(
-                "dts_run_duration_seconds",
-                "How long the runs this process recorded ended took, call to end.",
-                buckets=BUCKETS,
-            ),
-            lateness=Histogram(
-                "dts_run_lateness_seconds",
-                "How late the runs this process recorded ended started after their fire time.",
-                buckets=BUCKETS,
-            ),
-        )
-        REGISTRY.register(DatabaseCollector())
+    with _lock:
+        if _metrics is None:
+            _metrics = _make()
     return _metrics
+
+
+def _make() -> Any:
+    """This process's counters and histograms, in prometheus-client's registry."""
+    from types import SimpleNamespace
+
+    from prometheus_client import Counter, Histogram
+
+    metrics = SimpleNamespace(
+        fires=Counter(
+            "dts_fires",
+            "Fires claimed by this process, by what became of them.",
+            ["result"],
+        ),
+        runs=Counter("dts_runs_ended", "Runs this process recorded ended, by status.", ["status"]),
+        duration=Histogram(
+            "dts_run_duration_seconds",
+            "How long the runs this process recorded ended took, call to end.",
+            buckets=BUCKETS,
+        ),
+        lateness=Histogram(
+            "dts_run_lateness_seconds",
+            "How late the runs this process recorded ended started after their fire time.",
+            buckets=BUCKETS,
+        ),
+    )
+    return metrics
+
+
+def _serve_gauges() -> None:
+    """Register the database gauges: only where this app serves the metrics (a project's own
+    /metrics endpoint in another process does not start querying the scheduler's tables)."""
+    global _collector
+    with _lock:
+        if _collector is None:
+            from prometheus_client import REGISTRY
+
+            _collector = DatabaseCollector()
+            REGISTRY.register(_collector)
 
 
 def count_fires(results: Iterable[str]) -> None:
@@ -72,23 +92,30 @@ def count_fires(results: Iterable[str]) -> None:
     ``missed`` or ``cancelled`` (replaced in its own batch, overlap ``cancel_other``)."""
     if not AVAILABLE:
         return
-    fires = _ours().fires
-    for result in results:
-        fires.labels(result).inc()
+    try:
+        fires = _ours().fires
+        for result in results:
+            fires.labels(result).inc()
+    except Exception:  # counting must never fail a claim
+        logger.warning("Could not count fires", exc_info=True)
 
 
 def observe_outcomes(runs: Iterable[Any]) -> None:
     """Count ended runs by status, and observe their duration and lateness."""
     if not AVAILABLE:
         return
-    metrics = _ours()
-    for run in runs:
-        metrics.runs.labels(str(run.status)).inc()
-        if run.started_at and run.finished_at:
-            metrics.duration.observe(max(0.0, (run.finished_at - run.started_at).total_seconds()))
-        if run.started_at and run.scheduled_for:
-            late = (run.started_at - run.scheduled_for).total_seconds()
-            metrics.lateness.observe(max(0.0, late))
+    try:
+        metrics = _ours()
+        for run in runs:
+            metrics.runs.labels(str(run.status)).inc()
+            if run.started_at and run.finished_at:
+                took = (run.finished_at - run.started_at).total_seconds()
+                metrics.duration.observe(max(0.0, took))
+            if run.started_at and run.scheduled_for:
+                late = (run.started_at - run.scheduled_for).total_seconds()
+                metrics.lateness.observe(max(0.0, late))
+    except Exception:  # counting must never keep a run from its follow-up (retries...)
+        logger.warning("Could not count ended runs", exc_info=True)
 
 
 class DatabaseCollector:
@@ -118,6 +145,7 @@ class DatabaseCollector:
             # answers with this process's own counters).
             logger.warning("Could not read the scheduler's gauges", exc_info=True)
             return
+
         yield GaugeMetricFamily(
             "dts_scheduler_processes", "Live runscheduler processes.", value=processes
         )
@@ -151,6 +179,7 @@ def serve(port: int, address: str) -> None:
     from prometheus_client import start_http_server
 
     _ours()
+    _serve_gauges()
     start_http_server(port, addr=address)
     logger.info("Metrics on http://%s:%d/metrics", address, port)
 
@@ -161,4 +190,5 @@ def metrics_view(request: Any) -> Any:
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
     _ours()
+    _serve_gauges()
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

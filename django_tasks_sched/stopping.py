@@ -11,15 +11,18 @@ handler raises :class:`RunStopped` in the function's frame: a ``BaseException``,
 context managers run. A blocking ``time.sleep()`` or socket wait is cut short; C code that
 holds the interpreter (a long query) is stopped when it returns to Python.
 
-The handler is installed on the first stoppable call and stays (a signal sent just as a call
-ends must not meet the default action, which ends the process): between calls it passes the
-signal to the handler that was there before, if that was a Python function, else ignores it.
-Calls in other threads (Celery's ``threads`` pool, a scheduler's thread executor) go on to
-their end; their late outcome is dropped, the run's record stands.
+The handler raises only for the stop of the call going on; any other SIGUSR2 (during a call or
+between calls) goes to the handler that was there before, if that was a Python function, else
+is ignored. Only the function's own frames are stopped (:func:`.execution.call_task` arms the
+stop around the call alone), and an ``async def`` function's coroutine, which runs in an event
+loop of its own thread, is not: its ``timeout`` cancels it. Calls in other threads (Celery's
+``threads`` pool, a scheduler's thread executor) go on to their end; their late outcome is
+dropped, the run's record stands.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Iterator
@@ -29,8 +32,11 @@ from typing import Any
 
 from django_tasks_sched.liveness import liveness
 
-#: The signal the liveness thread sends the main thread (not used by Celery's or django-tasks-db's
-#: workers).
+logger = logging.getLogger(__name__)
+
+#: The signal the liveness thread sends the main thread. Celery's and django-tasks-db's workers
+#: leave it alone (unless ``CELERY_RDBSIG`` asks Celery for its remote debugger on it); a
+#: SIGUSR2 that is not a stop is passed on to the handler that was there before.
 STOP_SIGNAL = getattr(signal, "SIGUSR2", None)
 
 
@@ -39,7 +45,7 @@ class RunStopped(BaseException):
 
 
 class _Stop:
-    """The stop of one call: signals the main thread, unless the call is over."""
+    """The stop of one call: signals the main thread once, unless the call is over."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -48,10 +54,14 @@ class _Stop:
 
     def __call__(self) -> None:
         with self._lock:
-            if self.armed and not self.sent:
-                self.sent = True
-                assert STOP_SIGNAL is not None
-                signal.pthread_kill(threading.main_thread().ident or 0, STOP_SIGNAL)
+            if not self.armed or self.sent:
+                return
+            if signal.getsignal(STOP_SIGNAL) is not _handle:  # type: ignore[arg-type]
+                # Replaced by the function's own handler: the signal would not be ours.
+                logger.warning("SIGUSR2 has another handler: the run's call cannot be stopped")
+                return
+            self.sent = True
+            _signal_main_thread()
 
     def disarm(self) -> None:
         with self._lock:
@@ -60,15 +70,19 @@ class _Stop:
 
 _current: _Stop | None = None
 _previous: Any = None
-_installed = False
+
+
+def _signal_main_thread() -> None:
+    assert STOP_SIGNAL is not None
+    signal.pthread_kill(threading.main_thread().ident or 0, STOP_SIGNAL)
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     stop = _current
-    if stop is not None and stop.armed:
+    if stop is not None and stop.armed and stop.sent:
         raise RunStopped
     if callable(_previous):
-        _previous(signum, frame)
+        _previous(signum, frame)  # not a stop of this call: someone else's signal
 
 
 def can_stop() -> bool:
@@ -81,25 +95,32 @@ def stoppable(run_id: int) -> Iterator[None]:
     """Raise :class:`RunStopped` in the block if run ``run_id`` is ended elsewhere meanwhile.
 
     Does nothing outside the main thread. The run must be kept alive (``liveness.alive``) by
-    the caller: the liveness beat is what notices the end.
+    the caller: the liveness beat is what notices the end. Blocks may nest (a run that runs
+    another inline): a stop of the outer run that arrives during the inner one is raised when
+    the inner one is over.
     """
-    global _current, _previous, _installed
+    global _current, _previous
     if not can_stop():
         yield
         return
-    if not _installed:
+    if signal.getsignal(STOP_SIGNAL) is not _handle:  # type: ignore[arg-type]
+        # Installed on the first call, and again if something replaced it since; it then stays
+        # (a signal sent just as a call ends must not meet the default action, which ends the
+        # process).
         _previous = signal.signal(STOP_SIGNAL, _handle)  # type: ignore[arg-type]
-        _installed = True
-    stop = _current = _Stop()
+    outer, stop = _current, _Stop()
+    _current = stop
     beats = liveness()
     beats.on_end(run_id, stop)
     try:
         yield
     finally:
-        # One signal at most per call, and none once disarmed: if it raises here, before the
-        # disarm, the inner ``finally`` still forgets the call.
+        # One signal at most per call, and none raised once disarmed: if it raises here,
+        # before the disarm, the inner ``finally`` still forgets the call.
         try:
             stop.disarm()
         finally:
             beats.on_end(run_id, None)
-            _current = None
+            _current = outer
+            if outer is not None and outer.sent and outer.armed:
+                _signal_main_thread()  # the outer run was stopped meanwhile: now its turn

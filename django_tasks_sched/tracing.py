@@ -17,10 +17,13 @@ package nothing is imported at all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from importlib.util import find_spec
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 #: Whether opentelemetry-api is installed (read once).
 AVAILABLE = find_spec("opentelemetry") is not None and find_spec("opentelemetry.trace") is not None
@@ -50,54 +53,96 @@ def _attributes(run: Any) -> dict[str, Any]:
     return attributes
 
 
+_warned = False
+
+
+def _broken(what: str) -> None:
+    """Tracing failed (an SDK or propagator misconfigured): say so once, never fail a run."""
+    global _warned
+    if not _warned:
+        _warned = True
+        logger.warning("OpenTelemetry failed %s; runs go on untraced", what, exc_info=True)
+
+
 @contextmanager
-def _run_span(run: Any, carrier: Mapping[str, str] | None) -> Iterator[Any]:
-    from opentelemetry import propagate, trace
-
-    parent = propagate.extract(carrier) if carrier else None
-    kind = trace.SpanKind.CONSUMER if carrier else trace.SpanKind.INTERNAL
-    with _tracer().start_as_current_span(
-        f"run {run.task.name}",
-        context=parent,
-        kind=kind,
-        attributes=_attributes(run),
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        yield span
-        status = str(run.status)
-        span.set_attribute("dts.run.status", status)
-        if status != "SUCCESSFUL":
-            first = (run.error or status).strip().splitlines()
-            span.set_status(trace.Status(trace.StatusCode.ERROR, first[0][:200] if first else ""))
-
-
-def run_span(run: Any, carrier: Mapping[str, str] | None = None) -> Any:
-    """A context manager: the span of one run's call (``run.status`` read at its end).
+def run_span(run: Any, carrier: Mapping[str, str] | None = None) -> Iterator[None]:
+    """The span of one run's call (``run.status`` read at its end). Never raises itself.
 
     ``carrier``: the trace context a hand-off put in the message, the parent of this span.
     """
     if not AVAILABLE:
-        return nullcontext()
-    return _run_span(run, carrier)
+        yield
+        return
+    try:
+        from opentelemetry import propagate, trace
+
+        parent = propagate.extract(carrier) if carrier else None
+        kind = trace.SpanKind.CONSUMER if carrier else trace.SpanKind.INTERNAL
+        scope = _tracer().start_as_current_span(
+            f"run {run.task.name}",
+            context=parent,
+            kind=kind,
+            attributes=_attributes(run),
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        span = scope.__enter__()
+    except Exception:
+        _broken("to start a run's span")
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            status = str(run.status)
+            span.set_attribute("dts.run.status", status)
+            if status != "SUCCESSFUL":
+                first = (run.error or status).strip().splitlines()
+                description = first[0][:200] if first else ""
+                span.set_status(trace.Status(trace.StatusCode.ERROR, description))
+            scope.__exit__(None, None, None)
+        except Exception:
+            _broken("to end a run's span")
 
 
-def handoff_context(run_id: int, task: Any) -> dict[str, str] | None:
-    """Make the span of one hand-off; return its context to put in the message (or None)."""
+@contextmanager
+def handoff_span(run_id: int, task: Any) -> Iterator[dict[str, str] | None]:
+    """The span of one hand-off, around the enqueue; yields its context for the message (or
+    None: no tracing). Never raises itself."""
     if not AVAILABLE:
-        return None
-    from opentelemetry import propagate, trace
+        yield None
+        return
+    try:
+        from opentelemetry import propagate, trace
 
-    with _tracer().start_as_current_span(
-        f"hand off {task.name}",
-        kind=trace.SpanKind.PRODUCER,
-        attributes={
-            "dts.task.name": task.name,
-            "dts.task.id": task.pk,
-            "dts.run.id": run_id,
-            "dts.backend": task.backend,
-        },
-    ):
+        scope = _tracer().start_as_current_span(
+            f"hand off {task.name}",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "dts.task.name": task.name,
+                "dts.task.id": task.pk,
+                "dts.run.id": run_id,
+                "dts.backend": task.backend,
+            },
+        )
+        scope.__enter__()
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-    return carrier or None
+    except Exception:
+        _broken("to start a hand-off's span")
+        yield None
+        return
+    try:
+        yield carrier or None
+    except BaseException as exc:
+        try:
+            scope.__exit__(type(exc), exc, exc.__traceback__)  # recorded on the span
+        except Exception:
+            _broken("to end a hand-off's span")
+        raise
+    else:
+        try:
+            scope.__exit__(None, None, None)
+        except Exception:
+            _broken("to end a hand-off's span")

@@ -9,8 +9,11 @@ if command -v chromium >/dev/null || [[ -n ${DTS_CHROMIUM:-} ]]; then
 fi
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "==> installing chromium (the admin's browser tests)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; then
+        echo "note: could not install chromium; the admin's browser tests will be skipped" >&2
+        echo "      (outside CI; in CI they fail)" >&2
+    fi
 else
     echo "note: chromium is not installed; the admin's browser tests will be skipped" >&2
     echo "      (apt-get install chromium, or set DTS_CHROMIUM to a Chromium binary)" >&2

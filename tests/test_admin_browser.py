@@ -24,6 +24,14 @@ from tests.factories import make_task
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = os.environ.get("DTS_CHROMIUM") or shutil.which("chromium")
+#: Where ``make screenshots`` has the pages the docs show saved (unset: none are taken).
+SCREENSHOTS = os.environ.get("DTS_SCREENSHOTS")
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Save the page for the docs (``docs/_static/screenshots/<name>.png``), when asked to."""
+    if SCREENSHOTS:
+        page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
 
 
 @pytest.fixture
@@ -83,6 +91,7 @@ def test_deactivate_asks_why_and_the_list_says_who_paused_it(page: Any) -> None:
     )
     assert task.paused_at is not None
     # The badge's hover text is the reason; the task's page says who and when.
+    screenshot(page, "task-list-paused")
     badge = page.locator(".dts-badge", has_text="paused by admin")
     assert badge.get_attribute("title") == "paused during the migration"
     page.click(f"a[href$='/task/{task.pk}/change/']")
@@ -100,6 +109,7 @@ def test_backfill_previews_the_fire_times_then_queues_them(page: Any) -> None:
     items.first.wait_for()
     assert items.count() == 6
     assert page.locator("text=6 fire times in the range").count() == 1
+    screenshot(page, "backfill-preview")
     assert not task.runs.exists()  # a preview queues nothing
     page.click("input[name=backfill]")
     page.wait_for_selector("text=6 runs queued for the range.")
@@ -241,6 +251,7 @@ def test_every_column_of_the_lists_fits_1280_px_with_the_sidebar_open(
 ) -> None:
     seed_long_values()
     page.goto(f"{page.base_url}/admin/django_tasks_sched/{path}")
+    screenshot(page, "task-list" if path == "task/" else "run-list")
     geometry = page.evaluate(TABLE_GEOMETRY)
     assert geometry["sidebarOpen"]
     assert geometry["innerWidth"] == 1280
@@ -281,3 +292,4 @@ def test_a_task_page_has_room_for_its_callable_and_its_runs(page: Any) -> None:
     assert runs.locator("tbody tr").count() == 3
     right = runs.evaluate("el => el.getBoundingClientRect().right")
     assert right <= page.evaluate("() => document.documentElement.clientWidth")
+    screenshot(page, "task-page")

@@ -39,8 +39,8 @@ def run(*args: str) -> tuple[int, str]:
     out = StringIO()
     try:
         call_command("importcelerybeat", *args, stdout=out)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
+    except CommandError as exc:
+        return exc.returncode, out.getvalue()
     return 0, out.getvalue()
 
 
@@ -113,13 +113,21 @@ def test_what_cannot_be_converted_is_reported_with_the_reason() -> None:
     )
     periodic("custom-name", task="send-newsletter")  # a Celery name, not an importable path
     periodic("bad-args", args="[1, 2")
+    periodic(
+        "first-monday",
+        crontab=CrontabSchedule.objects.create(
+            minute="0", hour="9", day_of_month="1-7", day_of_week="1", month_of_year="*"
+        ),
+    )
     periodic("fine")
     code, out = run()
     assert code == 1
     assert "x sunrise: not converted\n    a solar schedule (sunrise) has no equivalent" in out
     assert "x custom-name: not converted\n    func: " in out
     assert "x bad-args: not converted\n    args is not JSON" in out
-    assert "1 task(s) created, 0 left alone (name taken), 3 not converted." in out
+    # Celery runs it when both days match, a crontab string when either does: not guessed.
+    assert "x first-monday: not converted\n    its crontab restricts both day_of_month (1-7)" in out
+    assert "1 task(s) created, 0 left alone (name taken), 4 not converted." in out
     assert list(Task.objects.values_list("name", flat=True)) == ["fine"]
 
 

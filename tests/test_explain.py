@@ -149,9 +149,9 @@ def test_the_command_prints_the_answer_and_exits_1_when_blocked(
     assert out.getvalue().startswith("Task nightly fires as scheduled.\n  - Next fire time:")
     task.pause("broken upstream", by="bob")
     out = StringIO()
-    with pytest.raises(SystemExit) as exited:
+    with pytest.raises(CommandError, match="Task nightly will not fire") as exited:
         call_command("explaintask", "nightly", "--json", stdout=out)
-    assert exited.value.code == 1
+    assert exited.value.returncode == 1
     answer = json.loads(out.getvalue())
     assert answer["fires"] is False
     assert {key: answer["findings"][0][key] for key in ("code", "blocking")} == {

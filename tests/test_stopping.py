@@ -6,6 +6,7 @@ it with real ``db_worker`` and Celery workers.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
@@ -24,8 +25,15 @@ from tests.processes import wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+NAMES = itertools.count()
+
+
 def running(tmp_path: Path, seconds: float) -> TaskRun:
-    task = make_task(func="tests.testapp.jobs:trace_span", args=[str(tmp_path / "trace"), seconds])
+    task = make_task(
+        f"job-{next(NAMES)}",
+        func="tests.testapp.jobs:trace_span",
+        args=[str(tmp_path / "trace"), seconds],
+    )
     return TaskRun.objects.create(
         task=task, status=TaskRun.Status.RUNNING, started_at=timezone.now(), worker_id="here"
     )
@@ -51,16 +59,66 @@ def test_a_call_is_stopped_in_its_sleep_when_its_run_is_ended_elsewhere(tmp_path
     assert trace.read_text().split() == ["start", str(run.pk)]  # its "end" never written
 
 
-def test_a_call_that_ends_first_is_left_alone_and_the_signal_after_it_does_nothing(
-    tmp_path: Path,
-) -> None:
+def test_a_signal_after_the_call_does_nothing(tmp_path: Path) -> None:
     run = running(tmp_path, 0)
     with alive(run.pk):
         outcome = call_stoppable(run)
     assert outcome.status == "SUCCESSFUL"
-    # The handler stays (a signal sent as a call ends must not kill the process), disarmed.
+    # The handler stays (a stop sent as a call ends must not meet the default action, which
+    # would end this process), and a signal that comes late raises nothing.
     assert signal.getsignal(signal.SIGUSR2) is stopping._handle
-    stopping._handle(signal.SIGUSR2, None)
+    signal.raise_signal(signal.SIGUSR2)
+
+
+def test_a_sigusr2_that_is_not_a_stop_goes_to_the_previous_handler(tmp_path: Path) -> None:
+    received: list[int] = []
+    before = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
+    try:
+        run = running(tmp_path, 0)
+        run.task.func = "tests.testapp.jobs:signals_itself"
+        run.task.args = []
+        with alive(run.pk):
+            outcome = call_stoppable(run)
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert (outcome.status, outcome.return_value) == ("SUCCESSFUL", "not stopped")
+    assert received == [signal.SIGUSR2]
+
+
+def test_a_function_that_takes_sigusr2_over_is_not_stopped_and_the_next_call_is(
+    tmp_path: Path,
+) -> None:
+    run = running(tmp_path, 0)
+    run.task.func, run.task.args = "tests.testapp.jobs:replaces_sigusr2", []
+    with alive(run.pk):
+        assert call_stoppable(run).status == "SUCCESSFUL"
+    assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    # A stop now would not reach us: none is sent (the run goes on, as in a thread).
+    stop = stopping._Stop()
+    stop()
+    assert not stop.sent
+    # The next stoppable call puts the handler back.
+    (tmp_path / "again").mkdir()
+    test_a_call_is_stopped_in_its_sleep_when_its_run_is_ended_elsewhere(tmp_path / "again")
+
+
+def test_a_stop_of_an_outer_run_waits_for_the_inner_one_to_end(tmp_path: Path) -> None:
+    outer, inner = running(tmp_path, 0), running(tmp_path, 0)
+    finished_inner = False
+
+    def end_outer_elsewhere() -> None:
+        TaskRun.objects.filter(pk=outer.pk).update(status=TaskRun.Status.CANCELLED)
+        liveness().beat()
+
+    with alive(outer.pk), pytest.raises(stopping.RunStopped), stopping.stoppable(outer.pk):  # noqa: PT012
+        with alive(inner.pk), stopping.stoppable(inner.pk):
+            other = threading.Thread(target=end_outer_elsewhere)
+            other.start()
+            other.join()
+            time.sleep(0.1)  # the signal's handler runs here, and lets the inner run be
+            finished_inner = True
+        raise AssertionError("the outer run's stop should have been raised by now")
+    assert finished_inner
 
 
 def test_outside_the_main_thread_a_call_cannot_be_stopped_and_runs_as_usual(

@@ -58,9 +58,9 @@ def test_each_run_is_one_span_with_its_task_run_and_outcome(
 def test_a_hand_off_is_the_parent_of_the_run_span(spans: InMemorySpanExporter) -> None:
     task = make_task("fleet")
     run = TaskRun.objects.create(task=task, status="QUEUED")
-    carrier = tracing.handoff_context(run.pk, task)
-    assert carrier is not None
-    assert "traceparent" in carrier
+    with tracing.handoff_span(run.pk, task) as carrier:
+        assert carrier is not None
+        assert "traceparent" in carrier
     with tracing.run_span(run, _carrier(carrier)):
         pass
     handoff, called = spans.get_finished_spans()
@@ -74,7 +74,15 @@ def test_a_hand_off_is_the_parent_of_the_run_span(spans: InMemorySpanExporter) -
 
 
 @pytest.mark.parametrize(
-    "message", [None, "x", ["traceparent"], {"traceparent": 5}, {str(i): "v" for i in range(9)}]
+    "message",
+    [
+        None,
+        "x",
+        ["traceparent"],
+        {"traceparent": 5},
+        {str(i): "v" for i in range(9)},
+        {"tracestate": "x" * 1025},
+    ],
 )
 def test_a_malformed_trace_context_in_a_message_is_ignored(message: Any) -> None:
     assert _carrier(message) is None
@@ -86,9 +94,22 @@ def test_without_the_package_nothing_is_traced(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(tracing, "AVAILABLE", False)
     monkeypatch.setattr(tracing, "_tracer", must_not_be_called)
-    assert tracing.handoff_context(1, object()) is None
+    with tracing.handoff_span(1, object()) as carrier:
+        assert carrier is None
     with tracing.run_span(object()):
         pass
+
+
+@pytest.mark.django_db
+def test_a_broken_tracing_set_up_never_fails_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        raise ValueError("Propagator nonesuch not found")  # as a bad OTEL_PROPAGATORS does
+
+    monkeypatch.setattr(tracing, "_tracer", broken)
+    assert make_task("ok").run_now(inline=True).status == "SUCCESSFUL"
+    task = make_task("fleet")
+    with tracing.handoff_span(1, task) as carrier:
+        assert carrier is None
 
 
 @pytest.mark.django_db(transaction=True)

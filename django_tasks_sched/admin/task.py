@@ -396,7 +396,11 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("does it fire?"))
     def does_it_fire(self, obj: Task) -> SafeString:
         """The answer of ``manage.py explaintask``: what keeps the task from firing, if anything."""
-        answer = explain(obj)
+        try:
+            answer = explain(obj)
+        except Exception as exc:  # a row saved past validation: said, never a 500
+            logger.exception("Could not explain task %r", obj.name)
+            return format_html('<span class="dts-problem">{}</span>', exc)
         items = format_html_join(
             "",
             '<li class="{}">{}</li>',

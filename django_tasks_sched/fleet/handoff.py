@@ -183,11 +183,13 @@ def _enqueue(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
             wrapper = run_handed_off.using(
                 backend=task.backend, queue_name=task.queue_name, priority=task.priority
             )
-            carrier = tracing.handoff_context(pk, task)
-            if carrier:
-                result = wrapper.enqueue(pk, task.backend, carrier)
-            else:
-                result = wrapper.enqueue(pk, task.backend)
+            with tracing.handoff_span(pk, task) as carrier:
+                # The trace context only when there is one: the message keeps its old shape
+                # for workers that predate it (docs/workers.md: upgrade workers first).
+                if carrier:
+                    result = wrapper.enqueue(pk, task.backend, carrier)
+                else:
+                    result = wrapper.enqueue(pk, task.backend)
         except (InvalidTask, InvalidTaskBackend) as exc:
             refused[pk] = f"Not run: backend {task.backend!r} refused it: {exc}"
             continue

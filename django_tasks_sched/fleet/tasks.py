@@ -77,5 +77,10 @@ def _carrier(trace: Any) -> dict[str, str] | None:
     """A trace context from a message: a small dict of strings, else nothing."""
     if not isinstance(trace, dict) or len(trace) > 8:
         return None
-    carrier = {k: v for k, v in trace.items() if isinstance(k, str) and isinstance(v, str)}
-    return {k: v[:512] for k, v in carrier.items()} or None
+    # A value too long is dropped, not cut: a cut tracestate or baggage would be wrong.
+    carrier = {
+        key: value
+        for key, value in trace.items()
+        if isinstance(key, str) and isinstance(value, str) and len(value) <= 1024
+    }
+    return carrier or None

@@ -154,11 +154,12 @@ def _lock_tasks(task_ids: list[int]) -> tuple[dict[int, Task], dict[int, Slots]]
             connection.alias, attnames, [read(v) for read, v in zip(readers, row, strict=True)]
         )
         tasks[task.pk] = task
-    return tasks, _count_slots(tasks)
+    return tasks, count_slots(tasks)
 
 
-def _count_slots(tasks: dict[int, Task]) -> dict[int, Slots]:
-    """The runs of ``tasks`` in flight and waiting (see :func:`_lock_tasks`)."""
+def count_slots(tasks: dict[int, Task]) -> dict[int, Slots]:
+    """The runs of ``tasks`` in flight and waiting (see :func:`_lock_tasks`): the one rule of
+    what takes a slot, for claims and for ``explaintask``."""
     slots = {task_id: Slots(running=0, buffered=0) for task_id in tasks}
     if not tasks:
         return slots
@@ -418,29 +419,46 @@ def release_buffered(worker_id: str, limit: int) -> list[TaskRun]:
 
     Free threads go to tasks in the order they began waiting (their oldest waiting run's
     ``enqueued_at``, not its fire time: a backfill of last year's fires queued now comes after
-    the fires already waiting), each taking at most its free slots; at most :data:`BATCH_SIZE`
-    tasks a look.
+    the fires already waiting), each taking at most its free slots. The tasks are locked
+    :data:`BATCH_SIZE` at a time, each batch in a transaction of its own.
     """
     waiting = TaskRun.objects.filter(status=TaskRun.Status.QUEUED, buffered=True)
     lines = (
         waiting.values("task_id").annotate(oldest=Min("enqueued_at")).order_by("oldest", "task_id")
     )
-    order = [line["task_id"] for line in lines[:BATCH_SIZE]]
-    if not order:
+    order = [line["task_id"] for line in lines]
+    started: list[int] = []
+    released = 0
+    for first in range(0, len(order), BATCH_SIZE):
+        batch_started, batch_released = _release_batch(
+            order[first : first + BATCH_SIZE], waiting, worker_id, limit - len(started)
+        )
+        started += batch_started
+        released += batch_released
+    if released:
+        logger.info("%d buffered fire(s) released to their backends", released)
+    if not started:
         return []
+    return list(TaskRun.objects.filter(pk__in=started, worker_id=worker_id).select_related("task"))
+
+
+def _release_batch(
+    order: list[int], waiting: QuerySet[TaskRun], worker_id: str, threads: int
+) -> tuple[list[int], int]:
+    """Start (up to ``threads``) or release the waiting fires of these tasks, in this order."""
     now = timezone.now()
     started: list[int] = []
+    released: list[int] = []
     with transaction.atomic():
         take_write_lock(TaskRun, connection.alias)
         tasks, slots = _lock_tasks(sorted(order))
-        released: list[int] = []
         for task_id in order:
             task = tasks.get(task_id)
             if task is None:
                 continue  # deleted meanwhile, with its runs
             free = task.max_instances - slots[task_id].running
             if not task.backend:
-                free = min(free, limit - len(started))
+                free = min(free, threads - len(started))
             if free <= 0:
                 continue
             # The schedule's own fires first, then backfilled ones, each in fire order.
@@ -455,9 +473,7 @@ def release_buffered(worker_id: str, limit: int) -> list[TaskRun]:
             TaskRun.objects.filter(pk__in=released).update(buffered=False)
         if started:
             start_queued(started, worker_id, now)
-    if released:
-        logger.info("%d buffered fire(s) released to their backends", len(released))
-    return list(TaskRun.objects.filter(pk__in=started, worker_id=worker_id).select_related("task"))
+    return started, len(released)
 
 
 def take_queued(queued: QuerySet[TaskRun], limit: int) -> list[tuple[int, int]]:

@@ -222,11 +222,15 @@ def _weekdays(values: list[int]) -> str:
 
 
 def _cron_text(expression: str) -> str:
-    # Set as attributes: cron-descriptor 1.x takes no arguments (django-celery-beat pins it
-    # below 2, so a project moving over has 1.x); 2.x reads the same attributes.
-    options = Options()
-    options.locale_code = _descriptor_locale(translation.get_language())
-    options.use_24hour_time_format = True
+    locale = _descriptor_locale(translation.get_language())
+    try:
+        options = Options(locale_code=locale, use_24hour_time_format=True)
+    except TypeError:
+        # cron-descriptor 1.x takes no arguments (django-celery-beat pins it below 2, so a
+        # project moving over has 1.x): set as attributes, which it reads the same way.
+        options = Options()
+        options.locale_code = locale
+        options.use_24hour_time_format = True
     text = str(ExpressionDescriptor(expression, options).get_description())
     fields = expression.split()
     if len(fields) == 5 and fields[2] not in ("*", "?") and fields[4] not in ("*", "?"):

@@ -217,3 +217,20 @@ def trace_span(path: str, seconds: float) -> int:
     with open(path, "a") as out:
         out.write(f"end {run.pk}\n")
     return int(run.pk)
+
+
+def signals_itself() -> str:
+    """Send this process a SIGUSR2 mid-call, as an operator or a debugger might: not a stop."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGUSR2)
+    time.sleep(0.2)  # the handler runs now, in this frame
+    return "not stopped"
+
+
+def replaces_sigusr2() -> str:
+    """Install a handler of its own for SIGUSR2 (ignore it), as some libraries do."""
+    import signal
+
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    return "replaced"

@@ -56,4 +56,4 @@ class Command(BaseCommand):
                 mark = "x" if finding.blocking else "-"
                 self.stdout.write(f"  {mark} {finding.message}")
         if answer.blocked:
-            raise SystemExit(1)
+            raise CommandError(f"Task {task.name} will not fire.", returncode=1)

@@ -96,4 +96,4 @@ class Command(BaseCommand):
                 "(or run again with --disable-celerybeat) before starting runscheduler."
             )
         if failed:
-            raise SystemExit(1)
+            raise CommandError(f"{len(failed)} periodic task(s) not converted.", returncode=1)
