@@ -14,6 +14,26 @@ from typing import Any
 from django.db import connections
 from django.db.models import Field, Model
 
+#: SQLSTATEs of a transaction the database ended to break a deadlock or a serialization
+#: conflict (PostgreSQL), and MySQL/MariaDB's error number for a deadlock.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+MYSQL_DEADLOCK = 1213
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether the database rolled our transaction back to break a deadlock: safe to retry.
+
+    This app locks its own rows in one order everywhere, but another writer may not (Django's
+    cascade deletes a task's runs before the task, the opposite order of recording an
+    outcome): the database then picks one of the two, and the loser tries again.
+    """
+    cause = exc.__cause__ or exc
+    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if state in RETRYABLE_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = tuple(getattr(cause, "args", ()))
+    return bool(args) and args[0] == MYSQL_DEADLOCK
+
 
 def quoter(connection: Any) -> Callable[[str | None], str]:
     """``connection.ops.quote_name`` for column names, which django-stubs 6 types as optional."""

@@ -161,3 +161,22 @@ def assert_caught_up(task: Task, proc: Proc, code: int, options: str) -> None:
         assert all("max_instances" in error for error in missed if error not in coalesced)
     # The outage was logged as such, not as a crash.
     assert "retrying" in log, log
+
+
+def test_a_deadlock_is_told_from_other_database_errors() -> None:
+    from django.db import OperationalError
+
+    from django_tasks_sched.rawsql import is_deadlock
+
+    class PgError(Exception):
+        sqlstate = "40P01"
+
+    def wrapped(cause: BaseException) -> OperationalError:
+        error = OperationalError(str(cause))
+        error.__cause__ = cause
+        return error
+
+    assert is_deadlock(wrapped(Exception(1213, "Deadlock found when trying to get lock")))
+    assert is_deadlock(wrapped(PgError("deadlock detected")))
+    assert not is_deadlock(wrapped(Exception(2006, "MySQL server has gone away")))
+    assert not is_deadlock(OperationalError("database is locked"))

@@ -39,7 +39,7 @@ from django_tasks_sched import tracing
 from django_tasks_sched.firing import firing
 from django_tasks_sched.lifecycle import end
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.rawsql import update_rows
+from django_tasks_sched.rawsql import is_deadlock, update_rows
 from django_tasks_sched.reasons import LOST
 from django_tasks_sched.service.claims import take_queued
 
@@ -96,7 +96,11 @@ class HandOffThread(threading.Thread):
             try:
                 hand_off_queued()
                 failures = 0
-            except Exception:
+            except Exception as exc:
+                if is_deadlock(exc):
+                    logger.warning("Handing runs off met a deadlock (%s); retrying", exc)
+                    self._wake.set()
+                    continue
                 failures += 1
                 logger.exception("Handing runs off failed (%d in a row); retrying", failures)
                 close_old_connections()

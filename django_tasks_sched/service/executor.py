@@ -32,6 +32,7 @@ from django_tasks_sched.fleet.handoff import HandOffThread
 from django_tasks_sched.lifecycle import KEEP, TRANSIENT_ERRORS, Finished, finish, finish_or_fail
 from django_tasks_sched.liveness import liveness
 from django_tasks_sched.models import TaskRun
+from django_tasks_sched.rawsql import is_deadlock
 from django_tasks_sched.reasons import COALESCED
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 from django_tasks_sched.service.processes import WorkerPool
@@ -165,7 +166,14 @@ class FiringExecutor(BaseExecutor):
                 self._record_finished()
                 if not self._firing_stopped.is_set():
                     self._claim_fires()
-            except Exception:
+            except Exception as exc:
+                if is_deadlock(exc):
+                    # Another writer locked the same rows in the other order; nothing was
+                    # written, and the next pass writes it: a line, not a traceback.
+                    logger.warning("Recording runs met a deadlock (%s); retrying", exc)
+                    time.sleep(0.05)
+                    self._wake.set()
+                    continue
                 failures += 1
                 logger.exception("Recording runs failed (%d in a row); retrying", failures)
                 close_old_connections()
