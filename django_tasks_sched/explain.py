@@ -88,11 +88,6 @@ def explain(task: Task, at: datetime | None = None) -> Explanation:
     return Explanation(task, at, tuple(findings))
 
 
-def when(moment: datetime) -> str:
-    """A moment in the site's zone, with the zone."""
-    return time_text(moment)
-
-
 def _switched_off(task: Task) -> list[Finding]:
     found = []
     if not task.active:
@@ -100,7 +95,7 @@ def _switched_off(task: Task) -> list[Finding]:
         if task.paused_by:
             message = _("Paused by %(user)s at %(when)s: %(reason)s") % {
                 "user": task.paused_by,
-                "when": when(task.paused_at) if task.paused_at else "?",
+                "when": time_text(task.paused_at) if task.paused_at else "?",
                 "reason": reason,
             }
         else:
@@ -114,7 +109,7 @@ def _switched_off(task: Task) -> list[Finding]:
                     "Retired at %(when)s: its declaration was removed, and synctasks switched "
                     "it off."
                 )
-                % {"when": when(task.retired_at)},
+                % {"when": time_text(task.retired_at)},
                 blocking=True,
             )
         )
@@ -142,11 +137,11 @@ def _schedule(task: Task, after: datetime) -> list[Finding]:
             Finding(
                 "no_fire_time",
                 _("Its schedule has no fire time after %(when)s (a past date, or past its end).")
-                % {"when": when(after)},
+                % {"when": time_text(after)},
                 blocking=True,
             )
         ]
-    return [Finding("next_fire", _("Next fire time: %(when)s.") % {"when": when(times[0])})]
+    return [Finding("next_fire", _("Next fire time: %(when)s.") % {"when": time_text(times[0])})]
 
 
 def _callable(task: Task) -> list[Finding]:
@@ -166,7 +161,7 @@ def _scheduler() -> list[Finding]:
         if switch.changed_by:
             message += _(" by %(user)s") % {"user": switch.changed_by}
         if switch.changed_at:
-            message += _(" since %(when)s") % {"when": when(switch.changed_at)}
+            message += _(" since %(when)s") % {"when": time_text(switch.changed_at)}
         found.append(Finding("firing_paused", message + ".", blocking=True))
     if not SchedulerProcess.objects.alive().exists():
         found.append(
@@ -224,15 +219,17 @@ def _fire_at(task: Task, at: datetime, now: datetime) -> list[Finding]:
         times = []
     first = times[0] if times else None
     if first != at:
-        message = _("%(at)s is not a fire time of the schedule") % {"at": when(at)}
+        message = _("%(at)s is not a fire time of the schedule") % {"at": time_text(at)}
         if first is not None:
-            message += _("; the next one is %(when)s") % {"when": when(first)}
+            message += _("; the next one is %(when)s") % {"when": time_text(first)}
         found.append(Finding("at", message + "."))
     run = task.runs.filter(scheduled_for__lte=at).order_by("-scheduled_for", "-id").first()
     if at > now:
         return found
     if run is None:
-        found.append(Finding("at", _("No run is recorded at or before %(at)s.") % {"at": when(at)}))
+        found.append(
+            Finding("at", _("No run is recorded at or before %(at)s.") % {"at": time_text(at)})
+        )
     else:
         found.append(Finding("at", _("The run at or before it: %(run)s") % {"run": _describe(run)}))
     return found
@@ -240,7 +237,7 @@ def _fire_at(task: Task, at: datetime, now: datetime) -> list[Finding]:
 
 def _describe(run: TaskRun) -> str:
     moment = run.scheduled_for or run.enqueued_at
-    text = f"{when(moment)}, {run.get_status_display()}"
+    text = f"{time_text(moment)}, {run.get_status_display()}"
     if run.error.strip():
         text += " - " + run.error.strip().splitlines()[0][:ERROR_SHOWN]
     return text + f" (run {run.pk})."

@@ -111,13 +111,19 @@ def start(run: TaskRun, worker_id: str) -> bool:
 def called(run: TaskRun) -> bool:
     """RUNNING -> RUNNING as its function is called: the call counts as its first heartbeat.
 
-    For a run a scheduler claimed (RUNNING from the claim) whose task asks for heartbeats: the
-    time it waited for a thread does not count against ``heartbeat_timeout``. False if the run
-    was ended meanwhile, and must not be called.
+    For a run a scheduler claimed (RUNNING from the claim) that another process may end before
+    its call (:func:`.execution._may_end_before_its_call`): the time it waited for a thread does
+    not count against ``heartbeat_timeout``. False if the run was ended meanwhile, and must not
+    be called.
     """
     now = timezone.now()
-    if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(heartbeat_at=now):
-        run.heartbeat_at = now
+    # Seen alive now; and for a task that asks for heartbeats, its first one.
+    fields = {"alive_at": now}
+    if getattr(run.task, "heartbeat_timeout", None):
+        fields["heartbeat_at"] = now
+    if TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.RUNNING).update(**fields):
+        for name, value in fields.items():
+            setattr(run, name, value)
         return True
     return False
 

@@ -130,3 +130,27 @@ def wait_until(
         if proc is not None and proc.proc.poll() is not None:
             raise AssertionError(f"scheduler exited with {proc.proc.returncode}\n{proc.output()}")
         time.sleep(0.05)
+
+
+def db_worker(
+    path: Path, settings: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> SchedulerProcess:
+    """A django-tasks-db worker on this test run's queue (started; wait for its first line)."""
+    from django.conf import settings as django_settings
+
+    return SchedulerProcess(
+        path,
+        "--queue-name",
+        django_settings.FLEET_QUEUE,
+        "--backend",
+        "db",
+        "--interval",
+        "0.1",
+        "--no-startup-delay",
+        "--no-reload",
+        "--verbosity",
+        "2",
+        settings=settings,
+        env=env,
+        command=["-m", "django", "db_worker"],
+    )

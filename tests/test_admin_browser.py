@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.utils import timezone
+from playwright.sync_api import sync_playwright
 
 from django_tasks_sched.models import Task, TaskRun
 from tests.factories import make_task
@@ -41,12 +42,11 @@ def page(admin_user: Any, live_server: Any, monkeypatch: pytest.MonkeyPatch) -> 
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("chromium is not installed in CI (apt-get install chromium)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
     # still plain synchronous calls between its steps.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     errors: list[str] = []
-    with playwright.sync_playwright() as driver:
+    with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         tab = browser.new_page(viewport={"width": 1280, "height": 900})
         tab.set_default_timeout(15_000)
@@ -56,7 +56,7 @@ def page(admin_user: Any, live_server: Any, monkeypatch: pytest.MonkeyPatch) -> 
                 errors.append(f"{response.status} {response.url}")
 
         tab.on("response", note_errors)
-        tab.base_url = live_server.url
+        tab.base_url = live_server.url  # type: ignore[attr-defined]  # where the tests find the server
         tab.goto(f"{live_server.url}/admin/login/")
         tab.fill("#id_username", "admin")
         tab.fill("#id_password", "password")

@@ -20,7 +20,7 @@ from django_tasks_sched.models import Task, TaskRun
 from tests.factories import make_task
 from tests.history import fire_gaps, runs_overlapped, started_in_fire_order
 from tests.processes import SchedulerProcess as Proc
-from tests.processes import run_python, wait_until
+from tests.processes import db_worker, run_python, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,25 +44,6 @@ def require_broker(url: str) -> None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"broker {url} unreachable in CI: {exc}")
         pytest.skip(f"broker {url} unreachable ({exc}); scripts/services.sh starts it")
-
-
-def db_worker(path: Path, settings: dict[str, Any] | None = None) -> Proc:
-    """A django-tasks-db worker on this run's queue (started; wait for its first line)."""
-    return Proc(
-        path,
-        "--queue-name",
-        QUEUE,
-        "--backend",
-        "db",
-        "--interval",
-        "0.1",
-        "--no-startup-delay",
-        "--no-reload",
-        "--verbosity",
-        "2",
-        settings=settings,
-        command=["-m", "django", "db_worker"],
-    )
 
 
 def celery_worker(

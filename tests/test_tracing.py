@@ -18,7 +18,7 @@ from django_tasks_sched.fleet.tasks import _carrier
 from django_tasks_sched.models import TaskRun
 from tests.factories import make_task
 from tests.processes import SchedulerProcess as Proc
-from tests.processes import wait_until
+from tests.processes import db_worker, wait_until
 from tests.spans import read_spans
 
 
@@ -123,19 +123,7 @@ def test_the_trace_goes_from_the_scheduler_to_the_worker(tmp_path: Path) -> None
         backend="db",
         queue_name=settings.FLEET_QUEUE,
     )
-    worker = Proc(
-        tmp_path / "w.log",
-        "--queue-name",
-        settings.FLEET_QUEUE,
-        "--backend",
-        "db",
-        "--interval",
-        "0.1",
-        "--no-startup-delay",
-        "--no-reload",
-        env=env,
-        command=["-m", "django", "db_worker"],
-    )
+    worker = db_worker(tmp_path / "w.log", env=env)
     scheduler = Proc(tmp_path / "s.log", env=env)
     try:
         scheduler.wait_ready()

@@ -31,7 +31,7 @@ from typing import Any
 from django.utils import timezone
 
 from django_tasks_sched.conf import get_settings
-from django_tasks_sched.execution import Outcome, time_left
+from django_tasks_sched.execution import ENDED_ELSEWHERE, Outcome, time_left
 from django_tasks_sched.liveness import liveness
 from django_tasks_sched.models import TaskRun
 from django_tasks_sched.service.worker import worker_main
@@ -39,7 +39,7 @@ from django_tasks_sched.service.worker import worker_main
 logger = logging.getLogger(__name__)
 
 #: The outcome of a call stopped because the run was ended elsewhere (dropped: its record stands).
-ENDED_ELSEWHERE = "Stopped: the run was ended by another process; its worker process was killed."
+KILLED = ENDED_ELSEWHERE.rstrip(".") + "; its worker process was killed."
 
 #: The multiprocessing context: see the module's docstring for why not fork.
 CONTEXT = multiprocessing.get_context("spawn")
@@ -125,7 +125,7 @@ class WorkerProcess:
             self._reap()
             self.restart()
             if self.ended.is_set():  # killed for a stop: the run is not to be called
-                return _outcome(TaskRun.Status.CANCELLED, timezone.now(), ENDED_ELSEWHERE)
+                return _outcome(TaskRun.Status.CANCELLED, timezone.now(), KILLED)
             self._send(request)
         started = timezone.now()
         wait = time_left(run)
@@ -140,7 +140,7 @@ class WorkerProcess:
             if self.ended.is_set():
                 self.restart()
                 # Its record stands (CANCELLED, TIMED_OUT...): this outcome is dropped.
-                return _outcome(TaskRun.Status.CANCELLED, started, ENDED_ELSEWHERE)
+                return _outcome(TaskRun.Status.CANCELLED, started, KILLED)
             if stopping.is_set():
                 return _outcome(
                     TaskRun.Status.INTERRUPTED,
