@@ -338,6 +338,31 @@ class Task(models.Model):
         ),
         validators=[MaxValueValidator(bounds.MAX_COUNT)],
     )
+    alert_on_failure = models.BooleanField(
+        _("alert on failure"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Alert when a run fails, times out or is interrupted, and again when it succeeds. "
+            "Empty: the ALERTS setting's default."
+        ),
+    )
+    alert_on_missed = models.BooleanField(
+        _("alert on a missed fire"),
+        null=True,
+        blank=True,
+        help_text=_("Alert when a fire is recorded missed. Empty: the ALERTS setting's default."),
+    )
+    alert_no_success_minutes = models.PositiveIntegerField(
+        _("alert after minutes without success"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(bounds.MAX_DURATION // 60)],
+        help_text=_(
+            "Dead man's switch: alert when no run has succeeded for this many minutes. "
+            "Empty: the ALERTS setting's default (off unless set)."
+        ),
+    )
     source = models.CharField(
         _("declared in"), max_length=16, choices=Source.choices, default=Source.DATABASE
     )
@@ -973,3 +998,91 @@ class ScheduleStamp(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version}"
+
+
+class AlertState(models.Model):
+    """Whether one alert (a kind, for one task or for the whole scheduler) is raised now.
+
+    Alerts are sent on a change of state, not per run: a process flips ``raised`` with a
+    guarded UPDATE (``WHERE raised = <old>``), and only the process whose UPDATE matched sends.
+    """
+
+    class Kind(models.TextChoices):
+        FAILURE = "failure", _("run failed")
+        MISSED = "missed", _("fire missed")
+        NO_SUCCESS = "no_success", _("no successful run")
+        NO_SCHEDULER = "no_scheduler", _("no scheduler process alive")
+
+    task = models.ForeignKey(
+        Task,
+        on_delete=models.CASCADE,
+        related_name="alert_states",
+        null=True,
+        blank=True,
+        verbose_name=_("task"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    raised = models.BooleanField(_("raised"), default=False)
+    changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+    detail = models.TextField(_("detail"), blank=True)
+
+    class Meta:
+        verbose_name = _("alert state")
+        verbose_name_plural = _("alert states")
+        constraints = [
+            models.UniqueConstraint(fields=["task", "kind"], name="dts_alert_task_kind"),
+            # NULL task (the scheduler-wide kinds): UNIQUE ignores NULLs, so one more.
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(task=None), name="dts_alert_global_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.task.name if self.task_id else gettext("scheduler")
+        state = gettext("raised") if self.raised else gettext("clear")
+        return f"{where}: {self.get_kind_display()} ({state})"
+
+
+class TaskChange(models.Model):
+    """One change of a task (created, changed, deleted), from whichever path made it."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", _("created")
+        CHANGED = "changed", _("changed")
+        DELETED = "deleted", _("deleted")
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", _("admin")
+        CODE = "code", _("save() in code")
+        FACADE = "facade", _("scheduler facade")
+        API = "api", _("REST API")
+        SYNCTASKS = "synctasks", _("synctasks (declarations)")
+        MIGRATION = "migration", _("migration operation")
+        BULK = "bulk", _("bulk update")
+        SCHEDULER = "scheduler", _("scheduler process")
+        COMMAND = "command", _("management command")
+
+    task = models.ForeignKey(
+        Task,
+        on_delete=models.SET_NULL,
+        related_name="changes",
+        null=True,
+        blank=True,
+        verbose_name=_("task"),
+    )
+    task_name = models.CharField(_("task name"), max_length=200, db_index=True)
+    at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
+    via = models.CharField(_("through"), max_length=16, choices=Via.choices)
+    who = models.CharField(_("who"), max_length=150, blank=True)
+    # {"field": [old, new], ...}, JSON-safe values.
+    fields = models.JSONField(_("fields"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("task change")
+        verbose_name_plural = _("task changes")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["task", "-at"], name="dts_change_task_at")]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.get_action_display()} ({self.get_via_display()})"
