@@ -93,9 +93,11 @@ def reset_tables() -> None:
     """Empty the app's tables between benchmarks (no scheduler may be running)."""
     from django.db import connection
 
-    from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+    from django_tasks_sched.models import AlertState, SchedulerProcess, Task, TaskChange, TaskRun
 
-    tables = [m._meta.db_table for m in (TaskRun, Task, SchedulerProcess)]
+    # Every table with a foreign key to Task first: PostgreSQL truncates none without them.
+    models = (TaskRun, TaskChange, AlertState, Task, SchedulerProcess)
+    tables = [m._meta.db_table for m in models]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {', '.join(tables)}")

@@ -17,6 +17,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from django_tasks_sched.alerts.checks import check_alerts
 from django_tasks_sched.conf import (
     DEFAULTS,
     EXECUTORS,
@@ -74,6 +75,7 @@ def check_settings(
     messages += _check_numbers(raw)
     messages += _check_flags(raw)
     messages += _check_executor(raw)
+    messages += check_alerts()
     return messages
 
 

@@ -64,6 +64,22 @@ DEFAULTS: Mapping[str, Any] = {
     # Email ADMINS (django.core.mail.mail_admins) when a run fails, times out or is interrupted,
     # and when a task is deactivated after too many failures in a row.
     "MAIL_ADMINS_ON_FAILURE": False,
+    # Alerts, sent once per change of state (docs/alerts.md); read by django_tasks_sched.alerts.
+    "ALERTS": {
+        # Defaults for the tasks whose own alert fields are empty.
+        "ON_FAILURE": False,
+        "ON_MISSED": False,
+        "NO_SUCCESS_MINUTES": None,
+        # Where alerts go: any of "mail", "webhook", "signal".
+        "CHANNELS": ["mail", "signal"],
+        # Mail recipients; None: settings.ADMINS (mail_admins).
+        "MAIL_TO": None,
+        # The webhook's http(s) URL (a JSON POST, Slack-compatible), and its timeout in seconds.
+        "WEBHOOK_URL": None,
+        "WEBHOOK_TIMEOUT": 5,
+        # runscheduler: seconds between alert checks.
+        "CHECK_INTERVAL": 30,
+    },
 }
 
 
@@ -124,6 +140,8 @@ class AppSettings:
     HANDOFF_LEASE: float
     OVERLAP_BUFFER_LIMIT: int
     MAIL_ADMINS_ON_FAILURE: bool
+    #: As written (a dict); typed, with each key's default, by django_tasks_sched.alerts.config.
+    ALERTS: Mapping[str, Any]
 
 
 def user_settings() -> Mapping[str, Any]:
@@ -195,6 +213,8 @@ def is_valid(key: str, value: object) -> bool:
         return value is None or isinstance(value, (str, PathLike))
     if key == "MAIL_ADMINS_ON_FAILURE":
         return isinstance(value, bool)
+    if key == "ALERTS":
+        return isinstance(value, Mapping)
     if key == "EXECUTOR":
         return value in EXECUTORS
     return True
@@ -238,6 +258,7 @@ def get_settings() -> AppSettings:
         HANDOFF_LEASE=float(raw["HANDOFF_LEASE"]),
         OVERLAP_BUFFER_LIMIT=int(raw["OVERLAP_BUFFER_LIMIT"]),
         MAIL_ADMINS_ON_FAILURE=raw["MAIL_ADMINS_ON_FAILURE"],
+        ALERTS=raw["ALERTS"],
     )
 
 

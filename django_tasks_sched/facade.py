@@ -14,12 +14,14 @@ settings before a method is called; ``@scheduler.task`` only records a declarati
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
 
+from django_tasks_sched import audit
 from django_tasks_sched.callables import callable_path, register
 from django_tasks_sched.declarations import DECORATOR, declare, from_spec
 from django_tasks_sched.exceptions import ConflictingIdError, JobLookupError
@@ -34,11 +36,25 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _audited(method: F) -> F:
+    """Record the task changes ``method`` makes as made through the facade (by ``by=``)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from django_tasks_sched.models import TaskChange
+
+        with audit.recording(TaskChange.Via.FACADE, kwargs.get("by", "")):
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Scheduler:
     """The Flask-APScheduler-compatible facade over the Task table."""
 
     # -- adding and removing ------------------------------------------------------------------
 
+    @_audited
     def add_job(
         self,
         id: str,
@@ -62,6 +78,7 @@ class Scheduler:
             save_job(task)
         return task
 
+    @_audited
     def remove_job(self, id: str, jobstore: str | None = None) -> None:
         """Delete the task ``id`` and its run history; ``JobLookupError`` if there is none."""
         from django_tasks_sched.models import Task
@@ -70,6 +87,7 @@ class Scheduler:
         if not deleted:
             raise JobLookupError(id)
 
+    @_audited
     def remove_all_jobs(self, jobstore: str | None = None) -> None:
         """Delete every task (declared ones come back at the next sync)."""
         from django_tasks_sched.models import Task
@@ -92,6 +110,7 @@ class Scheduler:
 
     # -- changing -----------------------------------------------------------------------------
 
+    @_audited
     def modify_job(self, id: str, jobstore: str | None = None, **changes: Any) -> Task:
         """Change the task ``id``; ``changes`` are ``add_job()``'s arguments.
 
@@ -108,6 +127,7 @@ class Scheduler:
             task.save()
         return task
 
+    @_audited
     def pause_job(
         self, id: str, jobstore: str | None = None, *, reason: str = "", by: str = ""
     ) -> Task:
@@ -122,6 +142,7 @@ class Scheduler:
         (:meth:`Task.backfill <django_tasks_sched.models.Task.backfill>`)."""
         return self._get(id).backfill(start, end)
 
+    @_audited
     def resume_job(self, id: str, jobstore: str | None = None) -> Task:
         """Start the task's schedule again (``active=True``)."""
         task = self._get(id)

@@ -26,6 +26,7 @@ from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.operations.base import Operation
 from django.utils import timezone
 
+from django_tasks_sched import audit
 from django_tasks_sched.exceptions import TaskConfigError
 
 APP_LABEL = "django_tasks_sched"
@@ -81,12 +82,17 @@ def _insert(apps: Any, using: str, app_label: str, name: str, definition: dict[s
         times = next_fire_times(trigger, count=1, after=timezone.now())
         task.next_run_time = times[0] if times else None
     task.save(using=using)
+    row = {field.name: getattr(task, field.name) for field in task_model._meta.fields}
+    audit.record_in_migration(apps, using, "created", [{**row, "pk": task.pk}])
 
 
 def _delete(apps: Any, using: str, name: str) -> None:
     task_model = apps.get_model(APP_LABEL, "Task")
+    tasks = task_model._default_manager.using(using).filter(name=name)
+    rows = list(tasks.values("pk", *(field.name for field in task_model._meta.fields)))
     # The runs go with it (on_delete=CASCADE), as with remove_job().
-    task_model._default_manager.using(using).filter(name=name).delete()
+    tasks.delete()
+    audit.record_in_migration(apps, using, "deleted", rows)
 
 
 class CreateTask(Operation):

@@ -15,12 +15,12 @@ from django.core.validators import (
     MinValueValidator,
     ProhibitNullCharactersValidator,
 )
-from django.db import models
+from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from django_tasks_sched import bounds
+from django_tasks_sched import audit, bounds
 from django_tasks_sched.bounds import BoundedJSONField
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.exceptions import TaskConfigError, TaskRunFailed, TaskRunNotFinished
@@ -53,6 +53,16 @@ def anchored_config(trigger: str, config: Any, created_at: datetime | None) -> A
     return {**config, "start_date": anchor.isoformat()}
 
 
+#: ``QuerySet.bulk_create()``'s arguments after ``objs``, in order.
+BULK_CREATE_ARGUMENTS = (
+    "batch_size",
+    "ignore_conflicts",
+    "update_conflicts",
+    "update_fields",
+    "unique_fields",
+)
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
     """Every bulk write nudges the scheduler processes: they get no signal for these."""
 
@@ -71,10 +81,22 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def inactive(self) -> TaskQuerySet:
         return self.filter(active=False)
 
+    def _write_alias(self) -> str:
+        """The database this queryset's writes go to (as ``QuerySet.update()`` picks it)."""
+        return self._db or router.db_for_write(self.model)  # type: ignore[attr-defined, unused-ignore]
+
     def update(self, **kwargs: Any) -> int:
         # updated_at is what incremental reconcile reads, so bulk updates must move it too.
         kwargs.setdefault("updated_at", timezone.now())
-        count = super().update(**kwargs)
+        if audit.is_audited(kwargs):
+            using = self._write_alias()
+            # The old values are read, and the record written, in the UPDATE's transaction.
+            with audit.writing(using):
+                record = audit.before_update(self.using(using), kwargs)
+                count = super().update(**kwargs)
+                record()
+        else:
+            count = super().update(**kwargs)
         if count:
             schedule_changed(self.db)
         return count
@@ -100,7 +122,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
     update_quietly.alters_data = True  # type: ignore[attr-defined]
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        result = super().delete()
+        using = self._write_alias()
+        with audit.writing(using):
+            record = audit.before_delete(self.using(using))
+            result = super().delete()
+            record()
         if result[0]:
             schedule_changed(self.db)
         return result
@@ -115,7 +141,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
         objs = list(objs)
         for obj in objs:
             obj.next_run_time = obj.compute_next_run_time()
-        created: list[Task] = super().bulk_create(objs, *args, **kwargs)  # type: ignore[arg-type, assignment, unused-ignore]
+        options = {**dict(zip(BULK_CREATE_ARGUMENTS, args, strict=False)), **kwargs}
+        using = self._write_alias()
+        with audit.writing(using):
+            existed = {}
+            if options.get("ignore_conflicts") or options.get("update_conflicts"):
+                existed = audit.existing_rows(objs, options.get("update_fields"), using)
+            created: list[Task] = super().bulk_create(objs, **options)  # type: ignore[arg-type, assignment, unused-ignore]
+            audit.after_bulk_create(created, existed, using)
         if created:
             schedule_changed(self.db)
         return created
@@ -430,7 +463,27 @@ class Task(models.Model):
             self.next_run_time = self.compute_next_run_time()
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "next_run_time"}
-        super().save(*args, **kwargs)
+        if not audit.is_audited(update_fields):
+            super().save(*args, **kwargs)  # bookkeeping: nothing to record
+            return
+        using = kwargs.get("using") or router.db_for_write(Task, instance=self)
+        # The old values are read, and the record written, in the save's transaction.
+        with audit.writing(using):
+            old = audit.old_values(
+                self, update_fields, using, force_insert=kwargs.get("force_insert", False)
+            )
+            super().save(*args, **kwargs)
+            audit.after_save(self, old, using)
+
+    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        using = using or router.db_for_write(Task, instance=self)
+        with audit.writing(using):
+            record = audit.before_delete(Task._base_manager.using(using).filter(pk=self.pk))
+            result = super().delete(using, keep_parents)
+            record()
+        return result
+
+    delete.alters_data = True  # type: ignore[attr-defined]
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -842,6 +895,8 @@ class TaskRun(models.Model):
             models.Index(fields=["task", "-enqueued_at"], name="dts_run_task_recent"),
             # The run changelist's default order and its date drill-down.
             models.Index(fields=["-enqueued_at", "-id"], name="dts_run_recent"),
+            # Runs finished in a time range: the alert checks' watermark, pruning by age.
+            models.Index(fields=["finished_at"], name="dts_run_finished"),
         ]
 
     def __str__(self) -> str:
@@ -1038,7 +1093,7 @@ class AlertState(models.Model):
         ]
 
     def __str__(self) -> str:
-        where = self.task.name if self.task_id else gettext("scheduler")
+        where = self.task.name if self.task is not None else gettext("scheduler")
         state = gettext("raised") if self.raised else gettext("clear")
         return f"{where}: {self.get_kind_display()} ({state})"
 

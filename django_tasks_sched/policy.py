@@ -25,11 +25,11 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from django_tasks_sched import metrics
+from django_tasks_sched import audit, metrics
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.exceptions import TaskConfigError
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.models import Task, TaskChange, TaskRun
 from django_tasks_sched.retry import retry_delay, should_retry
 from django_tasks_sched.times import time_text
 
@@ -151,7 +151,8 @@ def _apply_failure_limits(failed: Sequence[TaskRun], policies: dict[int, _Policy
             "error": errors.get(policy.id, ""),
         }
         # A normal update: it moves the change stamp, so every scheduler drops the task.
-        changed = Task.objects.filter(pk=policy.id).switch_off(reason)
+        with audit.recording(TaskChange.Via.SCHEDULER):
+            changed = Task.objects.filter(pk=policy.id).switch_off(reason)
         if not changed:
             continue  # another process got there first
         done.add(policy.id)

@@ -11,6 +11,9 @@ A run goes as soon as either rule says so. Never deleted:
 - a first attempt with a retry that is itself kept: the ``first_attempt`` foreign key cascades,
   so a retry chain is pruned newest-first, its first attempt with or after its last retry.
 
+The audit trail (``TaskChange``) follows the setting's age rule too: records older than
+``RUN_RETENTION_DAYS`` go, after the runs, in batches of their own.
+
 Each batch selects ids first (MariaDB allows no ``LIMIT`` in an ``IN`` subquery) and deletes by
 id in its own short transaction, so pruning never holds long locks. Nothing here touches Task
 rows, so pruning never moves the schedule change stamp.
@@ -35,7 +38,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from django_tasks_sched.conf import get_settings
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.models import Task, TaskChange, TaskRun
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class PruneReport:
     dry_run: bool = False
     by_age: int = 0
     by_count: int = 0
+    #: Audit trail records (TaskChange) deleted for their age; not counted in ``total``.
+    changes: int = 0
     batches: int = 0
     #: False when ``max_batches`` stopped the call with runs possibly left to delete.
     complete: bool = True
@@ -93,6 +98,21 @@ class PruneReport:
             self.total,
         ) % {"count": self.total, "batches": self.batches}
         out = [age % {"count": self.by_age}, count % {"count": self.by_count}, total]
+        if self.changes:
+            changes = (
+                ngettext(
+                    "%(count)d task change record would be deleted for its age.",
+                    "%(count)d task change records would be deleted for their age.",
+                    self.changes,
+                )
+                if self.dry_run
+                else ngettext(
+                    "%(count)d task change record deleted for its age.",
+                    "%(count)d task change records deleted for their age.",
+                    self.changes,
+                )
+            )
+            out.append(changes % {"count": self.changes})
         if not self.complete:
             out.append(_("Stopped at the batch limit; more runs may be due."))
         if self.dry_run:
@@ -120,6 +140,7 @@ def prune_runs(
     rules: list[tuple[str, Iterator[list[int]]]] = [
         ("by_age", _batches(_age_pages(age_groups, size), size)),
         ("by_count", _batches(_count_pages(now, conf.RUN_RETENTION_COUNT, age_groups, size), size)),
+        ("changes", _change_pages(now, conf.RUN_RETENTION_DAYS, size)),
     ]
     for attribute, batches in rules:
         while True:
@@ -129,7 +150,12 @@ def prune_runs(
             ids = next(batches, None)
             if ids is None:
                 break
-            deleted = len(ids) if dry_run else _delete(ids)
+            if dry_run:
+                deleted = len(ids)
+            elif attribute == "changes":
+                deleted = _delete_changes(ids)
+            else:
+                deleted = _delete(ids)
             report.batches += 1
             setattr(report, attribute, getattr(report, attribute) + deleted)
     return report
@@ -291,6 +317,33 @@ def _delete(ids: list[int]) -> int:
     return deleted
 
 
+def _change_pages(now: datetime, days: int | None, size: int) -> Iterator[list[int]]:
+    """Audit trail records older than ``days``, oldest first (none without an age limit)."""
+    if not days:
+        return
+    cutoff = now - timedelta(days=days)
+    changes = TaskChange.objects.filter(at__lt=cutoff)
+    after = Q()
+    while True:
+        # Keyset pages, as _pages does for runs (the index on "at" starts each at its place).
+        rows = list(changes.filter(after).order_by("at", "id").values_list("at", "id")[:size])
+        if rows:
+            yield [pk for _, pk in rows]
+        if len(rows) < size:
+            return
+        at, pk = rows[-1]
+        after = Q(at__gte=at) & (Q(at__gt=at) | Q(id__gt=pk))
+
+
+def _delete_changes(ids: list[int]) -> int:
+    """Delete the audit records ``ids`` (nothing refers to them: one DELETE per chunk)."""
+    deleted = 0
+    step = IN_LIST_LIMIT if connection.features.max_query_params else max(len(ids), 1)
+    for start in range(0, len(ids), step):
+        deleted += TaskChange.objects.filter(pk__in=ids[start : start + step]).delete()[0]
+    return deleted
+
+
 # -- the scheduler's side ---------------------------------------------------------------------
 
 
@@ -363,6 +416,8 @@ class Pruner:
                 report.by_age,
                 report.by_count,
             )
+        if report.changes:
+            logger.info("Pruned %d task change record(s) for their age", report.changes)
         return report
 
     def run(self, stopping: threading.Event) -> None:

@@ -31,9 +31,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from django_tasks_sched import audit
 from django_tasks_sched.declarations import Collected, Declaration, collect, describe_error
 from django_tasks_sched.jobspec import DECLARABLE_FIELDS
-from django_tasks_sched.models import Task
+from django_tasks_sched.models import Task, TaskChange
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +94,15 @@ def sync_tasks(*, dry_run: bool = False) -> SyncReport:
     refs = Task.objects.filter(source=Task.Source.DECORATOR).values_list("source_ref", flat=True)
     collected = collect(list(refs))
     report.errors += [str(error) for error in collected.errors]
-    if dry_run:
-        # The same code path, rolled back: the report is exactly what a real sync would do.
-        with transaction.atomic():
+    # runscheduler's sync at start-up comes here too: recorded as synctasks, not the scheduler.
+    with audit.recording(TaskChange.Via.SYNCTASKS):
+        if dry_run:
+            # The same code path, rolled back: the report is exactly what a real sync would do.
+            with transaction.atomic():
+                _apply(collected, report)
+                transaction.set_rollback(True)
+        else:
             _apply(collected, report)
-            transaction.set_rollback(True)
-    else:
-        _apply(collected, report)
     return report
 
 

@@ -271,7 +271,14 @@ def test_retention_settings_and_run_history_are_sections_of_their_own(
     task = make_task("busy")
     TaskRun.objects.create(task=task, status="SUCCESSFUL")
     sections = fieldsets(admin_client.get(task_url(task)))
-    assert list(sections)[-4:] == ["Retention", "Status", "Run history", "Origin"]
+    assert list(sections)[-6:] == [
+        "Alerts",
+        "Retention",
+        "Status",
+        "Run history",
+        "Changes",
+        "Origin",
+    ]
     retention = sections["Retention"]
     assert retention["fields"] == ["keep_runs_days", "keep_runs_count"]
     assert "collapse" in retention["classes"]

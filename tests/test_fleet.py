@@ -6,6 +6,7 @@ backend (``manage.py db_worker``, ``celery worker`` on Redis or RabbitMQ) run th
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from collections import Counter
@@ -46,6 +47,9 @@ def require_broker(url: str) -> None:
         pytest.skip(f"broker {url} unreachable ({exc}); scripts/services.sh starts it")
 
 
+_worker_numbers = itertools.count(1)
+
+
 def celery_worker(
     path: Path, broker: str, concurrency: int = 2, settings: dict[str, Any] | None = None
 ) -> Proc:
@@ -64,6 +68,10 @@ def celery_worker(
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
+        # A node name of its own: two suites on one broker (CI's cells side by side) would
+        # otherwise share the exclusive pidbox queue of "celery@host", and one worker dies.
+        "-n",
+        f"{QUEUE}-{next(_worker_numbers)}@%h",
         settings=settings,
         env={"DTS_CELERY_BROKER": broker},
         command=["-m", "celery", "-A", "tests.celery_app"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
@@ -28,8 +29,11 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched import options
-from django_tasks_sched.admin import display
+from django_tasks_sched.admin import alerts, display
+from django_tasks_sched.admin.audit import AuditedAdminMixin
+from django_tasks_sched.admin.dashboard import dashboard_view
 from django_tasks_sched.admin.declared import DeclaredTaskAdminMixin
+from django_tasks_sched.admin.preview import preview_view
 from django_tasks_sched.backfill import fire_times
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.counters import fire_counts
@@ -192,7 +196,7 @@ def _switched_on(task: Task) -> Task:
 
 
 @admin.register(Task)
-class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
+class TaskAdmin(AuditedAdminMixin, DeclaredTaskAdminMixin, admin.ModelAdmin):
     form = TaskForm
     # Fits 1280 px with the nav sidebar and the filters open: the last run's status and time
     # share a column, and long values wrap.
@@ -228,6 +232,8 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         "next_run",
         "last_run",
         "recent_runs",
+        "recent_changes",
+        "alerts_now",
     ]
 
     class Media:
@@ -276,6 +282,13 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
                 },
             ),
             (
+                _("Alerts"),
+                {
+                    "fields": [*alerts.FIELDS, *(["alerts_now"] if obj is not None else [])],
+                    "description": alerts.alert_defaults(),
+                },
+            ),
+            (
                 _("Retention"),
                 {
                     "fields": list(options.HISTORY),
@@ -288,6 +301,7 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
             fieldsets += [
                 (_("Status"), {"fields": ["next_run", "last_run"]}),
                 (_("Run history"), {"fields": ["recent_runs"]}),
+                (_("Changes"), {"fields": ["recent_changes"]}),
                 (
                     _("Origin"),
                     {
@@ -477,6 +491,10 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
         when = display.show_time(obj.last_run_at) if obj.last_run_at else ""
         return format_html("{} {}", display.status_badge(obj.last_run_status), when)
 
+    @admin.display(description=_("raised now"))
+    def alerts_now(self, obj: Task) -> SafeString:
+        return alerts.alerts_now(obj)
+
     @admin.display(description=_("recent runs"))
     def recent_runs(self, obj: Task) -> SafeString:
         # Sliced and narrowed: a task may have a million runs; the page needs ten rows.
@@ -647,6 +665,17 @@ class TaskAdmin(DeclaredTaskAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         return [
+            # Before the object URLs: "<path:object_id>/" would take "preview/" too.
+            path(
+                "preview/",
+                self.admin_site.admin_view(partial(preview_view, self)),
+                name="{}_{}_preview".format(*info),
+            ),
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(partial(dashboard_view, self)),
+                name="{}_{}_dashboard".format(*info),
+            ),
             path(
                 "<path:object_id>/run-now/",
                 self.admin_site.admin_view(self.run_now_view),

@@ -26,9 +26,9 @@ from django.db.models import Case, Min, QuerySet, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from django_tasks_sched import metrics, overlap
+from django_tasks_sched import audit, metrics, overlap
 from django_tasks_sched.lifecycle import cancel_running, start_queued
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.models import Task, TaskChange, TaskRun
 from django_tasks_sched.overlap import Action, Slots
 from django_tasks_sched.rawsql import concrete_field, quoter, take_write_lock
 from django_tasks_sched.reasons import NOT_RUN
@@ -347,7 +347,8 @@ class _Claim:
                 finished.add(task_id)
         if finished:
             # A normal update: every scheduler drops the tasks.
-            Task.objects.filter(pk__in=finished).switch_off(NO_RUNS_LEFT)
+            with audit.recording(TaskChange.Via.SCHEDULER):
+                Task.objects.filter(pk__in=finished).switch_off(NO_RUNS_LEFT)
             logger.info("%d task(s) used their last run", len(finished))
 
 

@@ -14,7 +14,7 @@ import logging
 import os
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -39,12 +39,7 @@ def expire_overdue_runs(now: datetime | None = None) -> list[TaskRun]:
     """
     now = now or timezone.now()
     candidates = _running_runs_of_tasks_with("timeout")
-    overdue = [
-        run
-        for run in candidates
-        if run.started_at is not None
-        and run.started_at + timedelta(seconds=(run.task.timeout or 0) + WATCHDOG_MARGIN) <= now
-    ]
+    overdue = [run for run in candidates if past_timeout(run, now)]
     expired = end(
         overdue,
         TaskRun.Status.TIMED_OUT,
@@ -87,12 +82,9 @@ def interrupt_silent_runs(timeout: float, own_worker_id: str) -> list[TaskRun]:
     lost its process: a scheduler or a fleet's worker killed, or its host gone.
     """
     cutoff = timezone.now() - timedelta(seconds=timeout)
-    last_seen = Coalesce("alive_at", "started_at")
     silent = list(
-        TaskRun.objects.running()
+        silent_runs(cutoff)
         .exclude(worker_id=own_worker_id)
-        .annotate(last_seen=last_seen)
-        .filter(last_seen__lt=cutoff)
         .only("id", "task_id", "attempt", "first_attempt_id", "worker_id")
     )
     return end(
@@ -115,7 +107,7 @@ def interrupt_stuck_runs(now: datetime | None = None) -> list[TaskRun]:
     """
     now = now or timezone.now()
     candidates = _running_runs_of_tasks_with("heartbeat_timeout", "heartbeat_at")
-    stuck = [run for run in candidates if _silent_since(run, now) <= now - _bound(run)]
+    stuck = [run for run in candidates if heartbeat_missed(run, now)]
     ended = end(
         stuck,
         TaskRun.Status.INTERRUPTED,
@@ -132,6 +124,30 @@ def interrupt_stuck_runs(now: datetime | None = None) -> list[TaskRun]:
     for run in ended:
         logger.warning("Run %s of task %r is stuck: interrupted", run.pk, run.task.name)
     return ended
+
+
+def silent_runs(cutoff: datetime) -> QuerySet[TaskRun]:
+    """RUNNING runs not seen alive (their stamp, else their start) since ``cutoff``."""
+    return (
+        TaskRun.objects.running()
+        .annotate(last_seen=Coalesce("alive_at", "started_at"))
+        .filter(last_seen__lt=cutoff)
+    )
+
+
+def past_timeout(run: TaskRun, now: datetime) -> bool:
+    """Whether the run has run past its task's timeout (and the watchdog's margin)."""
+    timeout = run.task.timeout
+    if timeout is None or run.started_at is None:
+        return False
+    return run.started_at + timedelta(seconds=timeout + WATCHDOG_MARGIN) <= now
+
+
+def heartbeat_missed(run: TaskRun, now: datetime) -> bool:
+    """Whether the run's function sent no heartbeat within its task's ``heartbeat_timeout``."""
+    if run.task.heartbeat_timeout is None:
+        return False
+    return _silent_since(run, now) <= now - _bound(run)
 
 
 def _running_runs_of_tasks_with(option: str, *fields: str) -> list[TaskRun]:

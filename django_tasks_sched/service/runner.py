@@ -29,6 +29,7 @@ from django_tasks_sched.lifecycle import KEEP, end
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
 from django_tasks_sched.retention import Pruner
+from django_tasks_sched.service.alerting import AlertWatch
 from django_tasks_sched.service.claims import Fire, claim_queued_runs, release_buffered
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
@@ -161,6 +162,8 @@ class SchedulerService:
             name="dts-pruner",
             daemon=True,
         ).start()
+        # Alerts in their own thread too: a slow webhook or SMTP server never delays a fire.
+        AlertWatch().start(self.stopping)
         self.claim_queued()
         if self.executor.workers is not None:
             logger.info("Functions are called in %d worker processes", self.options.threads)

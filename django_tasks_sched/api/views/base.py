@@ -20,13 +20,14 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from django_tasks_sched import audit
 from django_tasks_sched.api import schemas
 from django_tasks_sched.api.errors import exception_handler
 from django_tasks_sched.api.etags import etag
 from django_tasks_sched.api.parsers import JobJSONParser
 from django_tasks_sched.api.permissions import Needs
 from django_tasks_sched.api.representation import job_to_dict
-from django_tasks_sched.models import Task
+from django_tasks_sched.models import Task, TaskChange
 from django_tasks_sched.rawsql import take_write_lock
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +49,12 @@ class SchedulerAPIView(APIView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Task changes are recorded as the API's, by the user REST framework authenticates
+        # (known only once dispatch has run the authenticators: hence the callable).
+        with audit.recording(TaskChange.Via.API, lambda: self.request.user.get_username()):
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if _credentials_hold_nul(request):

@@ -8,8 +8,9 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from django_tasks_sched import audit
 from django_tasks_sched.celerybeat import convert
-from django_tasks_sched.models import Task
+from django_tasks_sched.models import Task, TaskChange
 
 
 class Command(BaseCommand):
@@ -59,7 +60,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No periodic task named {', '.join(map(repr, missing))}.")
         existing = set(Task.objects.values_list("name", flat=True))
         created, skipped, failed = [], [], []
-        with transaction.atomic():
+        # The tasks it creates are recorded in the audit trail as this command's.
+        with transaction.atomic(), audit.recording(TaskChange.Via.COMMAND):
             for row in periodic:
                 if row.name in existing:
                     skipped.append(row.name)
