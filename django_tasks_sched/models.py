@@ -1077,6 +1077,10 @@ class AlertState(models.Model):
         verbose_name=_("task"),
     )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    #: "<kind>:<task id>", or "<kind>:*" for the scheduler-wide kinds: unique, so two processes
+    #: creating one alert's row race on it (a UNIQUE over a NULL task would not stop them,
+    #: and MariaDB has no partial unique index).
+    key = models.CharField(_("key"), max_length=40, unique=True, editable=False)
     raised = models.BooleanField(_("raised"), default=False)
     changed_at = models.DateTimeField(_("changed"), default=timezone.now)
     detail = models.TextField(_("detail"), blank=True)
@@ -1084,18 +1088,20 @@ class AlertState(models.Model):
     class Meta:
         verbose_name = _("alert state")
         verbose_name_plural = _("alert states")
-        constraints = [
-            models.UniqueConstraint(fields=["task", "kind"], name="dts_alert_task_kind"),
-            # NULL task (the scheduler-wide kinds): UNIQUE ignores NULLs, so one more.
-            models.UniqueConstraint(
-                fields=["kind"], condition=models.Q(task=None), name="dts_alert_global_kind"
-            ),
-        ]
 
     def __str__(self) -> str:
         where = self.task.name if self.task is not None else gettext("scheduler")
         state = gettext("raised") if self.raised else gettext("clear")
         return f"{where}: {self.get_kind_display()} ({state})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.key = self.key_for(self.task_id, self.kind)
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def key_for(task_id: int | None, kind: str) -> str:
+        """The unique key of the alert ``kind`` of a task (None: of the whole scheduler)."""
+        return f"{kind}:{'*' if task_id is None else task_id}"
 
 
 class TaskChange(models.Model):

@@ -85,10 +85,16 @@ EXAMPLES = itertools.count()
 
 
 def broken_task(name: str, changes: dict[str, Any]) -> Task:
+    # Created switched off: the valid row must not fire before the UPDATE breaks it (under
+    # load that can take longer than its first second).
     task = Task.objects.create(
-        name=name, func="tests.testapp.jobs:noop", trigger="interval", trigger_config={"seconds": 1}
+        name=name,
+        func="tests.testapp.jobs:noop",
+        trigger="interval",
+        trigger_config={"seconds": 1},
+        active=False,
     )
-    Task.objects.filter(pk=task.pk).update(**changes)  # past full_clean()
+    Task.objects.filter(pk=task.pk).update(active=True, **changes)  # past full_clean()
     return task
 
 

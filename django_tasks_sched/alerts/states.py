@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from django_tasks_sched.models import AlertState
 
@@ -38,9 +37,9 @@ def flip(
     process that read the runs before another saw a newer outcome) cannot undo it. The row
     is created on the first raise; two processes creating it race on the unique constraint,
     and the loser sends nothing.
+    (The key, not the task and kind: see ``AlertState.key``.)
     """
-    rows = AlertState.objects.filter(Q(task=None) if task_id is None else Q(task_id=task_id))
-    rows = rows.filter(kind=kind)
+    rows = AlertState.objects.filter(key=AlertState.key_for(task_id, kind))
     detail = bounded(detail)
     if rows.filter(raised=not raised, changed_at__lte=at).update(
         raised=raised, changed_at=at, detail=detail
