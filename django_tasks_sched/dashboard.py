@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
@@ -341,7 +341,8 @@ def task_health(now: datetime) -> list[TaskHealth]:
             ok = within & Q(status=TaskRun.Status.SUCCESSFUL)
             aggregates[f"{name}{i}ok"] = Count("pk", filter=ok)
             aggregates[f"{name}{i}late"] = Avg(lateness, filter=within & scheduled)
-    per_task = {
+    # Typed loosely: the two django-stubs series type values() rows differently.
+    per_task: dict[int, Any] = {
         row["task_id"]: row
         for row in recent.filter(task_id__in=worst)
         .values("task_id")
@@ -350,7 +351,7 @@ def task_health(now: datetime) -> list[TaskHealth]:
     }
     tasks = Task.objects.only("name").in_bulk(worst)
 
-    def buckets(name: str, bounds: list[tuple[datetime, datetime]], row: dict) -> list[Bucket]:
+    def buckets(name: str, bounds: list[tuple[datetime, datetime]], row: Any) -> list[Bucket]:
         return [
             Bucket(lo, hi, row[f"{name}{i}n"], row[f"{name}{i}ok"], row[f"{name}{i}late"])
             for i, (lo, hi) in enumerate(bounds)
@@ -386,7 +387,7 @@ def no_success(now: datetime) -> Listed[NoSuccess]:
     late = []
     for task in candidates:
         minutes = task.alert_no_success_minutes or conf.NO_SUCCESS_MINUTES or 0
-        success = task.last_success  # type: ignore[attr-defined]
+        success = cast(Any, task).last_success  # the annotation
         if (success or task.created_at) <= now - timedelta(minutes=minutes):
             late.append(NoSuccess(task, success, minutes))
     return Listed(late[:SHOWN], len(late))
