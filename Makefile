@@ -28,7 +28,8 @@ screenshots:  ## Take the docs' admin screenshots (docs/_static/screenshots) wit
 	@scripts/ensure-venv.sh $(VENV) $(PYTHON) dev,postgres,celerybeat
 	@scripts/ensure-chromium.sh
 	@mkdir -p docs/_static/screenshots
-	@env -u DATABASE_URL DTS_SCREENSHOTS=docs/_static/screenshots scripts/pytest.sh $(VENV) -q tests/test_admin_browser.py tests/test_editor_browser.py tests/test_dashboard_browser.py
+	@env -u DATABASE_URL DTS_SCREENSHOTS=docs/_static/screenshots scripts/pytest.sh $(VENV) -q tests/test_admin_browser.py tests/test_editor_browser.py tests/test_dashboard_browser.py \
+		tests/test_operating_browser.py
 
 test-all:  ## Run the CI matrix locally: Django 5.2 and 6.1 on SQLite, PostgreSQL and MariaDB, lint, docs.
 	@.ci/run

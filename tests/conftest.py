@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import page  # noqa: F401  (the browser tests' logged-in page)
 from tests.processes import SchedulerProcess
 
 

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: found from the task list, read as a person on call reads it.
 
-Uses the logged-in Chromium page of :mod:`tests.test_admin_browser` (Debian's ``chromium``;
+Uses the logged-in Chromium page of :mod:`tests.browser` (Debian's ``chromium``;
 skipped where it is not installed, failed in CI).
 """
 
@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from tests.browser import screenshot
 from tests.factories import make_task
-from tests.test_admin_browser import page, screenshot  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +37,7 @@ def history(task: Any, outcomes: list[str], late: float = 2.0) -> None:
         )
 
 
-def test_the_dashboard_from_the_task_list(page: Any) -> None:  # noqa: F811  (the fixture)
+def test_the_dashboard_from_the_task_list(page: Any) -> None:
     SchedulerProcess.objects.create(
         worker_id="sched-1", hostname="web-1", pid=31337, version="1.0", last_seen=timezone.now()
     )

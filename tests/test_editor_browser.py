@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 
 from django_tasks_sched.models import Task, TaskRun
+from tests.browser import SCREENSHOTS, screenshot
 from tests.processes import SchedulerProcess, wait_until
-from tests.test_admin_browser import SCREENSHOTS, page, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-__all__ = ["page"]  # the logged-in browser fixture, shared with the admin's browser tests
 
 WEEKDAYS = {"crontab": "30 9 * * mon-fri"}
 

@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from django_tasks_sched.admin.display import show_time
 from django_tasks_sched.alerts.config import alert_settings
 from django_tasks_sched.models import AlertState, Task
 
@@ -39,14 +40,15 @@ def alerts_now(task: Task) -> SafeString:
     if not raised:
         return format_html("{}", gettext("None raised."))
     return format_html(
-        "<ul>{}</ul>",
+        '<ul class="dts-alerts-now">{}</ul>',
         format_html_join(
             "",
-            "<li><strong>{}</strong> ({}): {}</li>",
+            "<li><strong>{}</strong> ({} {}): {}</li>",
             [
                 (
                     state.get_kind_display(),
-                    gettext("since %(when)s") % {"when": f"{state.changed_at:%Y-%m-%d %H:%M:%S}"},
+                    gettext("since"),
+                    show_time(state.changed_at),
                     state.detail[:300],
                 )
                 for state in raised
