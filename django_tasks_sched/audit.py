@@ -38,6 +38,7 @@ NOT_AUDITED = frozenset(
         "next_run_time",
         "last_run_at",
         "last_run_status",
+        "last_success_at",
         "consecutive_failures",
         "created_at",
         "updated_at",
@@ -132,6 +133,22 @@ def storable(value: Any) -> Any:
     return {TRUNCATED: text[:VALUE_LIMIT], "length": len(text)}
 
 
+def truncated(value: Any) -> tuple[str, int] | None:
+    """The prefix and full length of a value :func:`storable` cut, else None.
+
+    Only the marker's exact shape counts: a task's own argument that happens to use the key
+    (``{"$truncated": 5}``) is a value like any other.
+    """
+    if (
+        isinstance(value, dict)
+        and set(value) == {TRUNCATED, "length"}
+        and isinstance(value[TRUNCATED], str)
+        and isinstance(value["length"], int)
+    ):
+        return value[TRUNCATED], value["length"]
+    return None
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
@@ -198,7 +215,7 @@ def _record(
         task_name=name[:200],
         action=action,
         via=context.via,
-        who=context.who if isinstance(context.who, str) else context.person(),
+        who=str(context.who),  # resolved by current()
         fields=fields,
     )
 
@@ -302,7 +319,7 @@ def before_update(queryset: models.QuerySet[Any], values: Mapping[str, Any]) -> 
     if not names:
         return _nothing
     using = queryset.db
-    rows = list(queryset.order_by().values("pk", "name", *names))
+    rows = list(_locked(queryset).values("pk", "name", *names))
     if not rows:
         return _nothing
     computed = [name for name in names if hasattr(values[name], "resolve_expression")]
@@ -338,7 +355,7 @@ def before_delete(queryset: models.QuerySet[Any]) -> Callable[[], None]:
     from django_tasks_sched.models import TaskChange
 
     using = queryset.db
-    rows = list(queryset.order_by().values("pk", *audited_fields()))
+    rows = list(_locked(queryset).values("pk", *audited_fields()))
 
     def record() -> None:
         context = current(TaskChange.Via.CODE)
@@ -409,6 +426,23 @@ def _nothing() -> None:
     pass
 
 
+def _locked(queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """``queryset``'s rows locked until the change commits, in primary-key order.
+
+    Locked, the values read are the ones the UPDATE or DELETE changes: a row another process
+    changed meanwhile (two schedulers switching one task off) is read after its change, or no
+    longer matches. In pk order, as the scheduler's claims lock tasks. SQLite has no row locks:
+    its write lock is already held (:func:`writing`).
+    """
+    queryset = queryset.order_by("pk")
+    if queryset.query.distinct:
+        return queryset  # FOR UPDATE is refused with DISTINCT; the write itself still locks
+    connection = connections[queryset.db]
+    if connection.features.has_select_for_update_of:
+        return queryset.select_for_update(of=("self",))
+    return queryset.select_for_update()
+
+
 # -- the migration operations (historical models run no save() logic) ---------------------------
 
 
@@ -426,7 +460,7 @@ def record_in_migration(apps: Any, using: str, action: str, rows: list[dict[str,
     }
     names = [name for name in audited_fields() if name in known]
     created = action == TaskChange.Action.CREATED
-    person = current(TaskChange.Via.MIGRATION).person()
+    person = str(current(TaskChange.Via.MIGRATION).who)
     model._default_manager.using(using).bulk_create(
         [
             model(

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from django_tasks_sched.alerts.config import alert_settings
-from django_tasks_sched.alerts.evaluate import alert_on
+from django_tasks_sched.alerts.evaluate import is_silent, no_success_minutes, no_success_watched
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.firing import firing
-from django_tasks_sched.models import AlertState, SchedulerProcess, Task, TaskRun
+from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.service.housekeeping import heartbeat_missed, past_timeout, silent_runs
 
 Row = TypeVar("Row")
@@ -31,8 +31,9 @@ SHOWN = 20
 PROCESSES_SHOWN = 50
 #: Tasks whose repeated fires in the timeline's window are worked out from their schedule.
 EXPANDED_TASKS = 200
-#: Fires worked out per task and window at most (a task every second fires 3,600 times an hour).
-FIRES_PER_TASK = 500
+#: Fires worked out per task and window at most (a task every second fires 3,600 times an hour);
+#: a task with more is counted in ``Timeline.capped``, and the chart's counts are "at least".
+FIRES_PER_TASK = 100
 #: RUNNING runs checked for a missed timeout or heartbeat, the oldest first.
 RUNNING_CHECKED = 1000
 #: Tasks with a "no success" bound checked, the longest without a success first.
@@ -75,6 +76,9 @@ class Timeline:
     tasks: int
     #: Tasks with a fire in the window whose later fires in it were not worked out.
     not_expanded: int
+    #: Tasks that fire more than :data:`FIRES_PER_TASK` times in the window: only that many of
+    #: their fires are counted.
+    capped: int
     #: The first fires in the window: (task, fire time).
     next_fires: list[tuple[Task, datetime]]
 
@@ -228,9 +232,12 @@ def timeline(now: datetime, span: timedelta, step: timedelta) -> Timeline:
             "name", "trigger", "trigger_config", "next_run_time", "created_at"
         )[:EXPANDED_TASKS]
     )
+    capped = 0
     for task in first:
         assert task.next_run_time is not None  # the window's filter
-        for when in _later_fires(task, task.next_run_time, end):
+        later = _later_fires(task, task.next_run_time, end)
+        capped += len(later) >= FIRES_PER_TASK
+        for when in later:
             fires[int((when - now) // step)] += 1
     return Timeline(
         start=now,
@@ -238,6 +245,7 @@ def timeline(now: datetime, span: timedelta, step: timedelta) -> Timeline:
         slots=[Slot(lo, hi, n) for (lo, hi), n in zip(bounds, fires, strict=True)],
         tasks=counts["total"],
         not_expanded=max(0, counts["total"] - len(first)),
+        capped=capped,
         next_fires=[(task, task.next_run_time) for task in first[:SHOWN] if task.next_run_time],
     )
 
@@ -367,27 +375,21 @@ def task_health(now: datetime) -> list[TaskHealth]:
 def no_success(now: datetime) -> Listed[NoSuccess]:
     """Active tasks whose dead man's switch is on and whose last success is older than it.
 
-    The switch is the alerts' own (:func:`~django_tasks_sched.alerts.evaluate.alert_on`: the
-    task's ``alert_no_success_minutes``, else ``ALERTS["NO_SUCCESS_MINUTES"]``), and so is the
-    rule: a task with no success recorded counts from its creation. The tasks with the oldest
-    last success are checked first, at most :data:`NO_SUCCESS_CHECKED` of them.
+    The alerts' own rule (:mod:`django_tasks_sched.alerts.evaluate`: which tasks, how many
+    minutes, since when). The tasks with the oldest last success are checked first, at most
+    :data:`NO_SUCCESS_CHECKED` of them.
     """
     conf = alert_settings()
-    last = (
-        TaskRun.objects.filter(task=OuterRef("pk"), status=TaskRun.Status.SUCCESSFUL)
-        .order_by("-finished_at")
-        .values("finished_at")[:1]
-    )
     candidates = (
-        Task.objects.filter(alert_on(AlertState.Kind.NO_SUCCESS, conf), active=True)
-        .annotate(last_success=Subquery(last))
-        .only("name", "alert_no_success_minutes", "created_at")
-        .order_by(F("last_success").asc(nulls_first=True), "created_at", "pk")[:NO_SUCCESS_CHECKED]
+        no_success_watched(conf)
+        .only("name", "alert_no_success_minutes", "created_at", "last_success_at")
+        .order_by(F("last_success_at").asc(nulls_first=True), "created_at", "pk")[
+            :NO_SUCCESS_CHECKED
+        ]
     )
     late = []
     for task in candidates:
-        minutes = task.alert_no_success_minutes or conf.NO_SUCCESS_MINUTES or 0
-        success = cast(Any, task).last_success  # the annotation
-        if (success or task.created_at) <= now - timedelta(minutes=minutes):
-            late.append(NoSuccess(task, success, minutes))
+        minutes = no_success_minutes(task.alert_no_success_minutes, conf)
+        if is_silent(task.last_success_at, task.created_at, minutes, now):
+            late.append(NoSuccess(task, task.last_success_at, minutes))
     return Listed(late[:SHOWN], len(late))

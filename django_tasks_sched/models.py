@@ -94,7 +94,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
             with audit.writing(using):
                 record = audit.before_update(self.using(using), kwargs)
                 count = super().update(**kwargs)
-                record()
+                if count:  # nothing changed, nothing to record (another process got there)
+                    record()
         else:
             count = super().update(**kwargs)
         if count:
@@ -126,7 +127,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
         with audit.writing(using):
             record = audit.before_delete(self.using(using))
             result = super().delete()
-            record()
+            if result[0]:
+                record()
         if result[0]:
             schedule_changed(self.db)
         return result
@@ -437,6 +439,9 @@ class Task(models.Model):
     last_run_status = models.CharField(
         _("last run status"), max_length=16, blank=True, editable=False
     )
+    #: When a run of the task last succeeded (kept with the last-run summary: the dead man's
+    #: switch and the dashboard read it, whatever the run history's retention deleted).
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True, editable=False)
     # Not auto_now_add: the value must exist before the first save, because an interval
     # without a start_date counts from it (see anchored_config).
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
@@ -480,7 +485,8 @@ class Task(models.Model):
         with audit.writing(using):
             record = audit.before_delete(Task._base_manager.using(using).filter(pk=self.pk))
             result = super().delete(using, keep_parents)
-            record()
+            if result[0]:
+                record()
         return result
 
     delete.alters_data = True  # type: ignore[attr-defined]

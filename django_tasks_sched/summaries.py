@@ -1,5 +1,6 @@
-"""A task's last-run summary (``last_run_at``, ``last_run_status``, the failure count, the next
-fire time), folded over the runs that finished and written for many tasks at once.
+"""A task's last-run summary (``last_run_at``, ``last_run_status``, ``last_success_at``, the
+failure count, the next fire time), folded over the runs that finished and written for many
+tasks at once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Summary:
     add: int = 0
     last_run_at: datetime | None = None
     last_run_status: str = ""
+    #: None: no success among these runs (the stored value stands).
+    last_success_at: datetime | None = None
     next_run_time: object = KEEP
 
     def fold(self, run: TaskRun, next_run_time: object) -> None:
@@ -45,6 +48,8 @@ class Summary:
             self.reset, self.add = True, 0
         self.last_run_at = run.started_at or run.finished_at
         self.last_run_status = str(run.status)
+        if run.status == TaskRun.Status.SUCCESSFUL:
+            self.last_success_at = run.finished_at or self.last_run_at
         if next_run_time is not KEEP:
             self.next_run_time = next_run_time
 
@@ -54,18 +59,24 @@ def record_summaries(summaries: dict[int, Summary], using: str) -> None:
 
     The caller has locked the task rows, in a transaction (``lifecycle.finish``).
     """
-    known: dict[bool, list[list[Any]]] = {False: [], True: []}
+    # Grouped by which optional columns the rows set: one UPDATE per group.
+    known: dict[tuple[bool, bool], list[list[Any]]] = {}
     counting: list[tuple[int, Summary]] = []
     for task_id, summary in sorted(summaries.items()):
         if not summary.reset:
             counting.append((task_id, summary))
             continue
         with_next = summary.next_run_time is not KEEP
-        row = [task_id, summary.last_run_at, summary.last_run_status, summary.add]
-        known[with_next].append([*row, summary.next_run_time] if with_next else row)
-    names = ["last_run_at", "last_run_status", "consecutive_failures"]
-    update_rows(Task, names, known[False], using, locked=True)
-    update_rows(Task, [*names, "next_run_time"], known[True], using, locked=True)
+        with_success = summary.last_success_at is not None
+        row: list[Any] = [task_id, summary.last_run_at, summary.last_run_status, summary.add]
+        row += [summary.next_run_time] if with_next else []
+        row += [summary.last_success_at] if with_success else []
+        known.setdefault((with_next, with_success), []).append(row)
+    for (with_next, with_success), rows in known.items():
+        names = ["last_run_at", "last_run_status", "consecutive_failures"]
+        names += ["next_run_time"] if with_next else []
+        names += ["last_success_at"] if with_success else []
+        update_rows(Task, names, rows, using, locked=True)
     # Only failures since the last write: they add to the stored count (rare: row by row).
     for task_id, summary in counting:
         fields: dict[str, Any] = {"last_run_at": summary.last_run_at}

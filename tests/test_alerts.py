@@ -18,9 +18,12 @@ import django
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.db import OperationalError
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
+from django_tasks_sched.alerts import evaluate
 from django_tasks_sched.alerts.channels import TEXT_LIMIT, payload, send
 from django_tasks_sched.alerts.checks import check_alerts
 from django_tasks_sched.alerts.config import alert_settings
@@ -28,6 +31,7 @@ from django_tasks_sched.alerts.evaluate import AlertChecker, check_no_scheduler
 from django_tasks_sched.alerts.states import DETAIL_LIMIT, Change, flip
 from django_tasks_sched.models import AlertState, SchedulerProcess, Task, TaskRun
 from django_tasks_sched.signals import alert_changed
+from django_tasks_sched.summaries import KEEP, fold, record_summaries
 from tests.factories import make_task
 
 Kind = AlertState.Kind
@@ -94,9 +98,12 @@ def alerts(**values: Any) -> Any:
 
 def run(task: Task, status: str, *, ago: float = 0, error: str = "") -> TaskRun:
     at = timezone.now() - timedelta(seconds=ago)
-    return TaskRun.objects.create(
+    created = TaskRun.objects.create(
         task=task, status=status, started_at=at, finished_at=at, error=error
     )
+    # The task's last-run summary (its last success), as the scheduler writes it.
+    record_summaries(fold([(created, KEEP)]), "default")
+    return created
 
 
 def kinds(changes: list[Change]) -> list[tuple[str, bool]]:
@@ -171,6 +178,55 @@ class TestStates:
         task = make_task(alert_on_failure=True)
         run(task, TaskRun.Status.FAILED, ago=3 * 3600)  # before the first check's look-back
         assert AlertChecker().check() == []
+
+    def test_a_backlog_is_read_on_from_where_a_check_stopped(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # More runs than one check reads: each check goes on exactly where the last stopped,
+        # never back by the margin, so the backlog shrinks until the live edge is reached.
+        monkeypatch.setattr(evaluate, "PAGE", 2)
+        monkeypatch.setattr(evaluate, "MAX_PAGES", 1)
+        tasks = [make_task(f"t{i}", alert_on_failure=True) for i in range(5)]
+        for i, task in enumerate(tasks):
+            run(task, TaskRun.Status.FAILED, ago=50 - i)
+        checker = AlertChecker()
+        raised = [[c.state.task_id for c in checker.check()] for _ in range(3)]
+        t0, t1, t2, t3, t4 = (task.pk for task in tasks)
+        assert raised == [[t0, t1], [t2, t3], [t4]]
+        assert checker.position is None  # caught up: at the live edge again
+        assert checker.check() == []  # the margin re-read there changes nothing
+
+    def test_the_dead_mans_switch_reads_the_last_success_retention_kept(self) -> None:
+        # The runs are pruned; the task's last_success_at still says when it last succeeded.
+        task = make_task(alert_no_success_minutes=60)
+        Task.objects.filter(pk=task.pk).update_quietly(
+            created_at=timezone.now() - timedelta(days=30)
+        )
+        run(task, TaskRun.Status.SUCCESSFUL, ago=600)
+        task.runs.all().delete()
+        assert AlertChecker().check() == []
+
+    def test_a_huge_dead_mans_switch_forced_in_is_bounded(self) -> None:
+        task = make_task()
+        # Past validation: more minutes than any date can be from now.
+        Task.objects.filter(pk=task.pk).update_quietly(alert_no_success_minutes=2**31 - 1)
+        assert AlertChecker().check() == []
+
+    def test_each_change_is_sent_before_a_later_part_of_the_check_fails(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        task = make_task(alert_on_failure=True)
+        run(task, TaskRun.Status.FAILED)
+        sent: list[Change] = []
+        checker = AlertChecker(notify=sent.append)
+
+        def database_away(*args: Any) -> list[Change]:
+            raise OperationalError("database is locked")
+
+        monkeypatch.setattr(checker, "check_no_success", database_away)
+        assert kinds(checker.check()) == [(Kind.FAILURE, True)]
+        # Flipped and sent: a check that fails later on leaves no raised alert unsent.
+        assert kinds(sent) == [(Kind.FAILURE, True)]
 
 
 @pytest.mark.django_db
@@ -347,3 +403,12 @@ class TestCheckalertsCommand:
         with pytest.raises(SystemExit) as exit_info:
             call_command("checkalerts", "--since", "0")
         assert exit_info.value.code == 2
+
+
+@pytest.mark.django_db
+def test_alert_states_cannot_be_deleted_in_the_admin(admin_client: Any) -> None:
+    # A deleted raised state would be raised, and sent, again by the next check.
+    state = AlertState.objects.create(kind=Kind.NO_SCHEDULER, raised=True)
+    url = reverse("admin:django_tasks_sched_alertstate_delete", args=[state.pk])
+    assert admin_client.get(url).status_code == 403
+    assert AlertState.objects.filter(pk=state.pk).exists()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client, override_settings
@@ -483,3 +483,51 @@ def test_change_list_filters_and_is_read_only(admin: Client, edited_task: Task) 
     assert page.status_code == 200
     assert not response.context["has_add_permission"]
     assert admin.get(reverse("admin:django_tasks_sched_taskchange_add")).status_code == 403
+
+
+# -- what the review found -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_change_another_process_made_first_is_not_recorded_twice() -> None:
+    # Two schedulers switching one task off for its failure limit: the second UPDATE matches
+    # nothing, and writes no record of a change it did not make.
+    task = make_task()
+    assert Task.objects.filter(pk=task.pk).switch_off("too many failures") == 1
+    assert Task.objects.filter(pk=task.pk).switch_off("too many failures") == 0
+    assert [c.fields.get("active") for c in changes()] == [None, [True, False]]
+    task.delete()
+    assert Task.objects.filter(pk=task.pk).delete()[0] == 0
+    assert [c.action for c in changes()][-1:] == [Action.DELETED]
+    assert len(changes(action=Action.DELETED)) == 1
+
+
+@pytest.mark.django_db
+def test_a_value_shaped_like_the_cut_marker_is_shown_as_it_is(admin: Client) -> None:
+    task = make_task(func="tests.testapp.jobs:takes_anything")
+    task.kwargs = {audit.TRUNCATED: 5}
+    task.save()
+    url = reverse("admin:django_tasks_sched_task_change", args=[task.pk])
+    assert admin.get(url).status_code == 200
+    listed = admin.get(reverse("admin:django_tasks_sched_taskchange_changelist"))
+    assert listed.status_code == 200
+    assert audit.truncated({audit.TRUNCATED: 5}) is None
+    # The real marker: the value's JSON, cut (a string's JSON starts with its quote).
+    assert audit.truncated(audit.storable("x" * 5000)) == (
+        ('"' + "x" * 5000)[: audit.VALUE_LIMIT],
+        5002,
+    )
+
+
+@pytest.mark.django_db
+def test_the_task_page_shows_changes_only_to_who_may_read_the_trail(edited_task: Task) -> None:
+    # Old values may hold what was since removed (a secret in kwargs).
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_task"]))
+    client = Client()
+    client.force_login(viewer)
+    url = reverse("admin:django_tasks_sched_task_change", args=[edited_task.pk])
+    assert "View all changes of this task" not in client.get(url).content.decode()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_taskchange"))
+    client.force_login(User.objects.get(pk=viewer.pk))
+    assert "View all changes of this task" in client.get(url).content.decode()

@@ -17,6 +17,7 @@ from pytest_django.asserts import assertContains
 from django_tasks_sched import dashboard as board
 from django_tasks_sched.firing import switch_firing
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from django_tasks_sched.summaries import KEEP, fold, record_summaries
 from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +43,11 @@ def run(task: Task, status: str, ago: timedelta, late: float = 1, **fields: Any)
     fields.setdefault("started_at", at + timedelta(seconds=late))
     if status not in (Status.QUEUED, Status.RUNNING):
         fields.setdefault("finished_at", at + timedelta(seconds=2))
-    return TaskRun.objects.create(task=task, status=status, enqueued_at=at, **fields)
+    created = TaskRun.objects.create(task=task, status=status, enqueued_at=at, **fields)
+    if status not in (Status.QUEUED, Status.RUNNING):
+        # The task's last-run summary, as the scheduler writes it when a run ends.
+        record_summaries(fold([(created, KEEP)]), "default")
+    return created
 
 
 # -- the sections, as values ----------------------------------------------------------------
@@ -73,9 +78,11 @@ def test_timeline_counts_each_fire_in_its_slot() -> None:
     hour = board.timeline(now, timedelta(hours=1), timedelta(minutes=5))
     assert len(hour.slots) == 12
     assert [slot.fires for slot in hour.slots] == [1, 0] * 6
-    assert (hour.fires, hour.tasks, hour.not_expanded) == (6, 1, 0)
+    assert (hour.fires, hour.tasks, hour.not_expanded, hour.capped) == (6, 1, 0, 0)
     day = board.timeline(now, timedelta(days=1), timedelta(hours=1))
-    assert day.fires == 144 + 1
+    # 144 fires of "often" in the day: its next fire and FIRES_PER_TASK later ones are
+    # counted, and the cap is said; and "once".
+    assert (day.fires, day.capped) == (1 + board.FIRES_PER_TASK + 1, 1)
     assert day.slots[3].fires == 6 + 1
     assert [task.name for task, _when in day.next_fires] == ["often", "once"]
 

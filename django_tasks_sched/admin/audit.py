@@ -40,12 +40,13 @@ def field_label(name: str) -> str:
 
 def value_text(value: Any, limit: int | None = None) -> str:
     """A stored value for people: text as it is, the rest as JSON, a truncated one marked."""
-    if isinstance(value, dict) and audit.TRUNCATED in value:
-        text = gettext("%(start)s… (cut, %(length)s characters in all)") % {
-            "start": value[audit.TRUNCATED][: limit or audit.VALUE_LIMIT],
-            "length": value.get("length", "?"),
+    cut = audit.truncated(value)
+    if cut is not None:
+        start, length = cut
+        return gettext("%(start)s… (cut, %(length)s characters in all)") % {
+            "start": start[: limit or audit.VALUE_LIMIT],
+            "length": length,
         }
-        return text
     if value is None or value == "":
         return "-"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

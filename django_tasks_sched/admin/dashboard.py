@@ -22,7 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tasks_sched.admin.display import format_duration, show_time
-from django_tasks_sched.dashboard import Bucket, Timeline, dashboard
+from django_tasks_sched.dashboard import FIRES_PER_TASK, Bucket, Timeline, dashboard
 from django_tasks_sched.times import DATE_FORMAT, TIME_FORMAT
 
 #: Seconds between the page's own reloads (a meta refresh: works without JavaScript).
@@ -45,6 +45,8 @@ def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> HttpRe
         "zone": timezone.get_current_timezone_name(),
         # For the template's date filter: times written as everywhere else (times.py).
         "time_format": f"{DATE_FORMAT} {TIME_FORMAT}",
+        "windows": [board.hour, board.day],
+        "fires_per_task": FIRES_PER_TASK,
         "hour_chart": timeline_chart(board.hour, "%H:%M"),
         "day_chart": timeline_chart(board.day, "%H:%M"),
         "health": [

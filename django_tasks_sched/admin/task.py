@@ -301,7 +301,13 @@ class TaskAdmin(AuditedAdminMixin, DeclaredTaskAdminMixin, admin.ModelAdmin):
             fieldsets += [
                 (_("Status"), {"fields": ["next_run", "last_run"]}),
                 (_("Run history"), {"fields": ["recent_runs"]}),
-                (_("Changes"), {"fields": ["recent_changes"]}),
+                # Old values too (a secret since removed from kwargs): only for those who
+                # may read the trail itself.
+                *(
+                    [(_("Changes"), {"fields": ["recent_changes"]})]
+                    if request.user.has_perm("django_tasks_sched.view_taskchange")
+                    else []
+                ),
                 (
                     _("Origin"),
                     {

@@ -9,13 +9,15 @@ and stored states are compared first, so only real changes write.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
+from django_tasks_sched import bounds
 from django_tasks_sched.alerts.config import AlertSettings, alert_settings
 from django_tasks_sched.alerts.states import DETAIL_LIMIT, Change, flip
 from django_tasks_sched.models import AlertState, SchedulerProcess, Task, TaskRun
@@ -32,6 +34,8 @@ LOOKBACK = timedelta(hours=1)
 MARGIN = timedelta(seconds=60)
 #: Outcomes besides the failures that change an alert (a cancelled run changes none).
 OTHER_OUTCOMES = (TaskRun.Status.SUCCESSFUL, TaskRun.Status.MISSED)
+#: The longest dead man's switch, in minutes (the setting's and the field's bound).
+MAX_MINUTES = bounds.MAX_DURATION // 60
 #: Runs per page, and pages per check (the rest is read at the next check).
 PAGE = 2000
 MAX_PAGES = 25
@@ -53,31 +57,69 @@ def alert_on(kind: str, conf: AlertSettings, prefix: str = "") -> Q:
     return on | Q(**{f"{field}__isnull": True}) if default else on
 
 
-class AlertChecker:
-    """Evaluates the alerts, again and again (a scheduler's thread) or once (``checkalerts``)."""
+def no_success_watched(conf: AlertSettings) -> QuerySet[Task]:
+    """The tasks whose dead man's switch is on: active, with the alert on."""
+    return Task.objects.filter(alert_on(Kind.NO_SUCCESS, conf), active=True)
 
-    def __init__(self, since: datetime | None = None) -> None:
-        #: Runs finished before this were read by an earlier check.
+
+def no_success_minutes(own: int | None, conf: AlertSettings) -> int:
+    """A task's dead man's minutes: its own, else the default; bounded, since a row written
+    past validation could hold a number of minutes no date can be that far from."""
+    return min(own or conf.NO_SUCCESS_MINUTES or MAX_MINUTES, MAX_MINUTES)
+
+
+def is_silent(
+    last_success: datetime | None, created_at: datetime, minutes: int, now: datetime
+) -> bool:
+    """Whether a task has had no success for ``minutes``: since its last success (kept on the
+    task, whatever retention deleted), else since its creation."""
+    return (last_success or created_at) <= now - timedelta(minutes=minutes)
+
+
+class AlertChecker:
+    """Evaluates the alerts, again and again (a scheduler's thread) or once (``checkalerts``).
+
+    Each change this process wins is handed to ``notify`` at once, before the check goes on:
+    a later part of the check failing (the database away) cannot leave a flipped alert unsent.
+    """
+
+    def __init__(
+        self, since: datetime | None = None, notify: Callable[[Change], object] | None = None
+    ) -> None:
+        #: Runs finished before this were read by an earlier check (less the margin).
         self.watermark = since
+        #: Where a check that did not catch up stopped: the next one resumes exactly there.
+        self.position: tuple[datetime, int] | None = None
+        self.notify = notify
 
     def check(self, now: datetime | None = None, *, no_scheduler: bool = False) -> list[Change]:
-        """Flip every alert whose state changed; return the changes this process won."""
+        """Flip every alert whose state changed; return the changes this process won.
+
+        Each part is checked on its own: one failing is logged and the others still run.
+        """
         now = now or timezone.now()
         conf = alert_settings()
-        changes = self.check_runs(now, conf)
-        changes += self.check_no_success(now, conf)
-        changes += self.clear_switched_off(now, conf)
+        parts: list[tuple[str, Callable[[], list[Change]]]] = [
+            ("runs", lambda: self.check_runs(now, conf)),
+            ("no success", lambda: self.check_no_success(now, conf)),
+            ("switched off", lambda: self.clear_switched_off(now, conf)),
+        ]
         if no_scheduler:
-            changes += check_no_scheduler(now)
+            parts.append(("no scheduler", lambda: self._won(check_no_scheduler(now))))
+        changes: list[Change] = []
+        for name, part in parts:
+            try:
+                changes += part()
+            except Exception as exc:
+                # The database away, most likely: the next check tries again.
+                logger.warning("Alert check failed (%s): %r", name, exc)
         return changes
 
     def check_runs(self, now: datetime, conf: AlertSettings) -> list[Change]:
         """Failure and missed, from the runs finished since the last check, oldest first."""
-        start = (self.watermark or now - LOOKBACK) - MARGIN
         runs = (
             TaskRun.objects.filter(
                 alert_on(Kind.FAILURE, conf, "task__") | alert_on(Kind.MISSED, conf, "task__"),
-                finished_at__gte=start,
                 finished_at__lte=now,
                 status__in=[
                     *TaskRun.FAILED_STATUSES,
@@ -90,9 +132,12 @@ class AlertChecker:
             .annotate(error_head=Substr("error", 1, DETAIL_LIMIT))
             .values_list("pk", "task_id", "status", "finished_at", "error_head")
         )
+        if self.position is None:
+            # At the live edge: from a little before the last check (commits land late).
+            runs = runs.filter(finished_at__gte=(self.watermark or now - LOOKBACK) - MARGIN)
         # (task, kind) -> (raised, when, detail): the latest outcome of each, in finish order.
         latest: dict[tuple[int, str], tuple[bool, datetime, str]] = {}
-        caught_up, last = False, None
+        caught_up, last = False, self.position
         for _page in range(MAX_PAGES):
             page = list(runs.filter(_after(last))[:PAGE]) if last else list(runs[:PAGE])
             for pk, task_id, status, finished_at, error in page:
@@ -103,35 +148,28 @@ class AlertChecker:
             if len(page) < PAGE:
                 caught_up = True
                 break
-        # Where the next check starts: all read, or the last run of the last page.
-        self.watermark = now if caught_up or last is None else last[0]
+        # Caught up: the next check starts at the live edge. Behind (a backlog bigger than a
+        # check reads): it resumes exactly after the last run read, never re-reading a margin,
+        # so a backlog shrinks by a check's pages each time.
+        self.watermark, self.position = (now, None) if caught_up else (self.watermark, last)
         enabled = _enabled_kinds({task_id for task_id, _kind in latest}, conf)
         wanted = {key: value for key, value in latest.items() if key[1] in enabled.get(key[0], ())}
-        return _apply(wanted)
+        return self._apply(wanted)
 
     def check_no_success(self, now: datetime, conf: AlertSettings) -> list[Change]:
         """The dead man's switch: active tasks with no successful run for their N minutes."""
-        last_success = (
-            TaskRun.objects.filter(task=OuterRef("pk"), status=TaskRun.Status.SUCCESSFUL)
-            .order_by("-finished_at")
-            .values("finished_at")[:1]
-        )
-        tasks = (
-            Task.objects.filter(alert_on(Kind.NO_SUCCESS, conf), active=True)
-            .annotate(last_success=Subquery(last_success))
-            .values_list("pk", "alert_no_success_minutes", "created_at", "last_success")
-            .order_by()
+        tasks = no_success_watched(conf).values_list(
+            "pk", "alert_no_success_minutes", "created_at", "last_success_at"
         )
         wanted = {}
-        for task_id, minutes, created_at, success in tasks.iterator(chunk_size=2000):
-            minutes = minutes or conf.NO_SUCCESS_MINUTES or 0  # one of the two is set
-            since = success or created_at  # never ran: counted from its creation
-            silent = since <= now - timedelta(minutes=minutes)
+        for task_id, own, created_at, success in tasks.order_by().iterator(chunk_size=2000):
+            minutes = no_success_minutes(own, conf)
             detail = f"No successful run for {minutes} minute(s); last success: " + (
                 success.isoformat() if success else "never"
             )
-            wanted[(task_id, Kind.NO_SUCCESS.value)] = (silent, now, detail)
-        return _apply(wanted)
+            late = is_silent(success, created_at, minutes, now)
+            wanted[(task_id, Kind.NO_SUCCESS.value)] = (late, now, detail)
+        return self._apply(wanted)
 
     def clear_switched_off(self, now: datetime, conf: AlertSettings) -> list[Change]:
         """Resolve the raised alerts of tasks that no longer ask for them (or were paused)."""
@@ -147,7 +185,33 @@ class AlertChecker:
         for task_id, kind in off.values_list("task_id", "kind")[:PAGE]:
             change = flip(task_id, kind, False, now, "The alert was switched off.")
             if change:
-                changes.append(change)
+                changes += self._won([change])
+        return changes
+
+    def _apply(self, wanted: dict[tuple[int, str], tuple[bool, datetime, str]]) -> list[Change]:
+        """Flip the alerts whose wanted state differs from the stored one."""
+        if not wanted:
+            return []
+        stored: dict[tuple[int, str], bool] = {}
+        ids = sorted({task_id for task_id, _kind in wanted})
+        for start in range(0, len(ids), 1000):
+            rows = AlertState.objects.filter(task_id__in=ids[start : start + 1000])
+            for task_id, kind, raised in rows.values_list("task_id", "kind", "raised"):
+                stored[(task_id, kind)] = raised
+        changes = []
+        for (task_id, kind), (raised, at, detail) in wanted.items():
+            if stored.get((task_id, kind), False) == raised:
+                continue
+            change = flip(task_id, kind, raised, at, detail)
+            if change:
+                changes += self._won([change])
+        return changes
+
+    def _won(self, changes: list[Change]) -> list[Change]:
+        """Hand the changes this process won to ``notify``, at once."""
+        if self.notify is not None:
+            for change in changes:
+                self.notify(change)
         return changes
 
 
@@ -191,23 +255,3 @@ def _enabled_kinds(task_ids: set[int], conf: AlertSettings) -> dict[int, set[str
             for (pk,) in rows:
                 enabled.setdefault(pk, set()).add(kind.value)
     return enabled
-
-
-def _apply(wanted: dict[tuple[int, str], tuple[bool, datetime, str]]) -> list[Change]:
-    """Flip the alerts whose wanted state differs from the stored one."""
-    if not wanted:
-        return []
-    stored: dict[tuple[int, str], bool] = {}
-    ids = sorted({task_id for task_id, _kind in wanted})
-    for start in range(0, len(ids), 1000):
-        rows = AlertState.objects.filter(task_id__in=ids[start : start + 1000])
-        for task_id, kind, raised in rows.values_list("task_id", "kind", "raised"):
-            stored[(task_id, kind)] = raised
-    changes = []
-    for (task_id, kind), (raised, at, detail) in wanted.items():
-        if stored.get((task_id, kind), False) == raised:
-            continue
-        change = flip(task_id, kind, raised, at, detail)
-        if change:
-            changes.append(change)
-    return changes

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_tasks_sched.alerts.channels import send
 from django_tasks_sched.alerts.config import alert_settings
 from django_tasks_sched.alerts.evaluate import AlertChecker
-from django_tasks_sched.alerts.states import flip
+from django_tasks_sched.alerts.states import Change, flip
 from django_tasks_sched.models import AlertState
 
 logger = logging.getLogger("django_tasks_sched.alerts")
@@ -25,7 +25,7 @@ class AlertWatch:
     """Checks the alerts every ``CHECK_INTERVAL`` seconds until stopped."""
 
     def __init__(self) -> None:
-        self.checker = AlertChecker()
+        self.checker = AlertChecker(notify=self.send)
 
     def start(self, stopping: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=self.run, args=(stopping,), name="dts-alerts", daemon=True)
@@ -55,12 +55,14 @@ class AlertWatch:
     def check_once(self) -> int:
         """One check; returns how many changes this process sent. Never raises."""
         try:
-            changes = self.checker.check()
+            return len(self.checker.check())
         except Exception as exc:
-            # The database away, most likely: the next check tries again.
+            # Each part of a check is guarded; this is settings or the like.
             logger.warning("Alert check failed: %r", exc)
             return 0
-        for change in changes:
-            logger.info("Alert %s: %s", "raised" if change.raised else "resolved", change.state)
-            send(change)
-        return len(changes)
+
+    @staticmethod
+    def send(change: Change) -> None:
+        """Send a change this process won, the moment it wins it."""
+        logger.info("Alert %s: %s", "raised" if change.raised else "resolved", change.state)
+        send(change)

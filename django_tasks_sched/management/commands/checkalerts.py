@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from django_tasks_sched.alerts.channels import send
 from django_tasks_sched.alerts.evaluate import LOOKBACK, AlertChecker, check_no_scheduler
+from django_tasks_sched.alerts.states import Change
 from django_tasks_sched.models import AlertState
 
 #: Most minutes ``--since`` accepts (one week of runs, read in bounded pages).
@@ -48,18 +49,21 @@ class Command(BaseCommand):
             raise SystemExit(2)
         now = timezone.now()
         if options["scheduler_only"]:
-            changes = check_no_scheduler(now)
+            for change in check_no_scheduler(now):
+                self.send(change)
         else:
-            checker = AlertChecker(since=now - timedelta(minutes=since))
-            changes = checker.check(now, no_scheduler=True)
-        for change in changes:
-            failed = send(change)
-            verb = "Raised" if change.raised else "Resolved"
-            note = f" (failed channels: {', '.join(failed)})" if failed else ""
-            self.stdout.write(f"{verb}: {change.state}{note}")
+            checker = AlertChecker(since=now - timedelta(minutes=since), notify=self.send)
+            checker.check(now, no_scheduler=True)
         raised = list(AlertState.objects.filter(raised=True).select_related("task")[:100])
         for state in raised:
             self.stdout.write(f"Raised now: {state}")
         if raised:
             raise SystemExit(1)
         self.stdout.write("No alert is raised.")
+
+    def send(self, change: Change) -> None:
+        """Send a change this command won, at once, and say so."""
+        failed = send(change)
+        verb = "Raised" if change.raised else "Resolved"
+        note = f" (failed channels: {', '.join(failed)})" if failed else ""
+        self.stdout.write(f"{verb}: {change.state}{note}")
