@@ -379,7 +379,7 @@ class SchedulerService:
         )
         # Claimed, but no thread ever called the function: cancelled, and not as started (no
         # failure is counted, and no retry follows: the fire did not fail, it never ran).
-        interrupted += end(
+        cancelled = end(
             [run for run in cut if run.pk not in started],
             TaskRun.Status.CANCELLED,
             lambda run: "Not started: the scheduler shut down before it could call the function.",
@@ -387,6 +387,8 @@ class SchedulerService:
         )
         if interrupted:
             logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", len(interrupted))
+        if cancelled:
+            logger.warning("Marked %d run(s) not yet started CANCELLED at shutdown", len(cancelled))
         self.heartbeat.stop()
         logger.info("Scheduler %s stopped", self.worker_id)
 
