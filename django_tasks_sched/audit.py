@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, transaction
 
-from django_tasks_sched.rawsql import take_write_lock
+from django_tasks_sched.rawsql import concrete_field, take_write_lock
 
 if TYPE_CHECKING:
     from django_tasks_sched.models import Task, TaskChange
@@ -169,9 +169,7 @@ def _defaults() -> dict[str, Any]:
 def _field(name: str) -> models.Field[Any, Any]:
     from django_tasks_sched.models import Task
 
-    field = Task._meta.get_field(name)
-    assert isinstance(field, models.Field)  # audited_fields() holds concrete fields only
-    return field
+    return concrete_field(Task, name)
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:

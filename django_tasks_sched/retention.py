@@ -261,26 +261,22 @@ def _retries() -> QuerySet[TaskRun]:
     return TaskRun.objects.filter(first_attempt=OuterRef("pk")).order_by()
 
 
-def _pages(queryset: QuerySet[TaskRun], size: int) -> Iterator[list[int]]:
-    """The ids of ``queryset``, oldest first, ``size`` at a time.
+def _pages(queryset: QuerySet[Any], size: int, when: str = "enqueued_at") -> Iterator[list[int]]:
+    """The ids of ``queryset``, oldest by ``when`` first, ``size`` at a time.
 
     Keyset pagination (each page starts after the last row of the one before), so a dry run
     moves on although nothing is deleted, and a real one does not rescan what it deleted.
     """
     after = Q()
     while True:
-        rows = list(
-            queryset.filter(after)
-            .order_by("enqueued_at", "id")
-            .values_list("enqueued_at", "id")[:size]
-        )
+        rows = list(queryset.filter(after).order_by(when, "id").values_list(when, "id")[:size])
         if rows:
             yield [pk for _, pk in rows]
         if len(rows) < size:
             return
         at, pk = rows[-1]
-        # The plain lower bound lets the index on enqueued_at start at the right place.
-        after = Q(enqueued_at__gte=at) & (Q(enqueued_at__gt=at) | Q(id__gt=pk))
+        # The plain lower bound lets the index on ``when`` start at the right place.
+        after = Q(**{f"{when}__gte": at}) & (Q(**{f"{when}__gt": at}) | Q(id__gt=pk))
 
 
 def _batches(pages: Iterator[list[int]], size: int) -> Iterator[list[int]]:
@@ -319,20 +315,8 @@ def _delete(ids: list[int]) -> int:
 
 def _change_pages(now: datetime, days: int | None, size: int) -> Iterator[list[int]]:
     """Audit trail records older than ``days``, oldest first (none without an age limit)."""
-    if not days:
-        return
-    cutoff = now - timedelta(days=days)
-    changes = TaskChange.objects.filter(at__lt=cutoff)
-    after = Q()
-    while True:
-        # Keyset pages, as _pages does for runs (the index on "at" starts each at its place).
-        rows = list(changes.filter(after).order_by("at", "id").values_list("at", "id")[:size])
-        if rows:
-            yield [pk for _, pk in rows]
-        if len(rows) < size:
-            return
-        at, pk = rows[-1]
-        after = Q(at__gte=at) & (Q(at__gt=at) | Q(id__gt=pk))
+    if days:
+        yield from _pages(TaskChange.objects.filter(at__lt=now - timedelta(days=days)), size, "at")
 
 
 def _delete_changes(ids: list[int]) -> int:

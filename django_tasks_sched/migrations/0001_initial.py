@@ -7,414 +7,107 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
-    dependencies = []
+    dependencies = [
+    ]
 
     operations = [
         migrations.CreateModel(
-            name="SchedulerProcess",
+            name='SchedulerProcess',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "worker_id",
-                    models.CharField(max_length=255, unique=True, verbose_name="process"),
-                ),
-                ("hostname", models.CharField(max_length=255, verbose_name="host")),
-                ("pid", models.PositiveIntegerField(verbose_name="pid")),
-                ("version", models.CharField(max_length=32, verbose_name="version")),
-                (
-                    "started_at",
-                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="started"),
-                ),
-                (
-                    "last_seen",
-                    models.DateTimeField(
-                        db_index=True, default=django.utils.timezone.now, verbose_name="last seen"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('worker_id', models.CharField(max_length=255, unique=True, verbose_name='process')),
+                ('hostname', models.CharField(max_length=255, verbose_name='host')),
+                ('pid', models.PositiveIntegerField(verbose_name='pid')),
+                ('version', models.CharField(max_length=32, verbose_name='version')),
+                ('started_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='started')),
+                ('last_seen', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='last seen')),
             ],
             options={
-                "verbose_name": "scheduler process",
-                "verbose_name_plural": "scheduler processes",
-                "ordering": ["started_at"],
+                'verbose_name': 'scheduler process',
+                'verbose_name_plural': 'scheduler processes',
+                'ordering': ['started_at'],
             },
         ),
         migrations.CreateModel(
-            name="ScheduleStamp",
+            name='ScheduleStamp',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("version", models.BigIntegerField(default=0, verbose_name="version")),
-                (
-                    "changed_at",
-                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="changed"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('version', models.BigIntegerField(default=0, verbose_name='version')),
+                ('changed_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='changed')),
             ],
             options={
-                "verbose_name": "schedule change stamp",
-                "verbose_name_plural": "schedule change stamps",
+                'verbose_name': 'schedule change stamp',
+                'verbose_name_plural': 'schedule change stamps',
             },
         ),
         migrations.CreateModel(
-            name="Task",
+            name='Task',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "name",
-                    models.CharField(
-                        help_text="Unique identity of the task.",
-                        max_length=200,
-                        unique=True,
-                        verbose_name="name",
-                    ),
-                ),
-                ("description", models.TextField(blank=True, verbose_name="description")),
-                (
-                    "func",
-                    models.CharField(
-                        help_text='Dotted path of the function to run, e.g. "myapp.jobs:cleanup".',
-                        max_length=255,
-                        verbose_name="callable",
-                    ),
-                ),
-                (
-                    "args",
-                    models.JSONField(
-                        blank=True,
-                        default=list,
-                        help_text="A JSON list.",
-                        verbose_name="positional arguments",
-                    ),
-                ),
-                (
-                    "kwargs",
-                    models.JSONField(
-                        blank=True,
-                        default=dict,
-                        help_text="A JSON object.",
-                        verbose_name="keyword arguments",
-                    ),
-                ),
-                (
-                    "trigger",
-                    models.CharField(
-                        choices=[
-                            ("date", "Once, at a date"),
-                            ("interval", "Interval"),
-                            ("cron", "Cron"),
-                        ],
-                        max_length=16,
-                        verbose_name="trigger",
-                    ),
-                ),
-                (
-                    "trigger_config",
-                    models.JSONField(
-                        blank=True,
-                        default=dict,
-                        help_text='A JSON object of the trigger\'s parameters, e.g. {"minutes": 15} or {"crontab": "0 9 * * mon-fri", "timezone": "Europe/Berlin"}.',
-                        verbose_name="trigger configuration",
-                    ),
-                ),
-                (
-                    "active",
-                    models.BooleanField(
-                        default=True,
-                        help_text="An inactive task is never fired by its schedule.",
-                        verbose_name="active",
-                    ),
-                ),
-                (
-                    "inactive_reason",
-                    models.CharField(
-                        blank=True,
-                        help_text="Set when the scheduler deactivates the task, e.g. after repeated failures.",
-                        max_length=255,
-                        verbose_name="why inactive",
-                    ),
-                ),
-                (
-                    "max_instances",
-                    models.PositiveIntegerField(
-                        default=1,
-                        help_text="Most concurrent runs of this task, across every scheduler process.",
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="max instances",
-                    ),
-                ),
-                (
-                    "coalesce",
-                    models.BooleanField(
-                        default=True,
-                        help_text="When several fires are overdue at once, run only one of them.",
-                        verbose_name="coalesce",
-                    ),
-                ),
-                (
-                    "misfire_grace_time",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        default=60,
-                        help_text="Seconds a fire may start late and still run; later fires are recorded as missed. Empty: no limit.",
-                        null=True,
-                        verbose_name="misfire grace time",
-                    ),
-                ),
-                (
-                    "timeout",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        help_text="Seconds a run may take before it is marked timed out. Empty: no limit.",
-                        null=True,
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="timeout",
-                    ),
-                ),
-                (
-                    "max_retries",
-                    models.PositiveIntegerField(
-                        default=0,
-                        help_text="How many times a failed run is tried again.",
-                        verbose_name="retries",
-                    ),
-                ),
-                (
-                    "retry_delay",
-                    models.PositiveIntegerField(
-                        default=0,
-                        help_text="Seconds to wait before the first retry.",
-                        verbose_name="retry delay",
-                    ),
-                ),
-                (
-                    "retry_backoff",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Double the delay for each further retry, with full jitter.",
-                        verbose_name="exponential backoff",
-                    ),
-                ),
-                (
-                    "retry_backoff_max",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        help_text="Cap on the backoff delay in seconds. Empty: no cap.",
-                        null=True,
-                        verbose_name="longest retry delay",
-                    ),
-                ),
-                (
-                    "max_consecutive_failures",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        help_text="Deactivate the task after this many failed runs in a row. Empty: never.",
-                        null=True,
-                        validators=[django.core.validators.MinValueValidator(1)],
-                        verbose_name="failure limit",
-                    ),
-                ),
-                (
-                    "consecutive_failures",
-                    models.PositiveIntegerField(
-                        default=0, editable=False, verbose_name="consecutive failures"
-                    ),
-                ),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[
-                            ("database", "Database (admin, shell, API)"),
-                            ("decorator", "@scheduler.task decorator"),
-                            ("settings", "TASKS_SCHED['TASKS'] setting"),
-                            ("pyproject", "pyproject.toml [tool.scheduled]"),
-                            ("migration", "Data migration"),
-                        ],
-                        default="database",
-                        max_length=16,
-                        verbose_name="declared in",
-                    ),
-                ),
-                (
-                    "source_ref",
-                    models.CharField(
-                        blank=True,
-                        help_text="Where in code or config the task is declared, e.g. a file and table.",
-                        max_length=255,
-                        verbose_name="declaration",
-                    ),
-                ),
-                (
-                    "next_run_time",
-                    models.DateTimeField(
-                        blank=True,
-                        db_index=True,
-                        editable=False,
-                        help_text="Next fire time; empty when inactive or finished.",
-                        null=True,
-                        verbose_name="next run",
-                    ),
-                ),
-                (
-                    "last_run_at",
-                    models.DateTimeField(
-                        blank=True, editable=False, null=True, verbose_name="last run"
-                    ),
-                ),
-                (
-                    "last_run_status",
-                    models.CharField(
-                        blank=True, editable=False, max_length=16, verbose_name="last run status"
-                    ),
-                ),
-                (
-                    "created_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, editable=False, verbose_name="created"
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(help_text='Unique identity of the task.', max_length=200, unique=True, verbose_name='name')),
+                ('description', models.TextField(blank=True, verbose_name='description')),
+                ('func', models.CharField(help_text='Dotted path of the function to run, e.g. "myapp.jobs:cleanup".', max_length=255, verbose_name='callable')),
+                ('args', models.JSONField(blank=True, default=list, help_text='A JSON list.', verbose_name='positional arguments')),
+                ('kwargs', models.JSONField(blank=True, default=dict, help_text='A JSON object.', verbose_name='keyword arguments')),
+                ('trigger', models.CharField(choices=[('date', 'Once, at a date'), ('interval', 'Interval'), ('cron', 'Cron')], max_length=16, verbose_name='trigger')),
+                ('trigger_config', models.JSONField(blank=True, default=dict, help_text='A JSON object of the trigger\'s parameters, e.g. {"minutes": 15} or {"crontab": "0 9 * * mon-fri", "timezone": "Europe/Berlin"}.', verbose_name='trigger configuration')),
+                ('active', models.BooleanField(default=True, help_text='An inactive task is never fired by its schedule.', verbose_name='active')),
+                ('inactive_reason', models.CharField(blank=True, help_text='Set when the scheduler deactivates the task, e.g. after repeated failures.', max_length=255, verbose_name='why inactive')),
+                ('max_instances', models.PositiveIntegerField(default=1, help_text='Most concurrent runs of this task, across every scheduler process.', validators=[django.core.validators.MinValueValidator(1)], verbose_name='max instances')),
+                ('coalesce', models.BooleanField(default=True, help_text='When several fires are overdue at once, run only one of them.', verbose_name='coalesce')),
+                ('misfire_grace_time', models.PositiveIntegerField(blank=True, default=60, help_text='Seconds a fire may start late and still run; later fires are recorded as missed. Empty: no limit.', null=True, verbose_name='misfire grace time')),
+                ('timeout', models.PositiveIntegerField(blank=True, help_text='Seconds a run may take before it is marked timed out. Empty: no limit.', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='timeout')),
+                ('max_retries', models.PositiveIntegerField(default=0, help_text='How many times a failed run is tried again.', verbose_name='retries')),
+                ('retry_delay', models.PositiveIntegerField(default=0, help_text='Seconds to wait before the first retry.', verbose_name='retry delay')),
+                ('retry_backoff', models.BooleanField(default=False, help_text='Double the delay for each further retry, with full jitter.', verbose_name='exponential backoff')),
+                ('retry_backoff_max', models.PositiveIntegerField(blank=True, help_text='Cap on the backoff delay in seconds. Empty: no cap.', null=True, verbose_name='longest retry delay')),
+                ('max_consecutive_failures', models.PositiveIntegerField(blank=True, help_text='Deactivate the task after this many failed runs in a row. Empty: never.', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='failure limit')),
+                ('consecutive_failures', models.PositiveIntegerField(default=0, editable=False, verbose_name='consecutive failures')),
+                ('source', models.CharField(choices=[('database', 'Database (admin, shell, API)'), ('decorator', '@scheduler.task decorator'), ('settings', "TASKS_SCHED['TASKS'] setting"), ('pyproject', 'pyproject.toml [tool.scheduled]'), ('migration', 'Data migration')], default='database', max_length=16, verbose_name='declared in')),
+                ('source_ref', models.CharField(blank=True, help_text='Where in code or config the task is declared, e.g. a file and table.', max_length=255, verbose_name='declaration')),
+                ('next_run_time', models.DateTimeField(blank=True, db_index=True, editable=False, help_text='Next fire time; empty when inactive or finished.', null=True, verbose_name='next run')),
+                ('last_run_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last run')),
+                ('last_run_status', models.CharField(blank=True, editable=False, max_length=16, verbose_name='last run status')),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
             ],
             options={
-                "verbose_name": "task",
-                "verbose_name_plural": "tasks",
-                "ordering": ["name"],
-                "permissions": [("run_task", "Can run a task now")],
-                "indexes": [
-                    models.Index(fields=["active", "next_run_time"], name="dts_task_active_next")
-                ],
+                'verbose_name': 'task',
+                'verbose_name_plural': 'tasks',
+                'ordering': ['name'],
+                'permissions': [('run_task', 'Can run a task now')],
+                'indexes': [models.Index(fields=['active', 'next_run_time'], name='dts_task_active_next')],
             },
         ),
         migrations.CreateModel(
-            name="TaskRun",
+            name='TaskRun',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("QUEUED", "Queued"),
-                            ("RUNNING", "Running"),
-                            ("SUCCESSFUL", "Successful"),
-                            ("FAILED", "Failed"),
-                            ("TIMED_OUT", "Timed out"),
-                            ("MISSED", "Missed"),
-                            ("CANCELLED", "Cancelled"),
-                            ("INTERRUPTED", "Interrupted"),
-                        ],
-                        default="QUEUED",
-                        max_length=16,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "origin",
-                    models.CharField(
-                        choices=[
-                            ("SCHEDULE", "Schedule"),
-                            ("MANUAL", "Manual (run now)"),
-                            ("API", "API"),
-                            ("CLI", "Command line"),
-                            ("RETRY", "Retry"),
-                        ],
-                        default="SCHEDULE",
-                        max_length=16,
-                        verbose_name="triggered by",
-                    ),
-                ),
-                ("attempt", models.PositiveIntegerField(default=1, verbose_name="attempt")),
-                (
-                    "scheduled_for",
-                    models.DateTimeField(
-                        blank=True,
-                        help_text="The nominal fire time; empty for a run started by hand.",
-                        null=True,
-                        verbose_name="scheduled for",
-                    ),
-                ),
-                (
-                    "enqueued_at",
-                    models.DateTimeField(
-                        default=django.utils.timezone.now, verbose_name="enqueued"
-                    ),
-                ),
-                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started")),
-                (
-                    "finished_at",
-                    models.DateTimeField(blank=True, null=True, verbose_name="finished"),
-                ),
-                (
-                    "return_value",
-                    models.JSONField(blank=True, null=True, verbose_name="return value"),
-                ),
-                ("error", models.TextField(blank=True, verbose_name="error")),
-                ("traceback", models.TextField(blank=True, verbose_name="traceback")),
-                ("log", models.TextField(blank=True, verbose_name="log output")),
-                (
-                    "worker_id",
-                    models.CharField(
-                        blank=True,
-                        help_text="The scheduler process (host, pid) that ran it.",
-                        max_length=255,
-                        verbose_name="scheduler process",
-                    ),
-                ),
-                (
-                    "first_attempt",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="retries",
-                        to="django_tasks_sched.taskrun",
-                        verbose_name="first attempt",
-                    ),
-                ),
-                (
-                    "task",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="runs",
-                        to="django_tasks_sched.task",
-                        verbose_name="task",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('status', models.CharField(choices=[('QUEUED', 'Queued'), ('RUNNING', 'Running'), ('SUCCESSFUL', 'Successful'), ('FAILED', 'Failed'), ('TIMED_OUT', 'Timed out'), ('MISSED', 'Missed'), ('CANCELLED', 'Cancelled'), ('INTERRUPTED', 'Interrupted')], default='QUEUED', max_length=16, verbose_name='status')),
+                ('origin', models.CharField(choices=[('SCHEDULE', 'Schedule'), ('MANUAL', 'Manual (run now)'), ('API', 'API'), ('CLI', 'Command line'), ('RETRY', 'Retry')], default='SCHEDULE', max_length=16, verbose_name='triggered by')),
+                ('attempt', models.PositiveIntegerField(default=1, verbose_name='attempt')),
+                ('scheduled_for', models.DateTimeField(blank=True, help_text='The nominal fire time; empty for a run started by hand.', null=True, verbose_name='scheduled for')),
+                ('enqueued_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='enqueued')),
+                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started')),
+                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
+                ('return_value', models.JSONField(blank=True, null=True, verbose_name='return value')),
+                ('error', models.TextField(blank=True, verbose_name='error')),
+                ('traceback', models.TextField(blank=True, verbose_name='traceback')),
+                ('log', models.TextField(blank=True, verbose_name='log output')),
+                ('worker_id', models.CharField(blank=True, help_text='The scheduler process (host, pid) that ran it.', max_length=255, verbose_name='scheduler process')),
+                ('first_attempt', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='retries', to='django_tasks_sched.taskrun', verbose_name='first attempt')),
+                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='django_tasks_sched.task', verbose_name='task')),
             ],
             options={
-                "verbose_name": "task run",
-                "verbose_name_plural": "task runs",
-                "ordering": ["-enqueued_at", "-id"],
-                "get_latest_by": "enqueued_at",
-                "indexes": [
-                    models.Index(fields=["status", "enqueued_at"], name="dts_run_status_enqueued"),
-                    models.Index(fields=["task", "status"], name="dts_run_task_status"),
-                    models.Index(fields=["task", "-enqueued_at"], name="dts_run_task_recent"),
-                    models.Index(fields=["-enqueued_at", "-id"], name="dts_run_recent"),
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("task", "scheduled_for"), name="dts_one_run_per_fire"
-                    )
-                ],
+                'verbose_name': 'task run',
+                'verbose_name_plural': 'task runs',
+                'ordering': ['-enqueued_at', '-id'],
+                'get_latest_by': 'enqueued_at',
+                'indexes': [models.Index(fields=['status', 'enqueued_at'], name='dts_run_status_enqueued'), models.Index(fields=['task', 'status'], name='dts_run_task_status'), models.Index(fields=['task', '-enqueued_at'], name='dts_run_task_recent'), models.Index(fields=['-enqueued_at', '-id'], name='dts_run_recent')],
+                'constraints': [models.UniqueConstraint(fields=('task', 'scheduled_for'), name='dts_one_run_per_fire')],
             },
         ),
     ]

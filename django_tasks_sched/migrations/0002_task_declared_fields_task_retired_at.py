@@ -4,31 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0001_initial"),
+        ('django_tasks_sched', '0001_initial'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="task",
-            name="declared_fields",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                editable=False,
-                help_text="Fields set by the task's declaration in code or config: synctasks keeps them in step, and the admin shows them read-only.",
-                verbose_name="declared fields",
-            ),
+            model_name='task',
+            name='declared_fields',
+            field=models.JSONField(blank=True, default=list, editable=False, help_text="Fields set by the task's declaration in code or config: synctasks keeps them in step, and the admin shows them read-only.", verbose_name='declared fields'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="retired_at",
-            field=models.DateTimeField(
-                blank=True,
-                editable=False,
-                help_text="When synctasks deactivated the task because its declaration disappeared; cleared when the declaration comes back or the task is switched on or off by hand.",
-                null=True,
-                verbose_name="retired",
-            ),
+            model_name='task',
+            name='retired_at',
+            field=models.DateTimeField(blank=True, editable=False, help_text='When synctasks deactivated the task because its declaration disappeared; cleared when the declaration comes back or the task is switched on or off by hand.', null=True, verbose_name='retired'),
         ),
     ]

@@ -4,29 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0002_task_declared_fields_task_retired_at"),
+        ('django_tasks_sched', '0002_task_declared_fields_task_retired_at'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="task",
-            name="keep_runs_count",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Keep only this many of this task's finished runs, the newest. Empty: the RUN_RETENTION_COUNT setting; 0: no limit.",
-                null=True,
-                verbose_name="keep at most (runs)",
-            ),
+            model_name='task',
+            name='keep_runs_count',
+            field=models.PositiveIntegerField(blank=True, help_text="Keep only this many of this task's finished runs, the newest. Empty: the RUN_RETENTION_COUNT setting; 0: no limit.", null=True, verbose_name='keep at most (runs)'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="keep_runs_days",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Delete this task's finished runs older than this many days. Empty: the RUN_RETENTION_DAYS setting; 0: keep them however old.",
-                null=True,
-                verbose_name="keep runs for (days)",
-            ),
+            model_name='task',
+            name='keep_runs_days',
+            field=models.PositiveIntegerField(blank=True, help_text="Delete this task's finished runs older than this many days. Empty: the RUN_RETENTION_DAYS setting; 0: keep them however old.", null=True, verbose_name='keep runs for (days)'),
         ),
     ]

@@ -4,19 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0003_task_keep_runs"),
+        ('django_tasks_sched', '0003_task_keep_runs'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="taskrun",
-            name="not_before",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="A queued retry waits until this time; empty: as soon as possible.",
-                null=True,
-                verbose_name="not before",
-            ),
+            model_name='taskrun',
+            name='not_before',
+            field=models.DateTimeField(blank=True, help_text='A queued retry waits until this time; empty: as soon as possible.', null=True, verbose_name='not before'),
         ),
     ]

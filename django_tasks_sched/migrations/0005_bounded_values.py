@@ -6,80 +6,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0004_taskrun_not_before"),
+        ('django_tasks_sched', '0004_taskrun_not_before'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="task",
-            name="args",
-            field=django_tasks_sched.bounds.BoundedJSONField(
-                blank=True,
-                default=list,
-                help_text="A JSON list.",
-                verbose_name="positional arguments",
-            ),
+            model_name='task',
+            name='args',
+            field=django_tasks_sched.bounds.BoundedJSONField(blank=True, default=list, help_text='A JSON list.', verbose_name='positional arguments'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="description",
-            field=models.TextField(
-                blank=True,
-                validators=[django.core.validators.ProhibitNullCharactersValidator()],
-                verbose_name="description",
-            ),
+            model_name='task',
+            name='description',
+            field=models.TextField(blank=True, validators=[django.core.validators.ProhibitNullCharactersValidator()], verbose_name='description'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="func",
-            field=models.CharField(
-                help_text='Dotted path of the function to run, e.g. "myapp.jobs:cleanup".',
-                max_length=255,
-                validators=[django.core.validators.ProhibitNullCharactersValidator()],
-                verbose_name="callable",
-            ),
+            model_name='task',
+            name='func',
+            field=models.CharField(help_text='Dotted path of the function to run, e.g. "myapp.jobs:cleanup".', max_length=255, validators=[django.core.validators.ProhibitNullCharactersValidator()], verbose_name='callable'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="inactive_reason",
-            field=models.CharField(
-                blank=True,
-                help_text="Set when the scheduler deactivates the task, e.g. after repeated failures.",
-                max_length=255,
-                validators=[django.core.validators.ProhibitNullCharactersValidator()],
-                verbose_name="why inactive",
-            ),
+            model_name='task',
+            name='inactive_reason',
+            field=models.CharField(blank=True, help_text='Set when the scheduler deactivates the task, e.g. after repeated failures.', max_length=255, validators=[django.core.validators.ProhibitNullCharactersValidator()], verbose_name='why inactive'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="kwargs",
-            field=django_tasks_sched.bounds.BoundedJSONField(
-                blank=True,
-                default=dict,
-                help_text="A JSON object.",
-                verbose_name="keyword arguments",
-            ),
+            model_name='task',
+            name='kwargs',
+            field=django_tasks_sched.bounds.BoundedJSONField(blank=True, default=dict, help_text='A JSON object.', verbose_name='keyword arguments'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="name",
-            field=models.CharField(
-                help_text="Unique identity of the task.",
-                max_length=200,
-                unique=True,
-                validators=[django.core.validators.ProhibitNullCharactersValidator()],
-                verbose_name="name",
-            ),
+            model_name='task',
+            name='name',
+            field=models.CharField(help_text='Unique identity of the task.', max_length=200, unique=True, validators=[django.core.validators.ProhibitNullCharactersValidator()], verbose_name='name'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="trigger_config",
-            field=django_tasks_sched.bounds.BoundedJSONField(
-                blank=True,
-                default=dict,
-                help_text='A JSON object of the trigger\'s parameters, e.g. {"minutes": 15} or {"crontab": "0 9 * * mon-fri", "timezone": "Europe/Berlin"}.',
-                verbose_name="trigger configuration",
-            ),
+            model_name='task',
+            name='trigger_config',
+            field=django_tasks_sched.bounds.BoundedJSONField(blank=True, default=dict, help_text='A JSON object of the trigger\'s parameters, e.g. {"minutes": 15} or {"crontab": "0 9 * * mon-fri", "timezone": "Europe/Berlin"}.', verbose_name='trigger configuration'),
         ),
     ]

@@ -5,118 +5,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0005_bounded_values"),
+        ('django_tasks_sched', '0005_bounded_values'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="task",
-            name="keep_runs_count",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Keep only this many of this task's finished runs, the newest. Empty: the RUN_RETENTION_COUNT setting; 0: no limit.",
-                null=True,
-                validators=[django.core.validators.MaxValueValidator(1000000)],
-                verbose_name="keep at most (runs)",
-            ),
+            model_name='task',
+            name='keep_runs_count',
+            field=models.PositiveIntegerField(blank=True, help_text="Keep only this many of this task's finished runs, the newest. Empty: the RUN_RETENTION_COUNT setting; 0: no limit.", null=True, validators=[django.core.validators.MaxValueValidator(1000000)], verbose_name='keep at most (runs)'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="keep_runs_days",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Delete this task's finished runs older than this many days. Empty: the RUN_RETENTION_DAYS setting; 0: keep them however old.",
-                null=True,
-                validators=[django.core.validators.MaxValueValidator(36500)],
-                verbose_name="keep runs for (days)",
-            ),
+            model_name='task',
+            name='keep_runs_days',
+            field=models.PositiveIntegerField(blank=True, help_text="Delete this task's finished runs older than this many days. Empty: the RUN_RETENTION_DAYS setting; 0: keep them however old.", null=True, validators=[django.core.validators.MaxValueValidator(36500)], verbose_name='keep runs for (days)'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="max_consecutive_failures",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Deactivate the task after this many failed runs in a row. Empty: never.",
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(1),
-                    django.core.validators.MaxValueValidator(1000000),
-                ],
-                verbose_name="failure limit",
-            ),
+            model_name='task',
+            name='max_consecutive_failures',
+            field=models.PositiveIntegerField(blank=True, help_text='Deactivate the task after this many failed runs in a row. Empty: never.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000000)], verbose_name='failure limit'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="max_instances",
-            field=models.PositiveIntegerField(
-                default=1,
-                help_text="Most concurrent runs of this task, across every scheduler process.",
-                validators=[
-                    django.core.validators.MinValueValidator(1),
-                    django.core.validators.MaxValueValidator(1000000),
-                ],
-                verbose_name="max instances",
-            ),
+            model_name='task',
+            name='max_instances',
+            field=models.PositiveIntegerField(default=1, help_text='Most concurrent runs of this task, across every scheduler process.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000000)], verbose_name='max instances'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="max_retries",
-            field=models.PositiveIntegerField(
-                default=0,
-                help_text="How many times a failed run is tried again.",
-                validators=[django.core.validators.MaxValueValidator(1000000)],
-                verbose_name="retries",
-            ),
+            model_name='task',
+            name='max_retries',
+            field=models.PositiveIntegerField(default=0, help_text='How many times a failed run is tried again.', validators=[django.core.validators.MaxValueValidator(1000000)], verbose_name='retries'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="misfire_grace_time",
-            field=models.PositiveIntegerField(
-                blank=True,
-                default=60,
-                help_text="Seconds a fire may start late and still run; later fires are recorded as missed. Empty: no limit.",
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(1),
-                    django.core.validators.MaxValueValidator(315360000),
-                ],
-                verbose_name="misfire grace time",
-            ),
+            model_name='task',
+            name='misfire_grace_time',
+            field=models.PositiveIntegerField(blank=True, default=60, help_text='Seconds a fire may start late and still run; later fires are recorded as missed. Empty: no limit.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(315360000)], verbose_name='misfire grace time'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="retry_backoff_max",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Cap on the backoff delay in seconds. Empty: no cap.",
-                null=True,
-                validators=[django.core.validators.MaxValueValidator(315360000)],
-                verbose_name="longest retry delay",
-            ),
+            model_name='task',
+            name='retry_backoff_max',
+            field=models.PositiveIntegerField(blank=True, help_text='Cap on the backoff delay in seconds. Empty: no cap.', null=True, validators=[django.core.validators.MaxValueValidator(315360000)], verbose_name='longest retry delay'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="retry_delay",
-            field=models.PositiveIntegerField(
-                default=0,
-                help_text="Seconds to wait before the first retry.",
-                validators=[django.core.validators.MaxValueValidator(315360000)],
-                verbose_name="retry delay",
-            ),
+            model_name='task',
+            name='retry_delay',
+            field=models.PositiveIntegerField(default=0, help_text='Seconds to wait before the first retry.', validators=[django.core.validators.MaxValueValidator(315360000)], verbose_name='retry delay'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="timeout",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Seconds a run may take before it is marked timed out. Empty: no limit.",
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(1),
-                    django.core.validators.MaxValueValidator(315360000),
-                ],
-                verbose_name="timeout",
-            ),
+            model_name='task',
+            name='timeout',
+            field=models.PositiveIntegerField(blank=True, help_text='Seconds a run may take before it is marked timed out. Empty: no limit.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(315360000)], verbose_name='timeout'),
         ),
     ]

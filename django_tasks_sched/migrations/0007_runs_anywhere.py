@@ -6,151 +6,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0006_bounded_options"),
+        ('django_tasks_sched', '0006_bounded_options'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="task",
-            name="backend",
-            field=models.CharField(
-                blank=True,
-                help_text="Alias of a django.tasks backend in the TASKS setting: its workers run this task's runs. Empty: runscheduler runs them.",
-                max_length=100,
-                validators=[django.core.validators.ProhibitNullCharactersValidator()],
-                verbose_name="backend",
-            ),
+            model_name='task',
+            name='backend',
+            field=models.CharField(blank=True, help_text="Alias of a django.tasks backend in the TASKS setting: its workers run this task's runs. Empty: runscheduler runs them.", max_length=100, validators=[django.core.validators.ProhibitNullCharactersValidator()], verbose_name='backend'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="heartbeat_timeout",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Seconds a run may go without a heartbeat from its function (current_run().heartbeat() or update()) before it is ended as stuck and retried. Empty: off.",
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(1),
-                    django.core.validators.MaxValueValidator(315360000),
-                ],
-                verbose_name="heartbeat timeout",
-            ),
+            model_name='task',
+            name='heartbeat_timeout',
+            field=models.PositiveIntegerField(blank=True, help_text='Seconds a run may go without a heartbeat from its function (current_run().heartbeat() or update()) before it is ended as stuck and retried. Empty: off.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(315360000)], verbose_name='heartbeat timeout'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="priority",
-            field=models.IntegerField(
-                default=0,
-                help_text="Handed to the backend: from -100 (last) to 100 (first).",
-                validators=[
-                    django.core.validators.MinValueValidator(-100),
-                    django.core.validators.MaxValueValidator(100),
-                ],
-                verbose_name="priority",
-            ),
+            model_name='task',
+            name='priority',
+            field=models.IntegerField(default=0, help_text='Handed to the backend: from -100 (last) to 100 (first).', validators=[django.core.validators.MinValueValidator(-100), django.core.validators.MaxValueValidator(100)], verbose_name='priority'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="queue_name",
-            field=models.CharField(
-                default="default",
-                help_text="The backend's queue the runs are enqueued on.",
-                max_length=100,
-                validators=[django.core.validators.ProhibitNullCharactersValidator()],
-                verbose_name="queue",
-            ),
+            model_name='task',
+            name='queue_name',
+            field=models.CharField(default='default', help_text="The backend's queue the runs are enqueued on.", max_length=100, validators=[django.core.validators.ProhibitNullCharactersValidator()], verbose_name='queue'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="alive_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="When the process running it last said it was alive; a run silent for HEARTBEAT_TIMEOUT seconds is ended as interrupted.",
-                null=True,
-                verbose_name="last seen alive",
-            ),
+            model_name='taskrun',
+            name='alive_at',
+            field=models.DateTimeField(blank=True, help_text='When the process running it last said it was alive; a run silent for HEARTBEAT_TIMEOUT seconds is ended as interrupted.', null=True, verbose_name='last seen alive'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="backend",
-            field=models.CharField(
-                blank=True,
-                help_text="The django.tasks backend it was handed to; empty: run by a scheduler.",
-                max_length=100,
-                verbose_name="backend",
-            ),
+            model_name='taskrun',
+            name='backend',
+            field=models.CharField(blank=True, help_text='The django.tasks backend it was handed to; empty: run by a scheduler.', max_length=100, verbose_name='backend'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="backend_result_id",
-            field=models.CharField(
-                blank=True,
-                help_text="The id the backend gave the enqueued message.",
-                max_length=255,
-                verbose_name="backend's result id",
-            ),
+            model_name='taskrun',
+            name='backend_result_id',
+            field=models.CharField(blank=True, help_text='The id the backend gave the enqueued message.', max_length=255, verbose_name="backend's result id"),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="handed_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="When it was last enqueued on its backend.",
-                null=True,
-                verbose_name="handed off",
-            ),
+            model_name='taskrun',
+            name='handed_at',
+            field=models.DateTimeField(blank=True, help_text='When it was last enqueued on its backend.', null=True, verbose_name='handed off'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="handoffs",
-            field=models.PositiveSmallIntegerField(
-                default=0,
-                help_text="How many times it was enqueued on its backend (more than once: re-sent).",
-                verbose_name="hand-offs",
-            ),
+            model_name='taskrun',
+            name='handoffs',
+            field=models.PositiveSmallIntegerField(default=0, help_text='How many times it was enqueued on its backend (more than once: re-sent).', verbose_name='hand-offs'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="heartbeat_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="The function's last heartbeat (current_run().heartbeat() or update()).",
-                null=True,
-                verbose_name="last heartbeat",
-            ),
+            model_name='taskrun',
+            name='heartbeat_at',
+            field=models.DateTimeField(blank=True, help_text="The function's last heartbeat (current_run().heartbeat() or update()).", null=True, verbose_name='last heartbeat'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="meta",
-            field=django_tasks_sched.bounds.BoundedJSONField(
-                blank=True,
-                default=dict,
-                help_text="A JSON object the function reports through current_run().update(meta=...).",
-                verbose_name="meta",
-            ),
+            model_name='taskrun',
+            name='meta',
+            field=django_tasks_sched.bounds.BoundedJSONField(blank=True, default=dict, help_text='A JSON object the function reports through current_run().update(meta=...).', verbose_name='meta'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="progress",
-            field=models.FloatField(
-                blank=True,
-                help_text="From 0 to 1, as the function last reported it.",
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(0.0),
-                    django.core.validators.MaxValueValidator(1.0),
-                ],
-                verbose_name="progress",
-            ),
+            model_name='taskrun',
+            name='progress',
+            field=models.FloatField(blank=True, help_text='From 0 to 1, as the function last reported it.', null=True, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)], verbose_name='progress'),
         ),
         migrations.AlterField(
-            model_name="taskrun",
-            name="worker_id",
-            field=models.CharField(
-                blank=True,
-                help_text="The process that ran it: a scheduler process, an inline caller, or a worker of the task's backend (kind, host, pid).",
-                max_length=255,
-                verbose_name="worker",
-            ),
+            model_name='taskrun',
+            name='worker_id',
+            field=models.CharField(blank=True, help_text="The process that ran it: a scheduler process, an inline caller, or a worker of the task's backend (kind, host, pid).", max_length=255, verbose_name='worker'),
         ),
     ]

@@ -6,117 +6,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0007_runs_anywhere"),
+        ('django_tasks_sched', '0007_runs_anywhere'),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="task",
-            options={
-                "ordering": ["name"],
-                "permissions": [
-                    ("run_task", "Can run a task now"),
-                    ("pause_scheduler", "Can pause and resume firing in every scheduler process"),
-                ],
-                "verbose_name": "task",
-                "verbose_name_plural": "tasks",
-            },
+            name='task',
+            options={'ordering': ['name'], 'permissions': [('run_task', 'Can run a task now'), ('pause_scheduler', 'Can pause and resume firing in every scheduler process')], 'verbose_name': 'task', 'verbose_name_plural': 'tasks'},
         ),
         migrations.AddField(
-            model_name="schedulestamp",
-            name="firing",
-            field=models.BooleanField(default=True, verbose_name="firing"),
+            model_name='schedulestamp',
+            name='firing',
+            field=models.BooleanField(default=True, verbose_name='firing'),
         ),
         migrations.AddField(
-            model_name="schedulestamp",
-            name="firing_changed_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="firing switched"),
+            model_name='schedulestamp',
+            name='firing_changed_at',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='firing switched'),
         ),
         migrations.AddField(
-            model_name="schedulestamp",
-            name="firing_changed_by",
-            field=models.CharField(blank=True, max_length=150, verbose_name="firing switched by"),
+            model_name='schedulestamp',
+            name='firing_changed_by',
+            field=models.CharField(blank=True, max_length=150, verbose_name='firing switched by'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="backend",
-            field=models.CharField(
-                blank=True,
-                help_text="Alias of a django.tasks backend in the TASKS setting: its workers run this task's runs. Empty: runscheduler runs them.",
-                max_length=100,
-                validators=[
-                    django.core.validators.ProhibitNullCharactersValidator(),
-                    django_tasks_sched.bounds.StorableTextValidator(),
-                ],
-                verbose_name="backend",
-            ),
+            model_name='task',
+            name='backend',
+            field=models.CharField(blank=True, help_text="Alias of a django.tasks backend in the TASKS setting: its workers run this task's runs. Empty: runscheduler runs them.", max_length=100, validators=[django.core.validators.ProhibitNullCharactersValidator(), django_tasks_sched.bounds.StorableTextValidator()], verbose_name='backend'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="description",
-            field=models.TextField(
-                blank=True,
-                validators=[
-                    django.core.validators.ProhibitNullCharactersValidator(),
-                    django_tasks_sched.bounds.StorableTextValidator(),
-                ],
-                verbose_name="description",
-            ),
+            model_name='task',
+            name='description',
+            field=models.TextField(blank=True, validators=[django.core.validators.ProhibitNullCharactersValidator(), django_tasks_sched.bounds.StorableTextValidator()], verbose_name='description'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="func",
-            field=models.CharField(
-                help_text='Dotted path of the function to run, e.g. "myapp.jobs:cleanup".',
-                max_length=255,
-                validators=[
-                    django.core.validators.ProhibitNullCharactersValidator(),
-                    django_tasks_sched.bounds.StorableTextValidator(),
-                ],
-                verbose_name="callable",
-            ),
+            model_name='task',
+            name='func',
+            field=models.CharField(help_text='Dotted path of the function to run, e.g. "myapp.jobs:cleanup".', max_length=255, validators=[django.core.validators.ProhibitNullCharactersValidator(), django_tasks_sched.bounds.StorableTextValidator()], verbose_name='callable'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="inactive_reason",
-            field=models.CharField(
-                blank=True,
-                help_text="Set when the scheduler deactivates the task, e.g. after repeated failures.",
-                max_length=255,
-                validators=[
-                    django.core.validators.ProhibitNullCharactersValidator(),
-                    django_tasks_sched.bounds.StorableTextValidator(),
-                ],
-                verbose_name="why inactive",
-            ),
+            model_name='task',
+            name='inactive_reason',
+            field=models.CharField(blank=True, help_text='Set when the scheduler deactivates the task, e.g. after repeated failures.', max_length=255, validators=[django.core.validators.ProhibitNullCharactersValidator(), django_tasks_sched.bounds.StorableTextValidator()], verbose_name='why inactive'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="name",
-            field=models.CharField(
-                help_text="Unique identity of the task.",
-                max_length=200,
-                unique=True,
-                validators=[
-                    django.core.validators.ProhibitNullCharactersValidator(),
-                    django_tasks_sched.bounds.StorableTextValidator(),
-                ],
-                verbose_name="name",
-            ),
+            model_name='task',
+            name='name',
+            field=models.CharField(help_text='Unique identity of the task.', max_length=200, unique=True, validators=[django.core.validators.ProhibitNullCharactersValidator(), django_tasks_sched.bounds.StorableTextValidator()], verbose_name='name'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="queue_name",
-            field=models.CharField(
-                default="default",
-                help_text="The backend's queue the runs are enqueued on.",
-                max_length=100,
-                validators=[
-                    django.core.validators.ProhibitNullCharactersValidator(),
-                    django_tasks_sched.bounds.StorableTextValidator(),
-                ],
-                verbose_name="queue",
-            ),
+            model_name='task',
+            name='queue_name',
+            field=models.CharField(default='default', help_text="The backend's queue the runs are enqueued on.", max_length=100, validators=[django.core.validators.ProhibitNullCharactersValidator(), django_tasks_sched.bounds.StorableTextValidator()], verbose_name='queue'),
         ),
     ]

@@ -6,94 +6,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("django_tasks_sched", "0008_firing_switch"),
+        ('django_tasks_sched', '0008_firing_switch'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="task",
-            name="overlap",
-            field=models.CharField(
-                choices=[
-                    ("skip", "Skip the fire (recorded missed)"),
-                    ("buffer_one", "Buffer one fire; skip the rest"),
-                    ("buffer_all", "Buffer every fire, run them in order"),
-                    ("cancel_other", "Cancel the oldest running run, run the fire"),
-                ],
-                default="skip",
-                help_text="What a fire does when max_instances runs of the task are still running.",
-                max_length=16,
-                verbose_name="overlap",
-            ),
+            model_name='task',
+            name='overlap',
+            field=models.CharField(choices=[('skip', 'Skip the fire (recorded missed)'), ('buffer_one', 'Buffer one fire; skip the rest'), ('buffer_all', 'Buffer every fire, run them in order'), ('cancel_other', 'Cancel the oldest running run, run the fire')], default='skip', help_text='What a fire does when max_instances runs of the task are still running.', max_length=16, verbose_name='overlap'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="paused_at",
-            field=models.DateTimeField(
-                blank=True, editable=False, null=True, verbose_name="paused at"
-            ),
+            model_name='task',
+            name='paused_at',
+            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='paused at'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="paused_by",
-            field=models.CharField(
-                blank=True,
-                editable=False,
-                help_text="Who paused it; empty when the scheduler switched it off.",
-                max_length=150,
-                verbose_name="paused by",
-            ),
+            model_name='task',
+            name='paused_by',
+            field=models.CharField(blank=True, editable=False, help_text='Who paused it; empty when the scheduler switched it off.', max_length=150, verbose_name='paused by'),
         ),
         migrations.AddField(
-            model_name="task",
-            name="remaining_runs",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Fires of the schedule left; each claimed fire uses one, and at 0 the task is switched off. Empty: no limit.",
-                null=True,
-                validators=[django.core.validators.MaxValueValidator(1000000)],
-                verbose_name="remaining runs",
-            ),
+            model_name='task',
+            name='remaining_runs',
+            field=models.PositiveIntegerField(blank=True, help_text='Fires of the schedule left; each claimed fire uses one, and at 0 the task is switched off. Empty: no limit.', null=True, validators=[django.core.validators.MaxValueValidator(1000000)], verbose_name='remaining runs'),
         ),
         migrations.AddField(
-            model_name="taskrun",
-            name="buffered",
-            field=models.BooleanField(
-                default=False,
-                help_text="A fire held back by the task's overlap policy, or backfilled: it starts, in order of its fire time, when fewer than max_instances runs of the task are running.",
-                verbose_name="waits for a slot",
-            ),
+            model_name='taskrun',
+            name='buffered',
+            field=models.BooleanField(default=False, help_text="A fire held back by the task's overlap policy, or backfilled: it starts, in order of its fire time, when fewer than max_instances runs of the task are running.", verbose_name='waits for a slot'),
         ),
         migrations.AlterField(
-            model_name="task",
-            name="inactive_reason",
-            field=models.CharField(
-                blank=True,
-                help_text="Why it is inactive: said by the person who paused it, or by the scheduler (repeated failures, no runs left).",
-                max_length=255,
-                validators=[
-                    django.core.validators.ProhibitNullCharactersValidator(),
-                    django_tasks_sched.bounds.StorableTextValidator(),
-                ],
-                verbose_name="why inactive",
-            ),
+            model_name='task',
+            name='inactive_reason',
+            field=models.CharField(blank=True, help_text='Why it is inactive: said by the person who paused it, or by the scheduler (repeated failures, no runs left).', max_length=255, validators=[django.core.validators.ProhibitNullCharactersValidator(), django_tasks_sched.bounds.StorableTextValidator()], verbose_name='why inactive'),
         ),
         migrations.AlterField(
-            model_name="taskrun",
-            name="origin",
-            field=models.CharField(
-                choices=[
-                    ("SCHEDULE", "Schedule"),
-                    ("MANUAL", "Manual (run now)"),
-                    ("API", "API"),
-                    ("CLI", "Command line"),
-                    ("RETRY", "Retry"),
-                    ("BACKFILL", "Backfill"),
-                ],
-                default="SCHEDULE",
-                max_length=16,
-                verbose_name="triggered by",
-            ),
+            model_name='taskrun',
+            name='origin',
+            field=models.CharField(choices=[('SCHEDULE', 'Schedule'), ('MANUAL', 'Manual (run now)'), ('API', 'API'), ('CLI', 'Command line'), ('RETRY', 'Retry'), ('BACKFILL', 'Backfill')], default='SCHEDULE', max_length=16, verbose_name='triggered by'),
         ),
     ]
