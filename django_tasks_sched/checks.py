@@ -22,6 +22,7 @@ from django_tasks_sched.conf import (
     DEFAULTS,
     EXECUTORS,
     NULLABLE_NUMBERS,
+    NUMBER_MAXIMA,
     NUMBER_RULES,
     RENAMED,
     SETTING_NAME,
@@ -239,6 +240,8 @@ def _check_numbers(raw: Mapping[Any, Any]) -> list[CheckMessage]:
             continue
         kind = "a whole number" if whole else "a number"
         bound = f"of at least {low:g}" if inclusive else f"greater than {low:g}"
+        if key in NUMBER_MAXIMA:
+            bound += f" and at most {NUMBER_MAXIMA[key]:g}"
         if key in NULLABLE_NUMBERS:
             bound += ", or None"
         messages.append(

@@ -40,6 +40,9 @@ DEFAULTS: Mapping[str, Any] = {
     "POLL_INTERVAL": 0.25,
     # runscheduler: seconds between full reconciles that trust no stamp (catches raw SQL).
     "RECONCILE_INTERVAL": 60,
+    # runscheduler: minutes ahead a scheduler process holds tasks in memory; tasks firing later
+    # wait in the table, found through the indexed next_run_time (docs/window.md).
+    "WINDOW_MINUTES": 10,
     # runscheduler: seconds between heartbeats, and after which a silent process is dead.
     "HEARTBEAT_INTERVAL": 5,
     "HEARTBEAT_TIMEOUT": 30,
@@ -129,6 +132,7 @@ class AppSettings:
     EXECUTOR: str
     POLL_INTERVAL: float
     RECONCILE_INTERVAL: float
+    WINDOW_MINUTES: float
     HEARTBEAT_INTERVAL: float
     HEARTBEAT_TIMEOUT: float
     SHUTDOWN_GRACE_PERIOD: float
@@ -161,6 +165,7 @@ NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
     "THREADS": (True, 1, True),
     "POLL_INTERVAL": (False, 0, False),
     "RECONCILE_INTERVAL": (False, 0, False),
+    "WINDOW_MINUTES": (False, 0.1, True),
     "HEARTBEAT_INTERVAL": (False, 0, False),
     "HEARTBEAT_TIMEOUT": (False, 0, False),
     "SHUTDOWN_GRACE_PERIOD": (False, 0, True),
@@ -172,6 +177,10 @@ NUMBER_RULES: Mapping[str, tuple[bool, float, bool]] = {
     "HANDOFF_LEASE": (False, 0, False),
     "OVERLAP_BUFFER_LIMIT": (True, 1, True),
 }
+
+#: Numeric keys with a largest value: a window over a year would hold every task anyway, and
+#: a huge one overflows date arithmetic.
+NUMBER_MAXIMA: Mapping[str, float] = {"WINDOW_MINUTES": 525_600}
 
 #: Numeric keys that also accept None ("no limit", or for PRUNE_INTERVAL "never").
 NULLABLE_NUMBERS = frozenset({"RUN_RETENTION_DAYS", "RUN_RETENTION_COUNT", "PRUNE_INTERVAL"})
@@ -187,6 +196,8 @@ def is_valid_number(key: str, value: object) -> bool:
     if not isinstance(value, kinds) or isinstance(value, bool):
         return False
     assert isinstance(value, int | float)  # narrowed for the type checker
+    if value > NUMBER_MAXIMA.get(key, float("inf")):
+        return False
     return value >= low if inclusive else value > low
 
 
@@ -247,6 +258,7 @@ def get_settings() -> AppSettings:
         EXECUTOR=str(raw["EXECUTOR"]),
         POLL_INTERVAL=float(raw["POLL_INTERVAL"]),
         RECONCILE_INTERVAL=float(raw["RECONCILE_INTERVAL"]),
+        WINDOW_MINUTES=float(raw["WINDOW_MINUTES"]),
         HEARTBEAT_INTERVAL=float(raw["HEARTBEAT_INTERVAL"]),
         HEARTBEAT_TIMEOUT=float(raw["HEARTBEAT_TIMEOUT"]),
         SHUTDOWN_GRACE_PERIOD=float(raw["SHUTDOWN_GRACE_PERIOD"]),

@@ -88,6 +88,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def update(self, **kwargs: Any) -> int:
         # updated_at is what incremental reconcile reads, so bulk updates must move it too.
         kwargs.setdefault("updated_at", timezone.now())
+        if SCHEDULE_FIELDS & kwargs.keys() and "next_run_time" not in kwargs:
+            # The old next fire would be wrong, and a scheduler's window would trust it (a task
+            # moved from yearly to every minute would wait a year). NULL is in every window:
+            # the next pass computes the row's fire and writes it.
+            kwargs["next_run_time"] = None
         if audit.is_audited(kwargs):
             using = self._write_alias()
             # The old values are read, and the record written, in the UPDATE's transaction.

@@ -241,7 +241,8 @@ def service() -> Iterator[SchedulerService]:
 def test_a_resume_whose_load_fails_stays_paused_and_retries(
     service: SchedulerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    task = make_task("steady", trigger_config={"hours": 1})
+    # Five minutes: a fire within the window (WINDOW_MINUTES), so the task has a job.
+    task = make_task("steady", trigger_config={"minutes": 5})
     service.reconcile()
     expected = service.jobs.next_fire(task.pk)
     assert expected is not None
@@ -268,7 +269,8 @@ def test_a_resume_whose_load_fails_stays_paused_and_retries(
 
 
 def test_a_scheduler_stopped_while_paused_leaves_the_pause_points() -> None:
-    task = make_task("steady", trigger_config={"hours": 1})
+    # Five minutes: a fire within the window (WINDOW_MINUTES), so the task has a job.
+    task = make_task("steady", trigger_config={"minutes": 5})
     service = SchedulerService(Options.from_settings())
     service.start()
     service.reconciler.flush_next_runs()

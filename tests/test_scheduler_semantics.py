@@ -325,7 +325,8 @@ def test_a_run_recorded_while_the_jobs_are_dropped_keeps_its_resume_point(
     # A run finishing between APScheduler emptying its store and the resume points being
     # taken used to store "no next fire", and the next scheduler caught nothing up (seen in
     # CI as a four-second gap in the fires of a coalescing task).
-    task = make_task("steady", trigger_config={"hours": 1})
+    # Five minutes: a fire within the window (WINDOW_MINUTES), so the task has a job.
+    task = make_task("steady", trigger_config={"minutes": 5})
     service = SchedulerService(Options.from_settings())
     service.start()
     expected = service.jobs.next_fire(task.pk)

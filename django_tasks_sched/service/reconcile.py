@@ -1,15 +1,24 @@
-"""Keep APScheduler's in-memory jobs in step with the Task table.
+"""Keep APScheduler's in-memory jobs in step with the Task table, within a window of time.
 
-The table is the truth; APScheduler holds a MemoryJobStore copy of the active tasks, one job
-per task (job id = the task's primary key). Reconcile is incremental: when the change stamp
-moves, only rows whose ``updated_at`` moved past the watermark are read, and a job is touched
-only if a field that shapes its schedule changed. A slow full pass compares every row's
-schedule columns (the trigger config as text, nothing parsed) and catches what no stamp reports
-(raw SQL that does not touch ``updated_at``); only the rows that differ are read in full.
+The table is the truth. A scheduler process holds jobs only for the active tasks whose next
+fire falls within the window (``WINDOW_MINUTES`` ahead), in a MemoryJobStore (job id = the
+task's primary key); tasks firing later wait in the table, found through the indexed
+``next_run_time``, which is exact on every row. So memory and start-up follow the tasks due
+soon, not the size of the table (docs/window.md). Four passes keep the jobs in step:
 
-Start-up loads every row in one pass while the scheduler is paused: identical schedules share
-one trigger (and its first fire time), and jobs go straight into the store in fire-time order,
-without APScheduler's per-job validation and wake-up. 100,000 tasks load in seconds.
+- **load** (start-up, resume): reads the rows in the window, catching up fires missed while
+  no scheduler ran, and puts the jobs straight into the store, scheduler paused.
+- **advance** (every quarter window): moves the window's edge on, reads the rows that came
+  into it, and drops the jobs whose next fire left it (writing that fire to the table).
+- **incremental** (the change stamp moved): reads the rows whose ``updated_at`` moved past
+  the watermark; a job is touched only if a field that shapes its schedule changed.
+- **full** (``RECONCILE_INTERVAL``): compares every row in the window with what is loaded
+  (the trigger config as text, nothing parsed), and checks a slice of the rows outside it,
+  so raw SQL that no stamp reports is caught: in the window at once, outside it within 60
+  full passes.
+
+A row's job is kept only if its next fire is within the window: that one rule, in
+:meth:`Reconciler._apply`, serves every pass.
 """
 
 from __future__ import annotations
@@ -23,11 +32,12 @@ from typing import Any, NamedTuple
 
 from apscheduler.job import Job
 from django.db import router, transaction
-from django.db.models import Case, QuerySet, TextField, When
+from django.db.models import Case, Q, QuerySet, TextField, When
 from django.db.models.functions import Cast
 from django.utils import timezone as dj_timezone
 
-from django_tasks_sched.lifecycle import refuse
+from django_tasks_sched.conf import get_settings
+from django_tasks_sched.lifecycle import KEEP, refuse
 from django_tasks_sched.models import Task, anchored_config
 from django_tasks_sched.rawsql import concrete_field, update_rows
 from django_tasks_sched.reasons import NOT_RUN
@@ -50,6 +60,11 @@ CHUNK_SIZE = 2000
 #: How far back a task without a misfire grace limit catches up fires missed while no
 #: scheduler ran (a one-second task down for a week would otherwise make 600,000 runs).
 NO_GRACE_CATCH_UP = timedelta(hours=1)
+
+#: Rows outside the window checked by each full pass: at least this many, and at least a
+#: sixtieth of the table, so every row is checked within 60 full passes.
+VERIFY_MIN = 1000
+VERIFY_PASSES = 60
 
 #: Rows are re-read from a little before the watermark: other processes' clocks and commit
 #: order mean a row can commit with an updated_at slightly older than one we have seen.
@@ -77,12 +92,14 @@ class ReconcileResult:
     added: int = 0
     changed: int = 0
     removed: int = 0
+    #: Jobs dropped because their next fire left the window (their task stays active).
+    left: int = 0
     #: Found at load: fires missed beyond their grace window while no scheduler ran, for the
     #: executor to record MISSED.
     missed: list[Fire] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
+        return bool(self.added or self.changed or self.removed or self.left)
 
 
 def _with_text(queryset: QuerySet[Task]) -> QuerySet[Task]:
@@ -97,6 +114,12 @@ def _rows(queryset: QuerySet[Task]) -> Iterator[tuple[Any, ...]]:
     return raw_rows(queryset.values_list(*ROW_COLUMNS))
 
 
+def _in_window(until: datetime) -> QuerySet[Task]:
+    # The (active, next_run_time) index; NULL: finished, refused, or forced in by raw SQL.
+    soon = Q(next_run_time__lte=until) | Q(next_run_time__isnull=True)
+    return Task.objects.filter(soon, active=True)
+
+
 def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | None) -> Known:
     # Raw values: SQLite and MySQL give booleans as 0 and 1.
     return Schedule(trigger, text, bool(coalesce), grace) if active else NO_JOB
@@ -105,12 +128,20 @@ def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | 
 class Reconciler:
     """Applies Task rows to an APScheduler scheduler (which must use the firing executor)."""
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: Jobs, window: timedelta | None = None) -> None:
         self.jobs = jobs
-        self.known: dict[int, Known] = {}
+        #: How far ahead jobs are held (``WINDOW_MINUTES``).
+        self.window = window or timedelta(minutes=get_settings().WINDOW_MINUTES)
+        #: The window's far edge: every active task firing by then has a job (None: not loaded).
+        self.until: datetime | None = None
+        #: The tasks in the window: with a job, or finished (no next fire).
+        self.known: dict[int, Schedule] = {}
         self.watermark: datetime | None = None
-        #: Next fire times not yet written to the table's display column (see flush_next_runs).
+        #: Next fire times not yet written to the table (see flush_next_runs).
         self.pending_next_run: dict[int, datetime | None] = {}
+        #: Where the check of rows outside the window goes on (the last primary key checked).
+        self.verified_up_to = 0
+        self.verify_batch = VERIFY_MIN
         # Rows are read raw (see rawrows): these convert the two dates when they are needed.
         using = Task.objects.db
         self._read_next = column_reader(concrete_field(Task, "next_run_time"), using)
@@ -122,57 +153,126 @@ class Reconciler:
     # -- passes -------------------------------------------------------------------------------
 
     def load(self) -> ReconcileResult:
-        """The first pass: every row. The scheduler must be paused and its store empty."""
+        """The first pass: the rows in the window. The scheduler paused, its store empty."""
         if self.watermark is not None:
             return self.full()
         started = dj_timezone.now()
+        self.until = started + self.window
         result = ReconcileResult()
         jobs: list[Job] = []
-        self._apply(_rows(Task.objects.all()), result, new_jobs=jobs)
+        self._apply(_rows(_in_window(self.until)), result, new_jobs=jobs)
         self.jobs.load(jobs)
         self.watermark = started
         return result
 
-    def full(self) -> ReconcileResult:
-        """Compare every row with what is loaded; add, change and remove jobs to match."""
-        started = dj_timezone.now()
+    def advance(self) -> ReconcileResult:
+        """Move the window on: add the rows that came into it, drop the jobs that left it.
+
+        Rows come in by their stored next fire; one found already past (the pass came late,
+        the database was away) is caught up as at start-up, never skipped.
+        """
         result = ReconcileResult()
+        if self.until is None:
+            return result
+        start, self.until = self.until, dj_timezone.now() + self.window
+        coming = Task.objects.filter(
+            active=True, next_run_time__gt=start, next_run_time__lte=self.until
+        )
+        self._apply(_rows(coming), result, catch_up=True)
+        for task_id, next_run_time in self.jobs.take_beyond(self.until).items():
+            # The table holds the fire from here on; the advance that reaches it reloads it.
+            self.known.pop(task_id, None)
+            self.pending_next_run[task_id] = next_run_time
+            result.left += 1
+        return result
+
+    def full(self) -> ReconcileResult:
+        """Compare every row in the window with what is loaded, and check a slice of the rest."""
+        started = dj_timezone.now()
+        result = self.advance()
+        assert self.until is not None
         seen: set[int] = set()
         changed: list[int] = []
-        scan = _with_text(Task.objects.order_by()).values_list(*SCAN_COLUMNS)
+        scan = _with_text(_in_window(self.until)).values_list(*SCAN_COLUMNS)
         for task_id, *fields in raw_rows(scan):
             seen.add(task_id)
             if self.known.get(task_id) != _schedule(*fields):
                 changed.append(task_id)
-        for start in range(0, len(changed), CHUNK_SIZE):
-            ids = changed[start : start + CHUNK_SIZE]
-            self._apply(_rows(Task.objects.filter(pk__in=ids)), result)
-        for task_id in set(self.known) - seen:
-            self._remove(task_id, result)
-            self.refused.pop(task_id, None)
+        self._apply_ids(changed, result)
+        # Loaded, but not among the window's rows: deleted, switched off, or its stored next
+        # fire moved on by raw SQL.
+        self._recheck(set(self.known) - seen, result)
+        self._verify(result)
         self.watermark = started
         return result
 
     def incremental(self) -> ReconcileResult:
-        """Apply rows changed since the last pass, and drop jobs of deleted rows."""
+        """Apply the rows changed since the last pass.
+
+        Deleted rows leave nothing to read: their jobs go at the next full pass, and until
+        then a fire of one claims nothing (the claim finds no task).
+        """
         if self.watermark is None:
             return self.full()
         started = dj_timezone.now()
         changed = Task.objects.filter(updated_at__gte=self.watermark - CLOCK_MARGIN)
         result = ReconcileResult()
         self._apply(_rows(changed), result)
-        # Deletions leave no row to see; a count that differs from ours is the cheap tell.
-        if Task.objects.count() != len(self.known):
-            ids = set(Task.objects.values_list("id", flat=True))
-            for task_id in set(self.known) - ids:
-                self._remove(task_id, result)
-                self.refused.pop(task_id, None)
-            missing = ids - set(self.known)
-            if missing:
-                # Rows that appeared with an old updated_at (raw SQL, restored backups).
-                self._apply(_rows(Task.objects.filter(id__in=missing)), result)
         self.watermark = started
         return result
+
+    def next_fire(self, task_id: int) -> object:
+        """The task's next fire time, for a run of it that finishes now.
+
+        None when it has none (finished); ``KEEP`` when its task is outside the window: the
+        table holds its next fire, written when its job left.
+        """
+        job = self.jobs.get(task_id)
+        if job is not None:
+            return job.next_run_time
+        return None if task_id in self.known else KEEP
+
+    def resume_points(self, next_fires: dict[int, datetime | None]) -> dict[int, object]:
+        """``next_fires`` (the jobs' next fires, as firing stops), with the finished tasks'."""
+        points: dict[int, object] = dict.fromkeys(self.known)
+        points.update(next_fires)
+        return points
+
+    # -- helpers of the full pass -------------------------------------------------------------
+
+    def _apply_ids(self, ids: list[int], result: ReconcileResult) -> None:
+        for start in range(0, len(ids), CHUNK_SIZE):
+            self._apply(_rows(Task.objects.filter(pk__in=ids[start : start + CHUNK_SIZE])), result)
+
+    def _recheck(self, task_ids: set[int], result: ReconcileResult) -> None:
+        """Re-read loaded tasks missing from the window's rows; drop those deleted."""
+        ids = sorted(task_ids)
+        for start in range(0, len(ids), CHUNK_SIZE):
+            chunk = ids[start : start + CHUNK_SIZE]
+            rows = list(_rows(Task.objects.filter(pk__in=chunk)))
+            self._apply(rows, result)
+            present = {row[0] for row in rows}
+            for task_id in chunk:
+                if task_id not in present:
+                    self._remove(task_id, result)
+                    self.refused.pop(task_id, None)
+                elif task_id in self.known:
+                    # Unchanged, so its job is right and the stored next fire is not.
+                    self.pending_next_run[task_id] = self.jobs.next_fire(task_id)
+
+    def _verify(self, result: ReconcileResult) -> None:
+        """Check a slice of the rows outside the window: each row's stored next fire must be
+        its schedule's, or the window would bring it in at the wrong time (or never)."""
+        assert self.until is not None
+        if not self.verified_up_to:
+            # A new round: sized so that it checks the whole table within VERIFY_PASSES.
+            self.verify_batch = max(VERIFY_MIN, -(-Task.objects.count() // VERIFY_PASSES))
+        later = Task.objects.filter(
+            active=True, next_run_time__gt=self.until, pk__gt=self.verified_up_to
+        )
+        ids = list(later.order_by("pk").values_list("pk", flat=True)[: self.verify_batch])
+        self._apply_ids(ids, result)
+        self.verified_up_to = ids[-1] if len(ids) == self.verify_batch else 0
 
     # -- applying rows ------------------------------------------------------------------------
 
@@ -181,8 +281,17 @@ class Reconciler:
         rows: Iterable[tuple[Any, ...]],
         result: ReconcileResult,
         new_jobs: list[Job] | None = None,
+        *,
+        catch_up: bool = False,
     ) -> None:
-        """Bring each row's job in line; with ``new_jobs``, collect new jobs instead of adding."""
+        """Bring each row's job in line; with ``new_jobs``, collect new jobs instead of adding.
+
+        A job is kept only if its next fire is within the window; a row outside it gets its
+        next fire written to the table, if the table has another one. Fires a new job missed
+        are caught up at load, and with ``catch_up``.
+        """
+        assert self.until is not None
+        catch_up = catch_up or new_jobs is not None
         now = datetime.now(timezone.utc)
         triggers: dict[tuple[Any, ...], tuple[Any, datetime | None, float | None]] = {}
         refused: dict[int, str] = {}
@@ -205,10 +314,18 @@ class Reconciler:
                     aps_trigger, first = self._trigger(
                         triggers, task_id, trigger, text, created, now
                     )
-                    if new_jobs is not None:
+                    next_run_time = self._next(task_id, aps_trigger, first, schedule, old)
+                    if old is None and catch_up:
                         next_run_time = self._catch_up(
-                            task_id, aps_trigger, first, stored_at, grace, now, result
+                            task_id, aps_trigger, next_run_time, stored_at, grace, now, result
                         )
+                    if next_run_time is not None and next_run_time > self.until:
+                        # Outside the window: the table holds it until the window reaches it.
+                        self._remove(task_id, result)
+                        if stored_at != next_run_time:
+                            self.pending_next_run[task_id] = next_run_time
+                        continue
+                    if new_jobs is not None:
                         new_jobs.append(
                             self.jobs.build(
                                 task_id, name, aps_trigger, next_run_time, schedule.grace
@@ -216,8 +333,8 @@ class Reconciler:
                         )
                         result.added += 1
                     else:
-                        next_run_time = self._upsert(
-                            task_id, name, aps_trigger, first, schedule, old, result
+                        self._upsert(
+                            task_id, name, aps_trigger, next_run_time, schedule, old, result
                         )
                 except Exception as exc:
                     # A row saved past validation: not scheduled, said so once in the run
@@ -233,7 +350,6 @@ class Reconciler:
                     schedule = NO_JOB
             if not isinstance(schedule, Schedule):
                 self._remove(task_id, result)
-                self.known[task_id] = NO_JOB
                 if stored_next is not None:
                     self.pending_next_run[task_id] = None
                 continue
@@ -244,6 +360,21 @@ class Reconciler:
             refuse(refused)
         # Only once recorded: a pass that failed before this point records them next time.
         self.refused.update(pending_refusals)
+
+    def _next(
+        self,
+        task_id: int,
+        trigger: Any,
+        first: datetime | None,
+        schedule: Schedule,
+        old: Schedule | None,
+    ) -> datetime | None:
+        """The next fire of the task's job as it will be: its job's own, where only the
+        options changed (the trigger stays, and where it is in its schedule), else ``first``."""
+        if old is None or (old.trigger, old.text) != (schedule.trigger, schedule.text):
+            return first
+        job = self.jobs.get(task_id)
+        return first if job is None else job.next_run_time
 
     def _catch_up(
         self,
@@ -330,11 +461,11 @@ class Reconciler:
         trigger: Any,
         first: datetime | None,
         schedule: Schedule,
-        old: Known | None,
+        old: Schedule | None,
         result: ReconcileResult,
     ) -> datetime | None:
         """Add or change the task's job (APScheduler wakes up for it); its next fire."""
-        replace = isinstance(old, Schedule) and (old.trigger, old.text) != (
+        replace = old is not None and (old.trigger, old.text) != (
             schedule.trigger,
             schedule.text,
         )

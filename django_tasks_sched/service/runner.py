@@ -179,6 +179,9 @@ class SchedulerService:
     def loop(self) -> None:
         opts = self.options
         next_full = time.monotonic() + opts.reconcile_interval
+        # A quarter of the window: its edge is always at least three quarters ahead.
+        advance_every = self.reconciler.window.total_seconds() / 4
+        next_advance = time.monotonic() + advance_every
         next_beat = time.monotonic() + opts.heartbeat_interval
         failures = 0
         while not self.stopping.is_set():
@@ -197,6 +200,11 @@ class SchedulerService:
                     if self.firing:
                         self.log_reconcile("full", self.reconciler.full())
                     next_full = now + opts.reconcile_interval
+                    next_advance = now + advance_every  # a full pass advances the window
+                if now >= next_advance:
+                    if self.firing:
+                        self.advance()
+                    next_advance = now + advance_every
                 if now >= next_beat:
                     self.heartbeat.beat()
                     recover_orphaned_runs(opts.heartbeat_timeout, self.worker_id)
@@ -236,6 +244,13 @@ class SchedulerService:
             self.forget_edited_points()
         self.claim_queued()
 
+    def advance(self) -> None:
+        """Move the window on; record the fires a late advance found missed."""
+        result = self.reconciler.advance()
+        if result.missed:
+            self.executor.add_fires(result.missed)
+        self.log_reconcile("window", result)
+
     def load(self) -> int:
         """Load every task (APScheduler paused, its store empty), then fire; tasks scheduled."""
         loaded = self.reconciler.load()
@@ -253,7 +268,7 @@ class SchedulerService:
         """Firing switched off: stop firing, and store where each task resumes."""
         # As at shutdown: runs finishing from here on store these points, and the reload
         # at resume catches up from them, as after downtime.
-        points: dict[int, object] = dict(self.jobs.pause_and_clear())
+        points = self.reconciler.resume_points(self.jobs.pause_and_clear())
         self.resume_points = points
         self.firing = False
         self.executor.handoffs.paused.set()
@@ -347,7 +362,7 @@ class SchedulerService:
         # point, never "no next fire" (which would lose the downtime's catch-up). A fire
         # handed over meanwhile only makes a point earlier: a claimed fire is not claimed twice.
         if self.firing:
-            self.resume_points = dict[int, object](self.jobs.next_fires())
+            self.resume_points = self.reconciler.resume_points(self.jobs.next_fires())
         # (While paused, the points stored at the pause stand.)
         assert self.resume_points is not None
         # Stops the executor taking fires, and empties APScheduler's memory store.
@@ -416,18 +431,20 @@ class SchedulerService:
 
     def _next_fire_time(self, task_id: int) -> object:
         if self.resume_points is not None:
-            return self.resume_points.get(task_id)
-        return self.jobs.next_fire(task_id)
+            # A task outside the window has its next fire in the table already.
+            return self.resume_points.get(task_id, KEEP)
+        return self.reconciler.next_fire(task_id)
 
     @staticmethod
     def log_reconcile(kind: str, result: Any) -> None:
         if result:
             logger.info(
-                "Reconcile (%s): %d added, %d changed, %d removed",
+                "Reconcile (%s): %d added, %d changed, %d removed, %d left the window",
                 kind,
                 result.added,
                 result.changed,
                 result.removed,
+                result.left,
             )
 
 
