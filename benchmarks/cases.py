@@ -463,6 +463,13 @@ def burst_10k(plan: Plan) -> list[Result]:
     return _flag_errors(rows, errors)
 
 
+def million(plan: Plan) -> list[Result]:
+    """Benchmark 7, in its own module: a million tasks (issue 16)."""
+    from benchmarks.million import million as run
+
+    return run(plan)
+
+
 def handoff(plan: Plan) -> list[Result]:
     """Benchmark 6, in its own module: hand-off to worker fleets."""
     from benchmarks.handoff import handoff as run
@@ -477,4 +484,5 @@ ALL: list[tuple[str, Callable[[Plan], list[Result]]]] = [
     ("burst10k", burst_10k),
     ("startup100k", startup_100k),
     ("handoff", handoff),
+    ("million", million),
 ]

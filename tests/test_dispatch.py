@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.service.executor import batch_bounds
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import wait_until
 
@@ -57,3 +59,36 @@ def test_a_date_task_that_fired_fires_again_when_given_a_new_date(tmp_path: Path
     )
     assert proc.stop() == 0
     assert "Traceback" not in proc.log_path.read_text()
+
+
+def test_a_burst_starts_functions_before_its_last_fires_are_claimed(tmp_path: Path) -> None:
+    """Claims and calls in a pipeline: the first small batch's functions are called while
+    later batches are still being claimed (one batch of 400 would start none before all)."""
+    proc = Proc(tmp_path / "scheduler.log")
+    proc.wait_ready()
+    due = (timezone.now() + timedelta(seconds=2)).isoformat()
+    Task.objects.bulk_create(
+        Task(
+            name=f"burst-{i:03d}",
+            func="tests.testapp.jobs:noop",
+            trigger="date",
+            trigger_config={"run_date": due},
+        )
+        for i in range(400)
+    )
+    done = TaskRun.objects.filter(status=TaskRun.Status.SUCCESSFUL)
+    wait_until(lambda: done.count() >= 400, 30, proc)
+    assert proc.stop() == 0
+    claimed = sorted(set(done.values_list("enqueued_at", flat=True)))
+    first_call = min(done.values_list("started_at", flat=True))
+    assert len(claimed) > 1, "one claim for the whole burst"
+    assert first_call < claimed[-1]
+
+
+def test_claim_batches_start_small_and_grow() -> None:
+    bounds = list(batch_bounds(1000))
+    assert [end - start for start, end in bounds] == [25, 50, 100, 200, 400, 225]
+    assert bounds[0][0] == 0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert list(batch_bounds(0)) == []
+    assert list(batch_bounds(3)) == [(0, 3)]

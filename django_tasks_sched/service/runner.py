@@ -168,10 +168,11 @@ class SchedulerService:
         if self.executor.workers is not None:
             logger.info("Functions are called in %d worker processes", self.options.threads)
         logger.info(
-            "Scheduler %s ready in %.2fs: %d task(s) scheduled",
+            "Scheduler %s ready in %.2fs: %d task(s) in the window (the next %g minutes)",
             self.worker_id,
             time.monotonic() - started,
             added,
+            self.reconciler.window.total_seconds() / 60,
         )
         # The display column only: it can follow the first fires.
         self.reconciler.flush_next_runs()
@@ -295,7 +296,7 @@ class SchedulerService:
         self.executor.handoffs.paused.clear()
         self.fire(loaded)
         self.fire_reboot()
-        logger.warning("Firing resumed: %d task(s) scheduled", loaded.added)
+        logger.warning("Firing resumed: %d task(s) in the window", loaded.added)
 
     def fire_reboot(self) -> None:
         """The @reboot tasks, once, if this process started scheduling and firing is on."""

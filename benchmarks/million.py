@@ -1,0 +1,111 @@
+"""Benchmark 7: a million tasks on PostgreSQL (100,000 on SQLite), in issue 16's mix.
+
+1 % of the tasks fire every minute, 3 % hourly, the rest daily, over five zones (see
+:mod:`benchmarks.population`): about 190 fires a second at a million, arriving as a burst of
+10,000 at the start of each minute plus a steady stream. One scheduler process, on its
+defaults (a ten-minute window). Rows: how fast the tasks are made, start-up and memory, fire
+lateness over whole minutes, and change propagation with the table that size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timedelta
+
+from benchmarks.cases import Plan, _check_clean, _flag_errors, _lateness_row, _runs_between
+from benchmarks.cases import propagation as propagation_rows
+from benchmarks.harness import NOOP, UTC, Result, Scheduler, analyze, reset_tables, wait_until_idle
+from benchmarks.population import insert_tasks, realistic_mix
+
+#: Tasks per database: PostgreSQL is the target; SQLite is for a single small machine.
+COUNTS = {"postgres": 1_000_000, "sqlite": 100_000}
+
+
+def expected_fires(count: int, start: float, end: float) -> int:
+    """How many fires the mix has in [start, end): per distinct schedule, not per task."""
+    from django_tasks_sched.triggers import build_trigger, next_fire_times
+
+    tasks_per_schedule: dict[str, int] = {}
+    for _, config in realistic_mix(count):
+        key = json.dumps(config, sort_keys=True)
+        tasks_per_schedule[key] = tasks_per_schedule.get(key, 0) + 1
+    opens = datetime.fromtimestamp(start, UTC) - timedelta(microseconds=1)
+    closes = datetime.fromtimestamp(end, UTC)
+    total = 0
+    for key, tasks in tasks_per_schedule.items():
+        trigger = build_trigger("cron", json.loads(key))
+        fires = next_fire_times(trigger, count=10, after=opens)
+        total += tasks * sum(1 for when in fires if when < closes)
+    return total
+
+
+def million(plan: Plan) -> list[Result]:
+    count = COUNTS[plan.db]
+    label = f"{count:,}"
+    reset_tables()
+    began = time.monotonic()
+    insert_tasks(realistic_mix(count), NOOP)
+    analyze()
+    made = time.monotonic() - began
+    results = [
+        Result(
+            f"7. making {label} tasks (COPY / multi-row INSERT, then ANALYZE)",
+            plan.db,
+            f"{made:.1f} s ({count / made:,.0f} rows/s)",
+            "bulk, batched",
+            True,
+            {"seconds": made},
+        )
+    ]
+    scheduler = Scheduler(plan.log("million"))
+    ready = scheduler.wait_ready()
+    assert scheduler.ready_wall is not None
+    wall = scheduler.ready_wall
+    time.sleep(3)  # the first loop passes, and the first fires' allocations
+    rss, peak = scheduler.memory_mb()
+    results += [
+        Result(
+            f"7. start-up until ready, {label} tasks",
+            plan.db,
+            f"{wall:.2f} s (loading the window {ready:.2f} s)",
+            "≤ 5 s",
+            wall <= 5.0,
+            {"wall": wall, "ready": ready},
+        ),
+        Result(
+            f"7. resident memory, {label} tasks",
+            plan.db,
+            f"{rss:.0f} MB (peak {peak:.0f} MB)",
+            "≤ 300 MB",
+            rss <= 300.0,
+            {"rss": rss, "peak": peak},
+        ),
+    ]
+    # Whole minutes, from the next one's start: each holds one burst of the every-minute tasks.
+    minutes = 1 if plan.quick else 3
+    start = math.ceil(time.time() / 60 + 0.05) * 60
+    end = start + minutes * 60
+    time.sleep(max(0.0, start - time.time()))
+    cpu_before, cpu_began = scheduler.cpu_seconds(), time.monotonic()
+    time.sleep(max(0.0, end - time.time()))
+    cpu = (scheduler.cpu_seconds() - cpu_before) / (time.monotonic() - cpu_began) * 100
+    time.sleep(5)
+    wait_until_idle()
+    expected = expected_fires(count, start, end)
+    results.append(
+        _lateness_row(
+            f"7. fire lateness, {label} tasks over {minutes} min (p99, {expected:,} fires)",
+            plan,
+            _runs_between(start, end),
+            expected,
+            0.100,
+            f"; scheduler CPU {cpu:.0f} %",
+        )
+    )
+    for row in propagation_rows(plan, scheduler):
+        row.benchmark = row.benchmark.replace("1. change", "7. change", 1) + f", {label} tasks"
+        results.append(row)
+    scheduler.stop()
+    return _flag_errors(results, _check_clean(scheduler, "million"))
