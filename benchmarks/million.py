@@ -107,5 +107,42 @@ def million(plan: Plan) -> list[Result]:
     for row in propagation_rows(plan, scheduler):
         row.benchmark = row.benchmark.replace("1. change", "7. change", 1) + f", {label} tasks"
         results.append(row)
+    results += two_schedulers(plan, scheduler, count, cpu)
     scheduler.stop()
     return _flag_errors(results, _check_clean(scheduler, "million"))
+
+
+def two_schedulers(plan: Plan, first: Scheduler, count: int, alone: float) -> list[Result]:
+    """A second replica, each loading the whole window: what each costs, and the lateness.
+
+    What sharing the window (each process a part) could save is the second process's own
+    upkeep of its window: its CPU here, less the claims it makes (which sharing would move to
+    the other process, not remove).
+    """
+    second = Scheduler(plan.log("million-second"))
+    second.wait_ready()
+    start = math.ceil(time.time() / 60 + 0.05) * 60
+    end = start + 60
+    time.sleep(max(0.0, start - time.time()))
+    before = [first.cpu_seconds(), second.cpu_seconds()]
+    began = time.monotonic()
+    time.sleep(max(0.0, end - time.time()))
+    took = time.monotonic() - began
+    cpu = [
+        (proc.cpu_seconds() - was) / took * 100
+        for proc, was in zip((first, second), before, strict=True)
+    ]
+    time.sleep(5)
+    wait_until_idle()
+    second.stop()
+    errors = _check_clean(second, "million, second scheduler")
+    expected = expected_fires(count, start, end)
+    row = _lateness_row(
+        f"7. fire lateness, two schedulers, {count:,} tasks over 1 min (p99, {expected:,} fires)",
+        plan,
+        _runs_between(start, end),
+        expected,
+        0.100,
+        f"; CPU {cpu[0]:.0f} % + {cpu[1]:.0f} % (one alone: {alone:.0f} %)",
+    )
+    return _flag_errors([row], errors)

@@ -40,6 +40,10 @@ INSTALLED_APPS = [
     "django_tasks_db",
 ]
 
+# The peers benchmark (benchmarks/peers.py) runs django-apscheduler beside us, when installed.
+if importlib.util.find_spec("django_apscheduler"):
+    INSTALLED_APPS.append("django_apscheduler")
+
 # The hand-off benchmark's fleets (benchmarks/handoff.py): django-tasks-db and Celery.
 _TASKS_PACKAGE = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"
 if _TASKS_PACKAGE == "django_tasks":

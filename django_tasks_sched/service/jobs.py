@@ -181,24 +181,22 @@ class Jobs:
         )
         return first, False
 
-    def take_beyond(self, until: datetime) -> dict[int, datetime]:
-        """Drop the jobs whose next fire is after ``until``; each one's next fire time.
+    def beyond(self, until: datetime) -> dict[int, datetime]:
+        """The jobs whose next fire is after ``until``, with that fire time.
 
-        Under the store lock, from the end of the store's sorted list, so the cost is the
-        number of jobs dropped, not the number held.
+        From the end of the store's sorted list, under the store lock: the cost is the number
+        of jobs found, not the number held.
         """
         edge = until.timestamp()
-        taken: dict[int, datetime] = {}
+        found: dict[int, datetime] = {}
         with self.scheduler._jobstores_lock:
             for job, timestamp in reversed(self.store._jobs):
                 if timestamp is None:
                     continue  # paused: no next fire, sorted last
                 if timestamp <= edge:
                     break
-                taken[int(job.id)] = job.next_run_time
-            for task_id in taken:
-                self.store.remove_job(str(task_id))
-        return taken
+                found[int(job.id)] = job.next_run_time
+        return found
 
     def remove(self, task_id: int) -> None:
         """Drop the task's job, if it has one."""

@@ -179,10 +179,13 @@ class Reconciler:
             active=True, next_run_time__gt=start, next_run_time__lte=self.until
         )
         self._apply(_rows(coming), result, catch_up=True)
-        for task_id, next_run_time in self.jobs.take_beyond(self.until).items():
+        for task_id, next_run_time in self.jobs.beyond(self.until).items():
             # The table holds the fire from here on; the advance that reaches it reloads it.
-            self.known.pop(task_id, None)
+            # Forgotten before the job goes: a run finishing meanwhile reads the job's fire,
+            # never "no next fire" (see next_fire).
             self.pending_next_run[task_id] = next_run_time
+            self.known.pop(task_id, None)
+            self.jobs.remove(task_id)
             result.left += 1
         return result
 
