@@ -1,9 +1,9 @@
 """How the scheduler hears of changes: it polls the change stamp, and on PostgreSQL LISTENs.
 
-The poll runs four times a second in every scheduler process, so its SQL is compiled once.
-The listener runs on its own connection in a daemon thread and wakes the main loop the moment
-a stamp is bumped. Any failure of it (server restart, psycopg 2 in use) only costs latency:
-the scheduler still polls the stamp.
+The poll runs four times a second in every scheduler process (once a second while LISTEN is in
+place), so its SQL is compiled once. The listener runs on its own connection in a daemon thread
+and wakes the main loop the moment a stamp is bumped. Any failure of it (server restart,
+psycopg 2 in use) only costs latency: the scheduler polls at its own pace again.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class Listener(threading.Thread):
         super().__init__(name="dts-listen", daemon=True)
         self.wake = wake
         self.stop = stop
+        #: Set while LISTEN is in place: a change wakes the loop, which may poll less often.
+        self.listening = threading.Event()
 
     @staticmethod
     def supported() -> bool:
@@ -81,11 +83,14 @@ class Listener(threading.Thread):
                 with psycopg.connect(**params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     logger.debug("Listening on PostgreSQL channel %s", NOTIFY_CHANNEL)
+                    self.listening.set()
                     self.wake.set()  # Changes may have happened while we were connecting.
                     while not self.stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self.wake.set()
             except Exception:
+                # Back to the poll's own pace (the loop reads this flag before each wait).
+                self.listening.clear()
                 if self.stop.is_set():
                     return
                 logger.warning("LISTEN connection lost; polling until it is back", exc_info=True)

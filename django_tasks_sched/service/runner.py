@@ -50,6 +50,9 @@ from django_tasks_sched.service.reconcile import (
 
 logger = logging.getLogger("django_tasks_sched.scheduler")
 
+#: Longest wait between stamp reads while LISTEN is in place (see SchedulerService.poll_wait).
+LISTENING_POLL = 1.0
+
 
 @dataclass
 class Options:
@@ -105,6 +108,8 @@ class SchedulerService:
         self.paused_at: datetime | None = None
         #: When this process started scheduling, until its @reboot tasks are fired.
         self.reboot_at: datetime | None = None
+        #: PostgreSQL's LISTEN thread, once started.
+        self.listener: Listener | None = None
         #: From shutdown on: each task's next fire time as it was when firing stopped.
         self.resume_points: dict[int, object] | None = None
 
@@ -154,7 +159,8 @@ class SchedulerService:
             logger.warning("Firing is paused in every scheduler process; waiting for resume")
         self.fire_reboot()
         if Listener.supported():
-            Listener(self.wake, self.stopping).start()
+            self.listener = Listener(self.wake, self.stopping)
+            self.listener.start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
         threading.Thread(
             target=Pruner.from_settings().run,
@@ -186,7 +192,7 @@ class SchedulerService:
         next_beat = time.monotonic() + opts.heartbeat_interval
         failures = 0
         while not self.stopping.is_set():
-            self.wake.wait(opts.poll_interval)
+            self.wake.wait(self.poll_wait())
             self.wake.clear()
             if self.stopping.is_set():
                 break
@@ -227,6 +233,15 @@ class SchedulerService:
                 logger.exception("Scheduler loop failed (%d in a row); retrying", failures)
                 close_old_connections()
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
+
+    def poll_wait(self) -> float:
+        """Seconds the loop waits for a wake-up: the poll interval, or while PostgreSQL's NOTIFY
+        wakes it on every change, up to a second (the stamp read is then only a safety net,
+        and most of an idle scheduler's CPU time was those reads)."""
+        opts = self.options
+        if self.listener is not None and self.listener.listening.is_set():
+            return max(opts.poll_interval, min(LISTENING_POLL, opts.heartbeat_interval / 2))
+        return opts.poll_interval
 
     def reconcile(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""
