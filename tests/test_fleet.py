@@ -465,6 +465,31 @@ def test_a_broker_that_is_away_holds_up_nothing_else(tmp_path: Path) -> None:
     assert "Could not enqueue" in scheduler.output()
 
 
+def test_a_send_cut_off_by_shutdown_leaves_its_runs_queued_and_unhanded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hand-off thread was still sending when the scheduler stopped: the runs of that
+    send are unmarked (a later scheduler sends them at once); one already sent stays handed."""
+    from django.utils import timezone
+
+    from django_tasks_sched.fleet import handoff
+
+    task = make_task("fleet", trigger="date", trigger_config={"run_date": "2099-01-01T00:00"})
+    now = timezone.now()
+    cut, sent = (
+        TaskRun.objects.create(
+            task=task, status="QUEUED", handed_at=now, handoffs=1, backend_result_id=result
+        )
+        for result in ("", "celery-id-1")
+    )
+    monkeypatch.setattr(handoff, "_sending", {cut.pk, sent.pk})
+    assert handoff.release_sending() == 1
+    cut.refresh_from_db()
+    sent.refresh_from_db()
+    assert (cut.handed_at, cut.handoffs) == (None, 0)
+    assert (sent.handed_at, sent.handoffs) == (now, 1)
+
+
 def test_a_hand_off_the_backend_refuses_fails_the_run(tmp_path: Path) -> None:
     task = make_task(
         "refused",

@@ -82,6 +82,12 @@ class HandOffThread(threading.Thread):
         self._wake.set()
         if self.is_alive():
             self.join(timeout)
+        if self.is_alive():
+            # Still sending (a broker that does not answer): the runs of that send are
+            # unmarked, so the next scheduler sends them at once, not after HANDOFF_LEASE. A
+            # message that gets through after all starts nothing twice: a worker starts only
+            # a QUEUED run (django_tasks_sched.fleet.tasks).
+            release_sending()
 
     def run(self) -> None:
         failures = 0
@@ -170,8 +176,33 @@ def _take_unhanded(limit: int) -> list[tuple[int, Task]]:
     return [(pk, tasks[task_id]) for pk, task_id in rows]
 
 
+#: The runs the hand-off thread is sending now (marked handed, not yet sent).
+_sending: set[int] = set()
+
+
+def release_sending() -> int:
+    """Unmark the runs of a send cut off by shutdown; returns how many."""
+    pks = list(_sending)
+    if not pks:
+        return 0
+    count = TaskRun.objects.filter(
+        pk__in=pks, status=TaskRun.Status.QUEUED, handed_at__isnull=False, backend_result_id=""
+    ).update(handed_at=None, handoffs=F("handoffs") - 1)
+    if count:
+        logger.warning("Shutdown cut off the hand-off of %d run(s); they stay queued", count)
+    return count
+
+
 def _enqueue(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
     """Send each run of ``batch``; returns how many went, and whether every backend was there."""
+    _sending.update(pk for pk, _ in batch)
+    try:
+        return _send(batch)
+    finally:
+        _sending.clear()
+
+
+def _send(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
     from django_tasks_sched.fleet.compat import InvalidTask, InvalidTaskBackend
     from django_tasks_sched.fleet.tasks import run_handed_off
 
