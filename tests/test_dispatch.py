@@ -17,11 +17,9 @@ from tests.processes import wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_two_schedulers_run_a_burst_exactly_once(tmp_path: Path) -> None:
-    schedulers = [Proc(tmp_path / f"{name}.log") for name in "ab"]
-    for proc in schedulers:
-        proc.wait_ready()
-    due = (timezone.now() + timedelta(seconds=3)).isoformat()
+def burst(count: int, due_in: float) -> None:
+    """``count`` no-op date tasks, all due ``due_in`` seconds from now."""
+    due = (timezone.now() + timedelta(seconds=due_in)).isoformat()
     Task.objects.bulk_create(
         Task(
             name=f"burst-{i:03d}",
@@ -29,8 +27,15 @@ def test_two_schedulers_run_a_burst_exactly_once(tmp_path: Path) -> None:
             trigger="date",
             trigger_config={"run_date": due},
         )
-        for i in range(300)
+        for i in range(count)
     )
+
+
+def test_two_schedulers_run_a_burst_exactly_once(tmp_path: Path) -> None:
+    schedulers = [Proc(tmp_path / f"{name}.log") for name in "ab"]
+    for proc in schedulers:
+        proc.wait_ready()
+    burst(300, due_in=3)
     done = TaskRun.objects.filter(status=TaskRun.Status.SUCCESSFUL)
     wait_until(lambda: done.count() >= 300, 30, schedulers[0])
     # Stopped (each records what it ran first), so a duplicate would be in the table now.
@@ -66,16 +71,7 @@ def test_a_burst_starts_functions_before_its_last_fires_are_claimed(tmp_path: Pa
     later batches are still being claimed (one batch of 400 would start none before all)."""
     proc = Proc(tmp_path / "scheduler.log")
     proc.wait_ready()
-    due = (timezone.now() + timedelta(seconds=2)).isoformat()
-    Task.objects.bulk_create(
-        Task(
-            name=f"burst-{i:03d}",
-            func="tests.testapp.jobs:noop",
-            trigger="date",
-            trigger_config={"run_date": due},
-        )
-        for i in range(400)
-    )
+    burst(400, due_in=2)
     done = TaskRun.objects.filter(status=TaskRun.Status.SUCCESSFUL)
     wait_until(lambda: done.count() >= 400, 30, proc)
     assert proc.stop() == 0

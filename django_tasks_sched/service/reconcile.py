@@ -83,7 +83,7 @@ class Schedule(NamedTuple):
     grace: int | None
 
 
-#: What the reconciler knows of a task without a job (inactive, or refused).
+#: The schedule of a row that should have no job (inactive): compared, never held in ``known``.
 NO_JOB: tuple[()] = ()
 Known = Schedule | tuple[()]
 
@@ -244,25 +244,25 @@ class Reconciler:
 
     # -- helpers of the full pass -------------------------------------------------------------
 
-    def _apply_ids(self, ids: list[int], result: ReconcileResult) -> None:
+    def _apply_ids(self, ids: list[int], result: ReconcileResult) -> set[int]:
+        """Apply the rows of ``ids``, ``CHUNK_SIZE`` at a time; the ids that still have a row."""
+        present: set[int] = set()
         for start in range(0, len(ids), CHUNK_SIZE):
-            self._apply(_rows(Task.objects.filter(pk__in=ids[start : start + CHUNK_SIZE])), result)
+            rows = list(_rows(Task.objects.filter(pk__in=ids[start : start + CHUNK_SIZE])))
+            self._apply(rows, result)
+            present.update(row[0] for row in rows)
+        return present
 
     def _recheck(self, task_ids: set[int], result: ReconcileResult) -> None:
         """Re-read loaded tasks missing from the window's rows; drop those deleted."""
-        ids = sorted(task_ids)
-        for start in range(0, len(ids), CHUNK_SIZE):
-            chunk = ids[start : start + CHUNK_SIZE]
-            rows = list(_rows(Task.objects.filter(pk__in=chunk)))
-            self._apply(rows, result)
-            present = {row[0] for row in rows}
-            for task_id in chunk:
-                if task_id not in present:
-                    self._remove(task_id, result)
-                    self.refused.pop(task_id, None)
-                elif task_id in self.known:
-                    # Unchanged, so its job is right and the stored next fire is not.
-                    self.pending_next_run[task_id] = self.jobs.next_fire(task_id)
+        present = self._apply_ids(sorted(task_ids), result)
+        for task_id in task_ids:
+            if task_id not in present:
+                self._remove(task_id, result)
+                self.refused.pop(task_id, None)
+            elif task_id in self.known:
+                # Unchanged, so its job is right and the stored next fire is not.
+                self.pending_next_run[task_id] = self.jobs.next_fire(task_id)
 
     def _verify(self, result: ReconcileResult) -> None:
         """Check a slice of the rows outside the window: each row's stored next fire must be
@@ -487,7 +487,7 @@ class Reconciler:
             self.jobs.remove(task_id)
             result.removed += 1
 
-    # -- the display column -------------------------------------------------------------------
+    # -- the table's next fire times (what the window reads) -----------------------------------
 
     def flush_next_runs(self) -> None:
         """Write the next fire times that differ from the table's, a few statements for all."""
