@@ -15,7 +15,7 @@ from django.core.validators import (
     MinValueValidator,
     ProhibitNullCharactersValidator,
 )
-from django.db import models, router
+from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -88,11 +88,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def update(self, **kwargs: Any) -> int:
         # updated_at is what incremental reconcile reads, so bulk updates must move it too.
         kwargs.setdefault("updated_at", timezone.now())
-        if SCHEDULE_FIELDS & kwargs.keys() and "next_run_time" not in kwargs:
-            # The old next fire would be wrong, and a scheduler's window would trust it (a task
-            # moved from yearly to every minute would wait a year). NULL is in every window:
-            # the next pass computes the row's fire and writes it.
-            kwargs["next_run_time"] = None
+        # A new schedule gets its next fire, as save() gives it: the old one would be wrong,
+        # and a scheduler's window trusts it (a task moved from yearly to every minute would
+        # wait a year). Read before the UPDATE, which may make the filter match other rows.
+        recompute = bool(SCHEDULE_FIELDS & kwargs.keys()) and "next_run_time" not in kwargs
+        pks = list(self.values_list("pk", flat=True)) if recompute else []
         if audit.is_audited(kwargs):
             using = self._write_alias()
             # The old values are read, and the record written, in the UPDATE's transaction.
@@ -103,11 +103,25 @@ class TaskQuerySet(models.QuerySet["Task"]):
                     record()
         else:
             count = super().update(**kwargs)
+        if count and pks:
+            self._store_next_run_times(pks)
         if count:
             schedule_changed(self.db)
         return count
 
     update.alters_data = True  # type: ignore[attr-defined]
+
+    def _store_next_run_times(self, pks: list[int]) -> None:
+        """Compute and store the next fire of each of these tasks, a chunk at a time."""
+        from django_tasks_sched.rawsql import update_rows
+
+        using = self._write_alias()
+        columns = ("pk", "trigger", "trigger_config", "active", "created_at", "name")
+        for start in range(0, len(pks), 2000):
+            chunk = Task.objects.using(using).filter(pk__in=pks[start : start + 2000])
+            rows = [[task.pk, task.compute_next_run_time()] for task in chunk.only(*columns)]
+            with transaction.atomic(using=using):
+                update_rows(Task, ["next_run_time"], rows, using)
 
     def switch_off(self, reason: str) -> int:
         """Deactivate these tasks for the scheduler's ``reason`` (no person paused them)."""

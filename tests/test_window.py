@@ -269,3 +269,13 @@ def test_the_check_outside_the_window_covers_the_table_in_rounds(
             cursors.append(reconciler.verified_up_to)
     # Ten rows a pass, in key order; a short slice ends the round, and the next begins again.
     assert cursors == [far[9].pk, far[19].pk, 0, far[9].pk]
+
+
+def test_a_bulk_update_of_the_schedule_stores_the_new_next_fire() -> None:
+    """The window reads next_run_time: QuerySet.update() keeps it exact, as save() does."""
+    with time_machine.travel(MONDAY + timedelta(hours=8), tick=False):
+        task = make("yearly", "cron", {"crontab": "0 0 1 1 *"})
+        Task.objects.filter(pk=task.pk).update(trigger_config={"crontab": "*/5 * * * *"})
+        assert stored_next(task) == MONDAY + timedelta(hours=8, minutes=5)
+        Task.objects.filter(pk=task.pk).update(active=False)
+        assert stored_next(task) is None
