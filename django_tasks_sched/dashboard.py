@@ -312,10 +312,7 @@ def stuck_runs(now: datetime) -> Listed[Stuck]:
 
 def retrying_runs(now: datetime) -> Listed[TaskRun]:
     """Retries queued or running, and queued runs waiting for their ``not_before``."""
-    runs = TaskRun.objects.filter(
-        Q(attempt__gt=1) | Q(not_before__gt=now),
-        status__in=[TaskRun.Status.QUEUED, TaskRun.Status.RUNNING],
-    )
+    runs = TaskRun.objects.unfinished().filter(Q(attempt__gt=1) | Q(not_before__gt=now))
     rows = list(
         runs.select_related("task")
         .only("task__name", "status", "attempt", "not_before", "error", "enqueued_at")

@@ -48,7 +48,9 @@ def alert_on(kind: str, conf: AlertSettings, prefix: str = "") -> Q:
     """
     if kind == Kind.NO_SUCCESS:
         field, default = f"{prefix}alert_no_success_minutes", conf.NO_SUCCESS_MINUTES is not None
-        on = Q(**{f"{field}__isnull": False})
+        # ">= 0" is "IS NOT NULL" for this unsigned column, in a form SQLite finds through
+        # the index (it scans the table for IS NOT NULL).
+        on = Q(**{f"{field}__gte": 0})
     else:
         name = "alert_on_failure" if kind == Kind.FAILURE else "alert_on_missed"
         field = prefix + name

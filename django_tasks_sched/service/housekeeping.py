@@ -52,14 +52,12 @@ def expire_overdue_runs(now: datetime | None = None) -> list[TaskRun]:
 
 
 def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
-    """End INTERRUPTED the runs whose process is gone; prune dead processes' heartbeat rows.
+    """End INTERRUPTED the runs whose process is gone.
 
     Two ways to tell: a run silent for ``timeout`` seconds (:func:`interrupt_silent_runs`),
     wherever it ran; and, at once, an inline run whose process on this host has exited
     (:func:`dead_inline_runs`). Runs of the calling process are never touched.
     """
-    cutoff = timezone.now() - timedelta(seconds=timeout)
-    SchedulerProcess.objects.filter(last_seen__lt=cutoff).delete()
     interrupted = interrupt_silent_runs(timeout, own_worker_id)
     interrupted += end(
         dead_inline_runs(),
@@ -72,6 +70,12 @@ def recover_orphaned_runs(timeout: float, own_worker_id: str) -> int:
     if interrupted:
         logger.warning("Marked %d run(s) of dead processes INTERRUPTED", len(interrupted))
     return len(interrupted)
+
+
+def prune_dead_processes(timeout: float) -> None:
+    """Delete the heartbeat rows of processes not seen for ``timeout`` seconds."""
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    SchedulerProcess.objects.filter(last_seen__lt=cutoff).delete()
 
 
 def interrupt_silent_runs(timeout: float, own_worker_id: str) -> list[TaskRun]:

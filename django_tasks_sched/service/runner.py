@@ -36,6 +36,7 @@ from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
 from django_tasks_sched.service.housekeeping import (
     expire_overdue_runs,
     interrupt_stuck_runs,
+    prune_dead_processes,
     recover_orphaned_runs,
 )
 from django_tasks_sched.service.jobs import Jobs
@@ -50,8 +51,9 @@ from django_tasks_sched.service.reconcile import (
 
 logger = logging.getLogger("django_tasks_sched.scheduler")
 
-#: Longest wait between stamp reads while LISTEN is in place (see SchedulerService.poll_wait).
-LISTENING_POLL = 1.0
+#: Longest wait between stamp reads while LISTEN is in place (see SchedulerService.poll_wait):
+#: every change NOTIFYs, so the read only stands in for a notification a failed send lost.
+LISTENING_POLL = 2.5
 
 
 @dataclass
@@ -143,6 +145,7 @@ class SchedulerService:
         if self.heartbeat.join():
             # This start starts scheduling: its @reboot fires, now or at the resume.
             self.reboot_at = dj_timezone.now()
+        prune_dead_processes(self.options.heartbeat_timeout)
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Paused while loading, so no job fires from a half-loaded table.
         self.jobs.start_paused()
@@ -200,12 +203,7 @@ class SchedulerService:
                 self.reconcile()
                 now = time.monotonic()
                 if now >= next_full:
-                    # Connection upkeep with the full pass, not every poll: under the default
-                    # CONN_MAX_AGE = 0 each call reconnects, which was most of an idle
-                    # scheduler's CPU time. A failed query closes the connection at once.
-                    close_old_connections()
-                    if self.firing:
-                        self.log_reconcile("full", self.reconciler.full())
+                    self.full_pass()
                     next_full = now + opts.reconcile_interval
                     next_advance = now + advance_every  # a full pass advances the window
                 if now >= next_advance:
@@ -214,16 +212,7 @@ class SchedulerService:
                     next_advance = now + advance_every
                 if now >= next_beat:
                     self.heartbeat.beat()
-                    recover_orphaned_runs(opts.heartbeat_timeout, self.worker_id)
-                    # Runs past their task's timeout, in any process: TIMED_OUT, slot freed.
-                    expire_overdue_runs()
-                    # Runs whose function stopped sending the heartbeats its task asks for.
-                    interrupt_stuck_runs()
-                    # Runs handed to a backend that no worker started within the lease.
-                    if self.firing and sweep_handoffs(get_settings().HANDOFF_LEASE):
-                        self.executor.handoffs.request()
-                    # In case a wake-up was lost, and for retries whose delay has passed.
-                    self.claim_queued()
+                    self.housekeep()
                     next_beat = now + opts.heartbeat_interval
                 self.reconciler.flush_next_runs()
                 failures = 0
@@ -234,10 +223,41 @@ class SchedulerService:
                 close_old_connections()
                 self.stopping.wait(min(30.0, 0.5 * 2**failures))
 
+    def full_pass(self) -> None:
+        """Every ``RECONCILE_INTERVAL``: compare the loaded jobs with the table, trusting no
+        stamp (raw SQL), and prune the heartbeat rows of dead processes."""
+        # Connection upkeep with the full pass, not every poll: under the default
+        # CONN_MAX_AGE = 0 each call reconnects, which was most of an idle scheduler's CPU
+        # time. A failed query closes the connection at once.
+        close_old_connections()
+        if self.firing:
+            self.log_reconcile("full", self.reconciler.full())
+        # Not every heartbeat: liveness reads last_seen, so a dead row only lingers in lists.
+        prune_dead_processes(self.options.heartbeat_timeout)
+
+    def housekeep(self) -> None:
+        """Each heartbeat: end the runs no outcome will come for; start or hand off queued runs.
+
+        Each pass reads only queued or running runs; while there are none, one indexed read
+        stands for their nine queries, which were most of an idle scheduler's CPU time.
+        """
+        if not TaskRun.objects.unfinished().exists():
+            return
+        recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
+        # Runs past their task's timeout, in any process: TIMED_OUT, slot freed.
+        expire_overdue_runs()
+        # Runs whose function stopped sending the heartbeats its task asks for.
+        interrupt_stuck_runs()
+        # Runs handed to a backend that no worker started within the lease.
+        if self.firing and sweep_handoffs(get_settings().HANDOFF_LEASE):
+            self.executor.handoffs.request()
+        # In case a wake-up was lost, and for retries whose delay has passed.
+        self.claim_queued()
+
     def poll_wait(self) -> float:
         """Seconds the loop waits for a wake-up: the poll interval, or while PostgreSQL's NOTIFY
-        wakes it on every change, up to a second (the stamp read is then only a safety net,
-        and most of an idle scheduler's CPU time was those reads)."""
+        wakes it on every change, up to 2.5 s and half the heartbeat interval (the stamp read
+        is then only a safety net, and most of an idle scheduler's CPU time was those reads)."""
         opts = self.options
         if self.listener is not None and self.listener.listening.is_set():
             return max(opts.poll_interval, min(LISTENING_POLL, opts.heartbeat_interval / 2))

@@ -1,0 +1,126 @@
+"""An idle scheduler stays cheap and still hears of the first change or run at once.
+
+Its heartbeat housekeeping is one read while no run is queued or running; its stamp poll reuses
+one cursor across reconnects; on PostgreSQL its LISTEN thread sleeps until a notification.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_tasks_sched.changes import bump
+from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from django_tasks_sched.service.listen import Listener, StampReader
+from django_tasks_sched.service.runner import Options, SchedulerService
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def service() -> Iterator[SchedulerService]:
+    service = SchedulerService(Options.from_settings())
+    service.start()
+    yield service
+    service.shutdown()
+
+
+def far_off(name: str) -> Task:
+    return Task.objects.create(
+        name=name,
+        func="tests.testapp.jobs:noop",
+        trigger="date",
+        trigger_config={"run_date": "2099-01-01T00:00:00"},
+    )
+
+
+def test_idle_housekeeping_is_one_read_of_the_runs(service: SchedulerService) -> None:
+    far_off("someday")
+    with CaptureQueriesContext(connection) as queries:
+        service.housekeep()
+    run_queries = [q["sql"] for q in queries.captured_queries if "taskrun" in q["sql"]]
+    assert len(run_queries) == 1, run_queries  # "is any run queued or running?"
+
+
+def test_the_full_pass_prunes_dead_processes_and_keeps_live_ones(
+    service: SchedulerService,
+) -> None:
+    long_ago = timezone.now() - timedelta(hours=1)
+    SchedulerProcess.objects.create(
+        worker_id="scheduler:gone:1:abc", hostname="gone", pid=1, started_at=long_ago,
+        last_seen=long_ago,
+    )  # fmt: skip
+    service.full_pass()
+    alive = set(SchedulerProcess.objects.values_list("worker_id", flat=True))
+    assert alive == {service.worker_id}
+
+
+def test_housekeeping_starts_a_queued_run_once_there_is_one(service: SchedulerService) -> None:
+    task = far_off("by-hand")
+    run = TaskRun.objects.create(task=task, origin=TaskRun.Origin.MANUAL)
+    service.housekeep()
+    run.wait(timeout=10)
+    assert run.status == TaskRun.Status.SUCCESSFUL
+    assert run.worker_id == service.worker_id
+
+
+def test_the_stamp_poll_reads_every_change_across_a_reconnect() -> None:
+    read = StampReader()
+    first = read().version
+    bump()
+    assert read().version == first + 1
+    connection.close()  # what the loop's close_old_connections() does under CONN_MAX_AGE = 0
+    bump()
+    assert read().version == first + 2
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[Listener, threading.Event]]:
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    wake, stop = threading.Event(), threading.Event()
+    listener = Listener(wake, stop)
+    listener.start()
+    assert listener.listening.wait(10)
+    assert wake.wait(10)  # set on connecting, right after listening
+    yield listener, wake
+    stop.set()
+    _kill_listen_connections()  # its select() ends at once, instead of within LISTEN_WAIT
+    listener.join(10)
+    assert not listener.is_alive()
+
+
+def _kill_listen_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()"
+        )
+        return len(cursor.fetchall())
+
+
+def test_a_notification_wakes_the_listener(listener: tuple[Listener, threading.Event]) -> None:
+    _, wake = listener
+    wake.clear()
+    bump()
+    assert wake.wait(10)  # nothing but a notification sets it
+
+
+def test_a_listener_whose_connection_is_killed_listens_again(
+    listener: tuple[Listener, threading.Event],
+) -> None:
+    thread, wake = listener
+    assert _kill_listen_connections() == 1
+    wait_until(lambda: not thread.listening.is_set())  # the loop polls at its own pace meanwhile
+    assert thread.listening.wait(10)
+    assert wake.wait(10)  # set on connecting, right after listening
+    wake.clear()
+    bump()
+    assert wake.wait(10)
