@@ -6,9 +6,10 @@
   ten threads, no database): the p99 lateness of 1,000 jobs due at once every 10 s, against
   ours (benchmark 2b) in the same run. Issue 16's goal: ours ≤ 1.5 x plain APScheduler's.
 
-Each peer runs in a process of its own, spawned with ``python -m benchmarks.peers --serve`` or
-``--plain-burst``. Needs the ``bench`` extra (django-apscheduler); without it the
-django-apscheduler rows say so and are not counted as met.
+Each peer runs in a process of its own: django-apscheduler as ``manage.py runapscheduler``
+(benchmarks/management, a command as its README shows, and as ours is), plain APScheduler as
+``python -m benchmarks.peers --plain-burst``. Needs the ``bench`` extra (django-apscheduler);
+without it the django-apscheduler rows say so and are not counted as met.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _django_apscheduler_rows(plan: Plan) -> list[Result]:
             )
         ]
     _store_django_apscheduler_jobs()
-    theirs = Scheduler(plan.log("django-apscheduler"), command=["-m", "benchmarks.peers"])
+    theirs = Scheduler(plan.log("django-apscheduler"), command=["-m", "django", "runapscheduler"])
     theirs.wait_ready()
     assert theirs.ready_wall is not None
     time.sleep(3)  # as ours: the first passes settle
@@ -196,12 +197,10 @@ def _store_django_apscheduler_jobs() -> None:
 
 
 def serve_django_apscheduler() -> None:
-    """In its own process: django-apscheduler's store under a BackgroundScheduler, as its
-    README sets it up; prints "ready in" once started, runs until SIGTERM."""
-    import django
-
+    """In the ``runapscheduler`` command's process (a management command of the project, as
+    django-apscheduler's README sets it up, and as ours is): its store under a scheduler;
+    prints "ready in" once started, runs until SIGTERM."""
     began = time.monotonic()
-    django.setup()
     from apscheduler.schedulers.background import BackgroundScheduler
     from django_apscheduler.jobstores import DjangoJobStore
 
@@ -226,12 +225,9 @@ def _python(*args: str, stdout: Any) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--plain-burst", type=int, metavar="ROUNDS")
+    parser.add_argument("--plain-burst", type=int, metavar="ROUNDS", required=True)
     args = parser.parse_args()
-    if args.plain_burst:
-        serve_plain_burst(args.plain_burst)
-    else:
-        serve_django_apscheduler()
+    serve_plain_burst(args.plain_burst)
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ INSTALLED_APPS = [
 ]
 
 # The peers benchmark (benchmarks/peers.py) runs django-apscheduler beside us, when installed.
+# "benchmarks" for its runapscheduler command, started as django-apscheduler's README shows.
 if importlib.util.find_spec("django_apscheduler"):
-    INSTALLED_APPS.append("django_apscheduler")
+    INSTALLED_APPS += ["django_apscheduler", "benchmarks"]
 
 # The hand-off benchmark's fleets (benchmarks/handoff.py): django-tasks-db and Celery.
 _TASKS_PACKAGE = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"

@@ -1,10 +1,15 @@
-"""Rows for tests: a valid task in one call, with only what the test cares about spelled out."""
+"""Rows for tests: a valid task in one call, with only what the test cares about spelled out;
+and an empty, paused job store for tests of the passes that fill one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django_tasks_sched.models import Task
+from django_tasks_sched.service.executor import FiringExecutor
+from django_tasks_sched.service.jobs import Jobs
 
 
 def make_task(name: str = "job", **fields: Any) -> Task:
@@ -13,3 +18,17 @@ def make_task(name: str = "job", **fields: Any) -> Task:
     fields.setdefault("trigger", Task.Trigger.INTERVAL)
     fields.setdefault("trigger_config", {"minutes": 5})
     return Task.objects.create(name=name, **fields)
+
+
+@contextmanager
+def paused_jobs() -> Iterator[Jobs]:
+    """A job store whose jobs never fire: what the reconciler's passes put in it is read back."""
+    executor = FiringExecutor(
+        "scheduler:test", 1, next_fire_time=lambda task_id: None, coalesces=lambda task_id: True
+    )
+    jobs = Jobs(executor)
+    jobs.start_paused()
+    try:
+        yield jobs
+    finally:
+        jobs.shutdown()

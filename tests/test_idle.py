@@ -1,7 +1,8 @@
 """An idle scheduler stays cheap and still hears of the first change or run at once.
 
 Its heartbeat housekeeping is one read while no run is queued or running; its stamp poll reuses
-one cursor across reconnects; on PostgreSQL its LISTEN thread sleeps until a notification.
+one cursor across reconnects, and on SQLite makes no query while the database's files stand
+still; on PostgreSQL its LISTEN thread sleeps until a notification.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from django_tasks_sched.changes import bump
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
-from django_tasks_sched.service.listen import Listener, StampReader
+from django_tasks_sched.service.listen import FORCED_READ, Listener, StampReader
 from django_tasks_sched.service.runner import Options, SchedulerService
 from tests.processes import wait_until
 
@@ -79,6 +80,20 @@ def test_the_stamp_poll_reads_every_change_across_a_reconnect() -> None:
     connection.close()  # what the loop's close_old_connections() does under CONN_MAX_AGE = 0
     bump()
     assert read().version == first + 2
+
+
+def test_on_sqlite_a_poll_makes_no_query_while_the_files_stand_still() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("the look at the files is SQLite's")
+    read = StampReader()
+    first = read()
+    with CaptureQueriesContext(connection) as queries:
+        assert read() == first
+    assert queries.captured_queries == []
+    bump()  # a commit writes the files
+    # At once, unless the commit fell in the file time's tick of the last look and left the
+    # files' sizes alone: then at the read the look forces every FORCED_READ seconds.
+    wait_until(lambda: read().version == first.version + 1, FORCED_READ + 1)
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ import pytest
 from django.db import connection
 
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
-from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.reconcile import Reconciler
+from tests.factories import paused_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +22,10 @@ NIGHTLY = {"crontab": "30 2 * * *", "timezone": "Europe/Berlin"}
 
 @pytest.fixture
 def reconciler() -> Iterator[Reconciler]:
-    executor = FiringExecutor(
-        "scheduler:test", 1, next_fire_time=lambda task_id: None, coalesces=lambda task_id: True
-    )
-    jobs = Jobs(executor)
-    jobs.start_paused()
     # A window of a year holds every task here: these tests are about the passes, not the
     # window (tests/test_window.py).
-    yield Reconciler(jobs, window=timedelta(days=366))
-    jobs.shutdown()
+    with paused_jobs() as jobs:
+        yield Reconciler(jobs, window=timedelta(days=366))
 
 
 def make(name: str, trigger: str = "cron", config: object = NIGHTLY, **fields: object) -> Task:

@@ -17,11 +17,11 @@ from django.db import connection
 
 from django_tasks_sched.models import Task
 from django_tasks_sched.service import reconcile
-from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.reconcile import Reconciler
 from django_tasks_sched.summaries import KEEP
 from django_tasks_sched.triggers import next_fire_times
+from tests.factories import paused_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -33,13 +33,8 @@ WINDOW = timedelta(minutes=10)
 
 @pytest.fixture
 def jobs() -> Iterator[Jobs]:
-    executor = FiringExecutor(
-        "scheduler:test", 1, next_fire_time=lambda task_id: None, coalesces=lambda task_id: True
-    )
-    jobs = Jobs(executor)
-    jobs.start_paused()
-    yield jobs
-    jobs.shutdown()
+    with paused_jobs() as jobs:
+        yield jobs
 
 
 def make(name: str, trigger: str, config: object, **fields: object) -> Task:

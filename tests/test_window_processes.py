@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import signal
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,60 @@ def test_a_replica_dying_leaves_no_gap(tmp_path: Path) -> None:
     # A fire the dead one had claimed is recovered as interrupted, not lost; the rest ran.
     statuses = set(TaskRun.objects.filter(task__in=tasks).values_list("status", flat=True))
     assert statuses <= {"SUCCESSFUL", "INTERRUPTED"}
+
+
+#: libfaketime (Debian's faketime package): the scheduler's clock, and only its clock, starts
+#: where the test says and runs at real speed. Every timestamp the scheduler writes comes from
+#: its own clock (no database NOW()), so the rows it writes are in its time.
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+@pytest.mark.skipif(not FAKETIME.exists(), reason="needs libfaketime: apt-get install faketime")
+def test_fires_at_berlins_spring_change_cross_the_edge_and_run_once(tmp_path: Path) -> None:
+    """Berlin moves its clocks from 02:00 to 03:00 at 2026-03-29 01:00 UTC. The scheduler's
+    clock starts 20 s before, with a 6 s window: each fire at the change comes into the window
+    by an advance across the jump, and runs once, at the instant the trigger gives."""
+    berlin = {"timezone": "Europe/Berlin"}
+    tasks = [
+        Task.objects.create(
+            name=name,
+            func="tests.testapp.jobs:noop",
+            trigger="cron",
+            trigger_config={"crontab": crontab, **berlin},
+        )
+        for name, crontab in [
+            ("02:30, which the change skips", "30 2 * * *"),
+            ("03:00, the change itself", "0 3 * * *"),
+            ("every 20 minutes", "*/20 * * * *"),
+        ]
+    ]
+    # Worked out afresh by the scheduler, from its own clock (the test's is in December).
+    Task.objects.filter(pk__in=[task.pk for task in tasks]).update(next_run_time=None)
+    change = datetime(2026, 3, 29, 1, 0, tzinfo=dt_timezone.utc)
+    # The wall clock only: waits with a timeout count on the real monotonic clock.
+    env = {
+        "LD_PRELOAD": str(FAKETIME),
+        "FAKETIME": "@2026-03-29 00:59:40",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    proc = Proc(tmp_path / "scheduler.log", settings=SMALL_WINDOW, env=env)
+    proc.wait_ready()
+    assert "0 task(s) in the window" in proc.output()  # 20 s away; the window is 6 s
+    # What each fire leaves in the table: its next fire, worked out across the change.
+    expected = {
+        tasks[0].pk: datetime(2026, 3, 30, 0, 30, tzinfo=dt_timezone.utc),  # 02:30+02:00
+        tasks[1].pk: datetime(2026, 3, 30, 1, 0, tzinfo=dt_timezone.utc),  # 03:00+02:00
+        tasks[2].pk: datetime(2026, 3, 29, 1, 20, tzinfo=dt_timezone.utc),  # 03:20+02:00
+    }
+    wait_until(lambda: next_fires(tasks) == expected, 60, proc)
+    assert proc.stop() == 0
+    for task in tasks:
+        assert fires(task) == [change], task.name
+    runs = TaskRun.objects.filter(task__in=tasks)
+    assert set(runs.values_list("status", flat=True)) == {"SUCCESSFUL"}
+    assert "Traceback" not in proc.output()
+
+
+def next_fires(tasks: list[Task]) -> dict[int, datetime | None]:
+    rows = Task.objects.filter(pk__in=[task.pk for task in tasks])
+    return dict(rows.values_list("pk", "next_run_time"))
