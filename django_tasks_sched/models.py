@@ -482,7 +482,8 @@ class Task(models.Model):
             # this, a scan of the whole table on every change (270 ms at a million rows).
             models.Index(fields=["updated_at"], name="dts_task_updated"),
             # The dead man's switch reads the tasks that set their own minutes every check
-            # (30 s): without this, a scan of the whole table, however few set them.
+            # (30 s): without this, a scan of the whole table, however few set them. (With a
+            # default in ALERTS every active task is watched, and read.)
             models.Index(fields=["alert_no_success_minutes"], name="dts_task_no_success"),
         ]
 

@@ -1,19 +1,20 @@
 """How the scheduler hears of changes: it polls the change stamp, and on PostgreSQL LISTENs.
 
-The poll runs four times a second in every scheduler process (every 2.5 s while LISTEN is in
-place), so its SQL is compiled once. The listener runs on its own connection in a daemon thread
-and wakes the main loop the moment a stamp is bumped. Any failure of it (server restart,
-psycopg 2 in use) only costs latency: the scheduler polls at its own pace again.
+The poll runs four times a second in every scheduler process (less often while LISTEN is in
+place: SchedulerService.poll_wait), so its SQL is compiled once; on SQLite it first looks at
+the database's files. The listener runs on its own connection in a daemon thread and wakes the
+main loop the moment a stamp is bumped. Any failure of it (server restart, psycopg 2 in use)
+only costs latency: the scheduler polls at its own pace again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import select
+import selectors
 import threading
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -35,6 +36,11 @@ class Stamp(NamedTuple):
 #: On SQLite, the longest time between two reads of the stamp while its files look unchanged.
 FORCED_READ = 1.0
 
+#: On SQLite, files written this recently (seconds) are not trusted to stand still: a commit
+#: is in the write-ahead log before readers see it, and a file's time is only as fine as the
+#: kernel's clock tick (a second on some filesystems).
+SETTLING = 1.0
+
 #: What identifies a state of a file: its inode, size and modification time (None: absent).
 FileState = tuple[int, int, int] | None
 
@@ -49,9 +55,10 @@ class StampReader:
     On SQLite, a poll first looks at the database's files: every commit, by any process, writes
     the write-ahead log (or, without WAL, the database file), so while neither changed the
     stamp has not either, and the poll makes no query: four queries a second were most of an
-    idle SQLite scheduler's CPU time. A file's time is only as fine as the kernel's clock tick,
-    so two commits within one tick, the log's size unchanged, could look like none: a read at
-    least every :data:`FORCED_READ` seconds bounds what that can delay.
+    idle SQLite scheduler's CPU time. Files written within :data:`SETTLING` seconds are read
+    through (a commit in the log may not be visible yet; two commits within one tick of the
+    file time look like one), and a read at least every :data:`FORCED_READ` seconds bounds
+    what anything else the look misses can delay.
     """
 
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -70,7 +77,7 @@ class StampReader:
         self._read_by = 0.0
 
     def __call__(self) -> Stamp:
-        seen = tuple(_state(path) for path in self._files) if self._files else None
+        seen = self._look()
         if seen is not None and seen == self._seen and time.monotonic() < self._read_by:
             return self._last
         cursor = self._cursor_for(connections[self.using])
@@ -78,12 +85,25 @@ class StampReader:
         row = cursor.fetchone()
         # Raw values: SQLite and MySQL give booleans as 0 and 1.
         self._last = Stamp(int(row[0]), bool(row[1])) if row else Stamp(0, True)
-        # The files' states from before the read: a commit after that look is read next time.
+        # The files' states from before the read: a commit after that look changes them.
         self._seen, self._read_by = seen, time.monotonic() + FORCED_READ
         return self._last
 
+    def _look(self) -> tuple[FileState, ...] | None:
+        """The files' states, or None when they cannot be trusted to tell: no files to look
+        at, the database file missing, or a file written within SETTLING seconds."""
+        if not self._files:
+            return None
+        seen = tuple(_state(path) for path in self._files)
+        if seen[0] is None:
+            return None
+        settled = time.time_ns() - int(SETTLING * 1e9)
+        if any(state is not None and state[2] > settled for state in seen):
+            return None
+        return seen
+
     def _cursor_for(self, conn: BaseDatabaseWrapper) -> CursorWrapper:
-        if self._cursor is None or conn.connection is None or conn.connection is not self._raw:
+        if self._cursor is None or conn.connection is not self._raw:
             self._cursor = conn.cursor()  # connects first if needed
             self._raw = conn.connection
         return self._cursor
@@ -97,7 +117,9 @@ def _database_files(conn: BaseDatabaseWrapper) -> tuple[str, ...]:
     name = str(conn.settings_dict["NAME"])
     if not name or name == ":memory:" or name.startswith("file:"):
         return ()
-    return (name, f"{name}-wal")
+    # SQLite keeps the log beside the real file, and a chdir must not move what is looked at.
+    path = os.path.realpath(name)
+    return (path, f"{path}-wal")
 
 
 def _state(path: str) -> FileState:
@@ -108,9 +130,9 @@ def _state(path: str) -> FileState:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-#: Longest wait for a notification before the listener looks at its stop flag again (the
-#: thread is a daemon: a stop never waits for it).
-LISTEN_WAIT = 30.0
+#: Longest wait for a notification before the listener looks at its stop flag again: a
+#: stopped scheduler's LISTEN connection closes within it (a test database can then be dropped).
+LISTEN_WAIT = 1.0
 
 
 class Listener(threading.Thread):
@@ -148,12 +170,7 @@ class Listener(threading.Thread):
                     logger.debug("Listening on PostgreSQL channel %s", NOTIFY_CHANNEL)
                     self.listening.set()
                     self.wake.set()  # Changes may have happened while we were connecting.
-                    while not self.stop.is_set():
-                        # Waiting in select(), not in notifies(): psycopg's wait wakes ten
-                        # times a second, most of an idle scheduler's CPU time on PostgreSQL.
-                        readable, _, _ = select.select([conn], [], [], LISTEN_WAIT)
-                        for _ in conn.notifies(timeout=0) if readable else ():
-                            self.wake.set()
+                    self._wait_for_notifications(conn)
             except Exception:
                 # Back to the poll's own pace (the loop reads this flag before each wait).
                 self.listening.clear()
@@ -161,3 +178,14 @@ class Listener(threading.Thread):
                     return
                 logger.warning("LISTEN connection lost; polling until it is back", exc_info=True)
                 time.sleep(2)
+
+    def _wait_for_notifications(self, conn: Any) -> None:
+        # Waiting on the socket, not in notifies(timeout=...): psycopg's wait wakes ten times a
+        # second, most of an idle scheduler's CPU time on PostgreSQL. A selector, not select():
+        # select() refuses descriptors past 1024.
+        with selectors.DefaultSelector() as selector:
+            selector.register(conn.fileno(), selectors.EVENT_READ)
+            while not self.stop.is_set():
+                if selector.select(LISTEN_WAIT):
+                    for _ in conn.notifies(timeout=0):
+                        self.wake.set()

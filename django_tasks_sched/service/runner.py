@@ -189,7 +189,8 @@ class SchedulerService:
     def loop(self) -> None:
         opts = self.options
         next_full = time.monotonic() + opts.reconcile_interval
-        # A quarter of the window: its edge is always at least three quarters ahead.
+        # A quarter of the window: its edge stays about three quarters ahead (if a wait
+        # overruns a tiny window, the late advance catches the fires up).
         advance_every = self.reconciler.window.total_seconds() / 4
         next_advance = time.monotonic() + advance_every
         next_beat = time.monotonic() + opts.heartbeat_interval
@@ -241,7 +242,8 @@ class SchedulerService:
         Each pass reads only queued or running runs; while there are none, one indexed read
         stands for their nine queries, which were most of an idle scheduler's CPU time.
         """
-        if not TaskRun.objects.unfinished().exists():
+        # On the database the claims lock rows on: a replica's lag must not hide a run.
+        if not TaskRun.objects.using(router.db_for_write(TaskRun)).unfinished().exists():
             return
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Runs past their task's timeout, in any process: TIMED_OUT, slot freed.
