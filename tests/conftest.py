@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from django_tasks_sched.service.runner import Options, SchedulerService
 from tests.browser import page  # noqa: F401  (the browser tests' logged-in page)
 from tests.processes import SchedulerProcess
 
@@ -29,3 +30,12 @@ def scheduler(tmp_path: Path) -> Iterator[SchedulerProcess]:
     yield proc
     if proc in SchedulerProcess.started:
         assert proc.stop() == 0, proc.output()
+
+
+@pytest.fixture
+def service() -> Iterator[SchedulerService]:
+    """A started scheduler service in the test's own process (no loop: the test drives it)."""
+    service = SchedulerService(Options.from_settings())
+    service.start()
+    yield service
+    service.shutdown()

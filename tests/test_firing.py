@@ -230,14 +230,6 @@ def _logged_times(proc: Proc, text: str, times: int) -> bool:
 # -- in one process: the service's own switch handling ---------------------------------------
 
 
-@pytest.fixture
-def service() -> Iterator[SchedulerService]:
-    service = SchedulerService(Options.from_settings())
-    service.start()
-    yield service
-    service.shutdown()
-
-
 def test_a_resume_whose_load_fails_stays_paused_and_retries(
     service: SchedulerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -466,7 +466,7 @@ def test_a_broker_that_is_away_holds_up_nothing_else(tmp_path: Path) -> None:
         # A send was still under way when the scheduler stopped (seen under load: kombu's
         # retries outlasting the stop). The run is not lost: the lease sends it again
         # (sweep_handoffs), counted as its one re-send. Why release_sending() did not unmark
-        # it is open (closing note of stop 21).
+        # it is open (see the notes on issue 16).
         assert waiting.handoffs == 1
     assert "Could not enqueue" in scheduler.output()
 

@@ -20,18 +20,10 @@ from django_tasks_sched.changes import bump
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.service import listen
 from django_tasks_sched.service.listen import Listener, StampReader
-from django_tasks_sched.service.runner import Options, SchedulerService
+from django_tasks_sched.service.runner import SchedulerService
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def service() -> Iterator[SchedulerService]:
-    service = SchedulerService(Options.from_settings())
-    service.start()
-    yield service
-    service.shutdown()
 
 
 def far_off(name: str) -> Task:
