@@ -8,6 +8,7 @@ still; on PostgreSQL its LISTEN thread sleeps until a notification.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -101,24 +102,24 @@ def test_on_sqlite_a_poll_makes_no_query_while_the_files_stand_still(
 def listener() -> Iterator[tuple[Listener, threading.Event]]:
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    wake, stop = threading.Event(), threading.Event()
-    listener = Listener(wake, stop)
+    wake = threading.Event()
+    listener = Listener(wake)
     listener.start()
     assert listener.listening.wait(10)
     assert wake.wait(10)  # set on connecting, right after listening
     yield listener, wake
-    stop.set()
-    listener.join(10)  # within LISTEN_WAIT, its connection closed
+    listener.stop()
     assert not listener.is_alive()
+
+
+#: This test database's LISTEN connections (not another suite's).
+_LISTENING = "datname = current_database() AND query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()"
 
 
 def _kill_listen_connections() -> int:
     """End the LISTEN connections to this test database (not another suite's)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-            "datname = current_database() AND query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()"
-        )
+        cursor.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {_LISTENING}")
         return len(cursor.fetchall())
 
 
@@ -141,3 +142,23 @@ def test_a_listener_whose_connection_is_killed_listens_again(
     wake.clear()
     bump()
     assert wake.wait(10)
+
+
+def test_a_stop_ends_the_wait_and_closes_the_listen_connection() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    listener = Listener(threading.Event())
+    listener.start()
+    assert listener.listening.wait(10)
+    started = time.monotonic()
+    listener.stop(timeout=listen.LISTEN_WAIT)
+    assert not listener.is_alive()
+    assert time.monotonic() - started < listen.LISTEN_WAIT / 3  # not the wait's end
+    assert not listener.listening.is_set()
+    wait_until(lambda: _listen_connections() == 0)
+
+
+def _listen_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {_LISTENING}")
+        return int(cursor.fetchone()[0])

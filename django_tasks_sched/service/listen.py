@@ -9,9 +9,11 @@ only costs latency: the scheduler polls at its own pace again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import selectors
+import socket
 import threading
 import time
 from typing import Any, NamedTuple
@@ -130,20 +132,24 @@ def _state(path: str) -> FileState:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-#: Longest wait for a notification before the listener looks at its stop flag again: a
-#: stopped scheduler's LISTEN connection closes within it (a test database can then be dropped).
-LISTEN_WAIT = 1.0
+#: Longest wait for a notification. A stop does not wait for it (:meth:`Listener.stop` wakes the
+#: thread at once): it only bounds how long a lost connection may go unnoticed.
+LISTEN_WAIT = 30.0
 
 
 class Listener(threading.Thread):
-    """Sets ``wake`` on every NOTIFY until ``stop`` is set."""
+    """Sets ``wake`` on every NOTIFY until :meth:`stop`."""
 
-    def __init__(self, wake: threading.Event, stop: threading.Event) -> None:
+    def __init__(self, wake: threading.Event) -> None:
         super().__init__(name="dts-listen", daemon=True)
         self.wake = wake
-        self.stop = stop
         #: Set while LISTEN is in place: a change wakes the loop, which may poll less often.
         self.listening = threading.Event()
+        self._stopping = threading.Event()
+        # Written to by stop(): the thread waits on it with the LISTEN socket, so a stop ends
+        # the wait at once and closes the LISTEN connection (a test database can be dropped).
+        self._stop_reader, self._stop_writer = socket.socketpair()
+        self._stop_writer.setblocking(False)
 
     @staticmethod
     def supported() -> bool:
@@ -155,6 +161,15 @@ class Listener(threading.Thread):
             return False
         return True
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the wait and the LISTEN connection; wait up to ``timeout`` s for the thread."""
+        self._stopping.set()
+        # An error: the socket is closed (the thread has ended) or full (it is waking anyway).
+        with contextlib.suppress(OSError):
+            self._stop_writer.send(b"x")
+        if self.is_alive():
+            self.join(timeout)
+
     def run(self) -> None:
         import psycopg
 
@@ -163,21 +178,28 @@ class Listener(threading.Thread):
         params.pop("context", None)
         params.pop("server_side_binding", None)
         params.pop("prepare_threshold", None)
-        while not self.stop.is_set():
-            try:
-                with psycopg.connect(**params, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    logger.debug("Listening on PostgreSQL channel %s", NOTIFY_CHANNEL)
-                    self.listening.set()
-                    self.wake.set()  # Changes may have happened while we were connecting.
-                    self._wait_for_notifications(conn)
-            except Exception:
-                # Back to the poll's own pace (the loop reads this flag before each wait).
-                self.listening.clear()
-                if self.stop.is_set():
-                    return
-                logger.warning("LISTEN connection lost; polling until it is back", exc_info=True)
-                time.sleep(2)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    with psycopg.connect(**params, autocommit=True) as conn:
+                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        logger.debug("Listening on PostgreSQL channel %s", NOTIFY_CHANNEL)
+                        self.listening.set()
+                        self.wake.set()  # Changes may have happened while we were connecting.
+                        self._wait_for_notifications(conn)
+                except Exception:
+                    # Back to the poll's own pace (the loop reads this flag before each wait).
+                    self.listening.clear()
+                    if self._stopping.is_set():
+                        return
+                    logger.warning(
+                        "LISTEN connection lost; polling until it is back", exc_info=True
+                    )
+                    self._stopping.wait(2)
+        finally:
+            self.listening.clear()
+            self._stop_reader.close()
+            self._stop_writer.close()
 
     def _wait_for_notifications(self, conn: Any) -> None:
         # Waiting on the socket, not in notifies(timeout=...): psycopg's wait wakes ten times a
@@ -185,7 +207,13 @@ class Listener(threading.Thread):
         # select() refuses descriptors past 1024.
         with selectors.DefaultSelector() as selector:
             selector.register(conn.fileno(), selectors.EVENT_READ)
-            while not self.stop.is_set():
-                if selector.select(LISTEN_WAIT):
+            selector.register(self._stop_reader, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                if not selector.select(LISTEN_WAIT):
+                    # Quiet for a while: ask the server, so a connection lost without a word
+                    # (a dropped network) is found and made again.
+                    conn.execute("SELECT 1")
+                    continue
+                if not self._stopping.is_set():
                     for _ in conn.notifies(timeout=0):
                         self.wake.set()

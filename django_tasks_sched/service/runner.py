@@ -52,8 +52,9 @@ from django_tasks_sched.service.reconcile import (
 logger = logging.getLogger("django_tasks_sched.scheduler")
 
 #: Longest wait between stamp reads while LISTEN is in place (see SchedulerService.poll_wait):
-#: every change NOTIFYs, so the read only stands in for a notification a failed send lost.
-LISTENING_POLL = 2.5
+#: every change NOTIFYs, so the read only stands in for a notification a failed send lost. The
+#: loop also wakes for each heartbeat, so with the default HEARTBEAT_INTERVAL the two coincide.
+LISTENING_POLL = 5.0
 
 
 @dataclass
@@ -162,7 +163,7 @@ class SchedulerService:
             logger.warning("Firing is paused in every scheduler process; waiting for resume")
         self.fire_reboot()
         if Listener.supported():
-            self.listener = Listener(self.wake, self.stopping)
+            self.listener = Listener(self.wake)
             self.listener.start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
         threading.Thread(
@@ -196,7 +197,9 @@ class SchedulerService:
         next_beat = time.monotonic() + opts.heartbeat_interval
         failures = 0
         while not self.stopping.is_set():
-            self.wake.wait(self.poll_wait())
+            # Up to the next heartbeat, not past it: with a long poll wait (LISTEN) the beats
+            # keep their interval, and a beat and a stamp read share one wake-up.
+            self.wake.wait(min(self.poll_wait(), max(0.0, next_beat - time.monotonic())))
             self.wake.clear()
             if self.stopping.is_set():
                 break
@@ -258,11 +261,11 @@ class SchedulerService:
 
     def poll_wait(self) -> float:
         """Seconds the loop waits for a wake-up: the poll interval, or while PostgreSQL's NOTIFY
-        wakes it on every change, up to 2.5 s and half the heartbeat interval (the stamp read
-        is then only a safety net, and most of an idle scheduler's CPU time was those reads)."""
+        wakes it on every change, :data:`LISTENING_POLL` (the stamp read is then only a safety
+        net, and most of an idle scheduler's CPU time was those reads)."""
         opts = self.options
         if self.listener is not None and self.listener.listening.is_set():
-            return max(opts.poll_interval, min(LISTENING_POLL, opts.heartbeat_interval / 2))
+            return max(opts.poll_interval, LISTENING_POLL)
         return opts.poll_interval
 
     def reconcile(self) -> None:
@@ -396,6 +399,8 @@ class SchedulerService:
     def shutdown(self) -> None:
         """Stop firing, let runs finish within the grace period, record what was cut off."""
         self.stopping.set()
+        if self.listener is not None:
+            self.listener.stop()
         # Taken before the store is emptied: a run recorded from here on stores its task's
         # point, never "no next fire" (which would lose the downtime's catch-up). A fire
         # handed over meanwhile only makes a point earlier: a claimed fire is not claimed twice.
