@@ -196,6 +196,28 @@ def test_reboot_fires_once_per_start_of_scheduling(tmp_path: Path) -> None:
     assert all(run.origin == "SCHEDULE" for run in task.runs.all())
 
 
+@pytest.mark.parametrize("edit", ["save", "update"])
+def test_a_task_edited_to_reboot_fires_at_the_next_start(tmp_path: Path, edit: str) -> None:
+    task = Task.objects.create(
+        name="was-daily",
+        func="tests.testapp.jobs:noop",
+        trigger="cron",
+        trigger_config={"crontab": "0 3 * * *"},
+    )
+    assert task.next_run_time is not None
+    if edit == "save":
+        task.trigger_config = {"crontab": "@reboot"}
+        task.save()
+    else:
+        Task.objects.filter(pk=task.pk).update(trigger_config={"crontab": "@reboot"})
+    task.refresh_from_db()
+    assert task.next_run_time is None  # what the start looks for @reboot tasks by
+    proc = Proc(tmp_path / "s.log", settings=FAST_HEARTBEAT)
+    proc.wait_ready()
+    wait_until(lambda: task.runs.filter(status="SUCCESSFUL").count() == 1, 10, proc)
+    assert proc.stop() == 0
+
+
 def test_backfill_runs_each_past_fire_once_in_order(tmp_path: Path) -> None:
     trace = tmp_path / "trace.txt"
     task = Task.objects.create(

