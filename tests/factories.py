@@ -7,9 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import django
+
 from django_tasks_sched.models import Task
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.jobs import Jobs
+
+#: ADMINS with one address (Django 6 takes plain addresses; (name, address) pairs are deprecated).
+OPS: list[Any] = ["ops@example.com"] if django.VERSION >= (6,) else [("Ops", "ops@example.com")]
 
 
 def make_task(name: str = "job", **fields: Any) -> Task:

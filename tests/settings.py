@@ -98,6 +98,9 @@ TEMPLATES = [
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Django 6.1 sends mail through MAILERS and warns without one (test runs swap in locmem).
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+
 # tests.testapp is a project app (under BASE_DIR), so its jobs are allowed by default.
 # A scheduler subprocess may be given its own keys (tests.processes.SchedulerProcess(settings=)).
 TASKS_SCHED: dict[str, object] = json.loads(os.environ.get("DTS_TEST_TASKS_SCHED", "{}"))

@@ -14,7 +14,6 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import django
 import pytest
 from django.core import mail
 from django.core.management import call_command
@@ -32,12 +31,9 @@ from django_tasks_sched.alerts.states import DETAIL_LIMIT, Change, flip
 from django_tasks_sched.models import AlertState, SchedulerProcess, Task, TaskRun
 from django_tasks_sched.signals import alert_changed
 from django_tasks_sched.summaries import KEEP, fold, record_summaries
-from tests.factories import make_task
+from tests.factories import OPS, make_task
 
 Kind = AlertState.Kind
-
-#: ADMINS with one address (Django 6 takes plain addresses; (name, address) pairs are deprecated).
-OPS: list[Any] = ["ops@example.com"] if django.VERSION >= (6,) else [("Ops", "ops@example.com")]
 
 
 class Receiver:

@@ -16,6 +16,7 @@ from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import after_outcomes
 from django_tasks_sched.service.housekeeping import expire_overdue_runs
 from tests import factories
+from tests.factories import OPS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,9 +97,7 @@ def test_below_the_failure_limit_the_task_stays_active() -> None:
     assert task.active
 
 
-@override_settings(
-    TASKS_SCHED={"MAIL_ADMINS_ON_FAILURE": True}, ADMINS=[("Ops", "ops@example.com")]
-)
+@override_settings(TASKS_SCHED={"MAIL_ADMINS_ON_FAILURE": True}, ADMINS=OPS)
 def test_failures_and_deactivations_are_mailed_to_admins() -> None:
     task = make_task(max_consecutive_failures=1, consecutive_failures=1)
     after_outcomes([finished(task)])
