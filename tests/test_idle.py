@@ -162,3 +162,18 @@ def _listen_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {_LISTENING}")
         return int(cursor.fetchone()[0])
+
+
+def test_a_listener_asking_the_server_between_waits_still_wakes(
+    listener: tuple[Listener, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread, wake = listener
+    # Each wait times out at once: every pass asks the server (SELECT 1) before it looks.
+    monkeypatch.setattr(listen, "LISTEN_WAIT", 0.01)
+    bump()  # ends the current (long) wait; later waits are short
+    assert wake.wait(10)
+    for _ in range(5):
+        wake.clear()
+        bump()
+        assert wake.wait(10)
+    assert thread.listening.is_set()

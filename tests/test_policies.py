@@ -196,7 +196,7 @@ def test_reboot_fires_once_per_start_of_scheduling(tmp_path: Path) -> None:
     assert all(run.origin == "SCHEDULE" for run in task.runs.all())
 
 
-@pytest.mark.parametrize("edit", ["save", "update"])
+@pytest.mark.parametrize("edit", ["save", "update", "stale"])
 def test_a_task_edited_to_reboot_fires_at_the_next_start(tmp_path: Path, edit: str) -> None:
     task = Task.objects.create(
         name="was-daily",
@@ -208,14 +208,22 @@ def test_a_task_edited_to_reboot_fires_at_the_next_start(tmp_path: Path, edit: s
     if edit == "save":
         task.trigger_config = {"crontab": "@reboot"}
         task.save()
-    else:
+    elif edit == "update":
         Task.objects.filter(pk=task.pk).update(trigger_config={"crontab": "@reboot"})
+    else:
+        # The column set by hand, as a resume point stored at a stop would leave it: the
+        # start's load clears it, and the @reboot lookup counts what the load clears.
+        Task.objects.filter(pk=task.pk).update(
+            trigger_config={"crontab": "@reboot"}, next_run_time=timezone.now()
+        )
     task.refresh_from_db()
-    assert task.next_run_time is None  # what the start looks for @reboot tasks by
+    assert (task.next_run_time is None) == (edit != "stale")
     proc = Proc(tmp_path / "s.log", settings=FAST_HEARTBEAT)
     proc.wait_ready()
     wait_until(lambda: task.runs.filter(status="SUCCESSFUL").count() == 1, 10, proc)
     assert proc.stop() == 0
+    task.refresh_from_db()
+    assert task.next_run_time is None
 
 
 def test_backfill_runs_each_past_fire_once_in_order(tmp_path: Path) -> None:

@@ -161,16 +161,31 @@ class Listener(threading.Thread):
             return False
         return True
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """End the wait and the LISTEN connection; wait up to ``timeout`` s for the thread."""
+    def request_stop(self) -> None:
+        """End the wait and the LISTEN connection, without waiting for the thread."""
         self._stopping.set()
-        # An error: the socket is closed (the thread has ended) or full (it is waking anyway).
+        # An error: the socket is closed (stopped before) or full (the thread is waking anyway).
         with contextlib.suppress(OSError):
             self._stop_writer.send(b"x")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """:meth:`request_stop`, then wait up to ``timeout`` s for the thread."""
+        self.request_stop()
         if self.is_alive():
             self.join(timeout)
+        if not self.is_alive():
+            # Closed here, not by the thread: a send after a close by another thread could
+            # reach whatever socket reused the descriptor.
+            self._stop_reader.close()
+            self._stop_writer.close()
 
     def run(self) -> None:
+        try:
+            self._listen()
+        finally:
+            self.listening.clear()
+
+    def _listen(self) -> None:
         import psycopg
 
         params = connection.get_connection_params()
@@ -178,28 +193,21 @@ class Listener(threading.Thread):
         params.pop("context", None)
         params.pop("server_side_binding", None)
         params.pop("prepare_threshold", None)
-        try:
-            while not self._stopping.is_set():
-                try:
-                    with psycopg.connect(**params, autocommit=True) as conn:
-                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                        logger.debug("Listening on PostgreSQL channel %s", NOTIFY_CHANNEL)
-                        self.listening.set()
-                        self.wake.set()  # Changes may have happened while we were connecting.
-                        self._wait_for_notifications(conn)
-                except Exception:
-                    # Back to the poll's own pace (the loop reads this flag before each wait).
-                    self.listening.clear()
-                    if self._stopping.is_set():
-                        return
-                    logger.warning(
-                        "LISTEN connection lost; polling until it is back", exc_info=True
-                    )
-                    self._stopping.wait(2)
-        finally:
-            self.listening.clear()
-            self._stop_reader.close()
-            self._stop_writer.close()
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    logger.debug("Listening on PostgreSQL channel %s", NOTIFY_CHANNEL)
+                    self.listening.set()
+                    self.wake.set()  # Changes may have happened while we were connecting.
+                    self._wait_for_notifications(conn)
+            except Exception:
+                # Back to the poll's own pace (the loop reads this flag before each wait).
+                self.listening.clear()
+                if self._stopping.is_set():
+                    return
+                logger.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+                self._stopping.wait(2)
 
     def _wait_for_notifications(self, conn: Any) -> None:
         # Waiting on the socket, not in notifies(timeout=...): psycopg's wait wakes ten times a
@@ -211,9 +219,9 @@ class Listener(threading.Thread):
             while not self._stopping.is_set():
                 if not selector.select(LISTEN_WAIT):
                     # Quiet for a while: ask the server, so a connection lost without a word
-                    # (a dropped network) is found and made again.
+                    # (a dropped network) is found and made again. A notification that came
+                    # meanwhile is kept by psycopg, and handed out just below.
                     conn.execute("SELECT 1")
-                    continue
                 if not self._stopping.is_set():
                     for _ in conn.notifies(timeout=0):
                         self.wake.set()

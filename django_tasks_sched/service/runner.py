@@ -341,7 +341,8 @@ class SchedulerService:
     def fire_reboot(self) -> None:
         """The @reboot tasks, once, if this process started scheduling and firing is on."""
         if self.reboot_at is not None and self.firing:
-            self.executor.add_fires(reboot_fires(self.reboot_at))
+            clearing = self.reconciler.clearing_next_runs()
+            self.executor.add_fires(reboot_fires(self.reboot_at, clearing))
             self.reboot_at = None
 
     def forget_edited_points(self) -> None:
@@ -400,7 +401,7 @@ class SchedulerService:
         """Stop firing, let runs finish within the grace period, record what was cut off."""
         self.stopping.set()
         if self.listener is not None:
-            self.listener.stop()
+            self.listener.request_stop()  # waited for at the end: a stuck connect delays nothing
         # Taken before the store is emptied: a run recorded from here on stores its task's
         # point, never "no next fire" (which would lose the downtime's catch-up). A fire
         # handed over meanwhile only makes a point earlier: a claimed fire is not claimed twice.
@@ -448,6 +449,8 @@ class SchedulerService:
         if cancelled:
             logger.warning("Marked %d run(s) not yet started CANCELLED at shutdown", len(cancelled))
         self.heartbeat.stop()
+        if self.listener is not None:
+            self.listener.stop()
         logger.info("Scheduler %s stopped", self.worker_id)
 
     # -- helpers ------------------------------------------------------------------------------
