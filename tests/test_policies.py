@@ -211,8 +211,8 @@ def test_a_task_edited_to_reboot_fires_at_the_next_start(tmp_path: Path, edit: s
     elif edit == "update":
         Task.objects.filter(pk=task.pk).update(trigger_config={"crontab": "@reboot"})
     else:
-        # The column set by hand, as a resume point stored at a stop would leave it: the
-        # start's load clears it, and the @reboot lookup counts what the load clears.
+        # The column set by hand to a past time, as a resume point stored at a stop leaves
+        # it: the start's load clears it, and the @reboot lookup takes past times too.
         Task.objects.filter(pk=task.pk).update(
             trigger_config={"crontab": "@reboot"}, next_run_time=timezone.now()
         )

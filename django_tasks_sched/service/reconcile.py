@@ -489,10 +489,6 @@ class Reconciler:
 
     # -- the table's next fire times (what the window reads) -----------------------------------
 
-    def clearing_next_runs(self) -> list[int]:
-        """The tasks whose next fire the table holds and the next flush writes as none."""
-        return [task_id for task_id, when in self.pending_next_run.items() if when is None]
-
     def flush_next_runs(self) -> None:
         """Write the next fire times that differ from the table's, a few statements for all."""
         pending, self.pending_next_run = self.pending_next_run, {}

@@ -341,8 +341,7 @@ class SchedulerService:
     def fire_reboot(self) -> None:
         """The @reboot tasks, once, if this process started scheduling and firing is on."""
         if self.reboot_at is not None and self.firing:
-            clearing = self.reconciler.clearing_next_runs()
-            self.executor.add_fires(reboot_fires(self.reboot_at, clearing))
+            self.executor.add_fires(reboot_fires(self.reboot_at))
             self.reboot_at = None
 
     def forget_edited_points(self) -> None:
