@@ -21,6 +21,7 @@ from django_tasks_sched.alerts.checks import check_alerts
 from django_tasks_sched.conf import (
     DEFAULTS,
     EXECUTORS,
+    FLAGS,
     NULLABLE_NUMBERS,
     NUMBER_MAXIMA,
     NUMBER_RULES,
@@ -258,10 +259,11 @@ def _check_numbers(raw: Mapping[Any, Any]) -> list[CheckMessage]:
 
 def _check_flags(raw: Mapping[Any, Any]) -> list[CheckMessage]:
     """On/off settings must be real booleans: the string "false" would count as on."""
-    key = "MAIL_ADMINS_ON_FAILURE"
-    if key not in raw or isinstance(raw[key], bool):
-        return []
-    return [_not_one_of(key, raw[key], "True or False", "django_tasks_sched.E007")]
+    return [
+        _not_one_of(key, raw[key], "True or False", "django_tasks_sched.E007")
+        for key in FLAGS
+        if key in raw and not isinstance(raw[key], bool)
+    ]
 
 
 def _check_executor(raw: Mapping[Any, Any]) -> list[CheckMessage]:

@@ -46,6 +46,9 @@ DEFAULTS: Mapping[str, Any] = {
     # runscheduler: seconds between heartbeats, and after which a silent process is dead.
     "HEARTBEAT_INTERVAL": 5,
     "HEARTBEAT_TIMEOUT": 30,
+    # runscheduler: several processes share the window, each holding its part of the tasks
+    # (a dead one's part is taken over within HEARTBEAT_TIMEOUT); False: each holds all of it.
+    "SHARE_WINDOW": True,
     # runscheduler: seconds running runs get to finish after SIGTERM/SIGINT.
     "SHUTDOWN_GRACE_PERIOD": 30,
     # Most characters of a run's own log output kept in TaskRun.log.
@@ -135,6 +138,7 @@ class AppSettings:
     WINDOW_MINUTES: float
     HEARTBEAT_INTERVAL: float
     HEARTBEAT_TIMEOUT: float
+    SHARE_WINDOW: bool
     SHUTDOWN_GRACE_PERIOD: float
     RUN_LOG_LIMIT: int
     RUN_RETENTION_DAYS: int | None
@@ -156,6 +160,9 @@ def user_settings() -> Mapping[str, Any]:
     value = getattr(settings, SETTING_NAME, {})
     return value if isinstance(value, Mapping) else {}
 
+
+#: On/off keys: real booleans only (the string "false" would count as on).
+FLAGS = ("SHARE_WINDOW", "MAIL_ADMINS_ON_FAILURE")
 
 #: The values of ``EXECUTOR``.
 EXECUTORS = ("thread", "process")
@@ -222,7 +229,7 @@ def is_valid(key: str, value: object) -> bool:
         return isinstance(value, (list, tuple))
     if key == "PYPROJECT":
         return value is None or isinstance(value, (str, PathLike))
-    if key == "MAIL_ADMINS_ON_FAILURE":
+    if key in FLAGS:
         return isinstance(value, bool)
     if key == "ALERTS":
         return isinstance(value, Mapping)
@@ -261,6 +268,7 @@ def get_settings() -> AppSettings:
         WINDOW_MINUTES=float(raw["WINDOW_MINUTES"]),
         HEARTBEAT_INTERVAL=float(raw["HEARTBEAT_INTERVAL"]),
         HEARTBEAT_TIMEOUT=float(raw["HEARTBEAT_TIMEOUT"]),
+        SHARE_WINDOW=raw["SHARE_WINDOW"],
         SHUTDOWN_GRACE_PERIOD=float(raw["SHUTDOWN_GRACE_PERIOD"]),
         RUN_LOG_LIMIT=int(raw["RUN_LOG_LIMIT"]),
         RUN_RETENTION_DAYS=_limit(raw["RUN_RETENTION_DAYS"]),

@@ -170,14 +170,16 @@ def test_e006_numbers_out_of_range(key: str, value: Any) -> None:
     assert check_ids(**sched(**{key: value})) == ["django_tasks_sched.E006"]
 
 
+@pytest.mark.parametrize("key", ["MAIL_ADMINS_ON_FAILURE", "SHARE_WINDOW"])
 @pytest.mark.parametrize("value", ["false", 0, 1, None])
-def test_e007_flags_must_be_booleans(value: Any) -> None:
-    assert check_ids(**sched(MAIL_ADMINS_ON_FAILURE=value)) == ["django_tasks_sched.E007"]
+def test_e007_flags_must_be_booleans(key: str, value: Any) -> None:
+    assert check_ids(**sched(**{key: value})) == ["django_tasks_sched.E007"]
 
 
+@pytest.mark.parametrize("key", ["MAIL_ADMINS_ON_FAILURE", "SHARE_WINDOW"])
 @pytest.mark.parametrize("value", [True, False])
-def test_e007_booleans_pass(value: bool) -> None:
-    assert check_ids(**sched(MAIL_ADMINS_ON_FAILURE=value)) == []
+def test_e007_booleans_pass(key: str, value: bool) -> None:
+    assert check_ids(**sched(**{key: value})) == []
 
 
 @pytest.mark.parametrize("value", ["processes", "Thread", "", None, 1])

@@ -14,6 +14,7 @@ import django_tasks_sched
 from django_tasks_sched.changes import STAMP_PK, ensure_stamp
 from django_tasks_sched.models import SchedulerProcess, ScheduleStamp
 from django_tasks_sched.rawsql import take_write_lock
+from django_tasks_sched.service.share import Share, share_of
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ class Heartbeat:
             alone = not list(others.values_list("pk", flat=True))
             self.beat()
         return alone
+
+    def share(self, within: float) -> Share:
+        """This process's part of the tasks among those whose heartbeat is ``within`` seconds
+        old (see :mod:`~django_tasks_sched.service.share`)."""
+        live = SchedulerProcess.objects.alive(within).values_list("worker_id", flat=True)
+        return share_of(self.worker_id, list(live))
 
     def stop(self) -> None:
         SchedulerProcess.objects.filter(worker_id=self.worker_id).delete()

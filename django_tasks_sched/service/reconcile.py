@@ -17,8 +17,11 @@ soon, not the size of the table (docs/window.md). Four passes keep the jobs in s
   so raw SQL that no stamp reports is caught: in the window at once, outside it within 60
   full passes.
 
-A row's job is kept only if its next fire is within the window: that one rule, in
-:meth:`Reconciler._apply`, serves every pass.
+A row's job is kept only if its next fire is within the window and the task is in this
+process's part (:mod:`~django_tasks_sched.service.share`): that one rule, in
+:meth:`Reconciler._apply`, serves every pass. Each pass reads only this part's rows; when the
+part changes (a process joined or left), :meth:`Reconciler.reshare` drops the tasks now held
+elsewhere and loads the ones newly held, catching up their fires as at start-up.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from django_tasks_sched.service.guard import GuardedTrigger
 from django_tasks_sched.service.jitter import DeterministicJitter
 from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.rawrows import column_reader, raw_rows
+from django_tasks_sched.service.share import WHOLE, Share
 from django_tasks_sched.triggers import build_trigger
 
 logger = logging.getLogger(__name__)
@@ -95,12 +99,14 @@ class ReconcileResult:
     removed: int = 0
     #: Jobs dropped because their next fire left the window (their task stays active).
     left: int = 0
+    #: Jobs dropped because another process holds their task now (see reshare).
+    moved: int = 0
     #: Found at load: fires missed beyond their grace window while no scheduler ran, for the
     #: executor to record MISSED.
     missed: list[Fire] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.left)
+        return bool(self.added or self.changed or self.removed or self.left or self.moved)
 
 
 def _with_text(queryset: QuerySet[Task]) -> QuerySet[Task]:
@@ -129,8 +135,10 @@ def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | 
 class Reconciler:
     """Applies Task rows to an APScheduler scheduler (which must use the firing executor)."""
 
-    def __init__(self, jobs: Jobs, window: timedelta | None = None) -> None:
+    def __init__(self, jobs: Jobs, window: timedelta | None = None, share: Share = WHOLE) -> None:
         self.jobs = jobs
+        #: The part of the tasks this process holds (see :meth:`reshare`).
+        self.share = share
         #: How far ahead jobs are held (``WINDOW_MINUTES``).
         self.window = window or timedelta(minutes=get_settings().WINDOW_MINUTES)
         #: The window's far edge: every active task firing by then has a job (None: not loaded).
@@ -161,7 +169,7 @@ class Reconciler:
         self.until = started + self.window
         result = ReconcileResult()
         jobs: list[Job] = []
-        self._apply(_rows(_in_window(self.until)), result, new_jobs=jobs)
+        self._apply(_rows(self.share.filter(_in_window(self.until))), result, new_jobs=jobs)
         self.jobs.load(jobs)
         self.watermark = started
         return result
@@ -179,7 +187,7 @@ class Reconciler:
         coming = Task.objects.filter(
             active=True, next_run_time__gt=start, next_run_time__lte=self.until
         )
-        self._apply(_rows(coming), result, catch_up=True)
+        self._apply(_rows(self.share.filter(coming)), result, catch_up=True)
         for task_id, next_run_time in self.jobs.beyond(self.until).items():
             # The table holds the fire from here on; the advance that reaches it reloads it.
             # Forgotten before the job goes: a run finishing meanwhile reads the job's fire,
@@ -197,7 +205,7 @@ class Reconciler:
         assert self.until is not None
         seen: set[int] = set()
         changed: list[int] = []
-        scan = _with_text(_in_window(self.until)).values_list(*SCAN_COLUMNS)
+        scan = _with_text(self.share.filter(_in_window(self.until))).values_list(*SCAN_COLUMNS)
         for task_id, *fields in raw_rows(scan):
             seen.add(task_id)
             if self.known.get(task_id) != _schedule(*fields):
@@ -221,8 +229,27 @@ class Reconciler:
         started = dj_timezone.now()
         changed = Task.objects.filter(updated_at__gte=self.watermark - CLOCK_MARGIN)
         result = ReconcileResult()
-        self._apply(_rows(changed), result)
+        self._apply(_rows(self.share.filter(changed)), result)
         self.watermark = started
+        return result
+
+    def reshare(self, share: Share) -> ReconcileResult:
+        """Hold ``share`` from now on: another process joined, left or died.
+
+        The tasks now held elsewhere are dropped; the table's ``next_run_time`` is where their
+        new holder resumes (each run's outcome writes it, and every load wrote what differed).
+        The window's rows newly held are loaded with their missed fires caught up, as at
+        start-up: fires the old holder claimed are claimed once (the claim keeps the first),
+        and none it left is lost. Before the first load, only the part is noted.
+        """
+        result = ReconcileResult()
+        self.share = share
+        if self.until is None:
+            return result
+        for task_id in [task_id for task_id in self.known if not share.holds(task_id)]:
+            self._hand_over(task_id, result)
+        self._apply(_rows(share.filter(_in_window(self.until))), result, catch_up=True)
+        self.verified_up_to = 0  # a new round of checks over the new part
         return result
 
     def next_fire(self, task_id: int) -> object:
@@ -271,8 +298,10 @@ class Reconciler:
         if not self.verified_up_to:
             # A new round: sized so that it checks the whole table within VERIFY_PASSES.
             self.verify_batch = max(VERIFY_MIN, -(-Task.objects.count() // VERIFY_PASSES))
-        later = Task.objects.filter(
-            active=True, next_run_time__gt=self.until, pk__gt=self.verified_up_to
+        later = self.share.filter(
+            Task.objects.filter(
+                active=True, next_run_time__gt=self.until, pk__gt=self.verified_up_to
+            )
         )
         ids = list(later.order_by("pk").values_list("pk", flat=True)[: self.verify_batch])
         self._apply_ids(ids, result)
@@ -302,6 +331,10 @@ class Reconciler:
         pending_refusals: dict[int, Known] = {}
         for row in rows:
             task_id, active, trigger, text, coalesce, grace, name, created_at, stored_next = row
+            if not self.share.holds(task_id):
+                # Read by id (a recheck): another process holds it, and writes its next fire.
+                self._hand_over(task_id, result)
+                continue
             schedule = _schedule(active, trigger, text, coalesce, grace)
             if not schedule or self.refused.get(task_id) != schedule:
                 # Switched off, or edited: a refusal from now on is a new one.
@@ -481,6 +514,13 @@ class Reconciler:
         else:
             result.added += 1
         return next_run_time
+
+    def _hand_over(self, task_id: int, result: ReconcileResult) -> None:
+        """Drop a task another process holds now; its row is that process's to write."""
+        if self.known.pop(task_id, None) is not None:
+            self.jobs.remove(task_id)
+            result.moved += 1
+        self.refused.pop(task_id, None)
 
     def _remove(self, task_id: int, result: ReconcileResult) -> None:
         if self.known.pop(task_id, None):

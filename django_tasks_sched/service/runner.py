@@ -148,6 +148,7 @@ class SchedulerService:
             self.reboot_at = dj_timezone.now()
         prune_dead_processes(self.options.heartbeat_timeout)
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
+        self.reshare()  # the part of the tasks the load reads
         # Paused while loading, so no job fires from a half-loaded table.
         self.jobs.start_paused()
         stamp = self.current_version()
@@ -178,11 +179,12 @@ class SchedulerService:
         if self.executor.workers is not None:
             logger.info("Functions are called in %d worker processes", self.options.threads)
         logger.info(
-            "Scheduler %s ready in %.2fs: %d task(s) in the window (the next %g minutes)",
+            "Scheduler %s ready in %.2fs: %d task(s) in the window (the next %g minutes, %s)",
             self.worker_id,
             time.monotonic() - started,
             added,
             self.reconciler.window.total_seconds() / 60,
+            self.reconciler.share,
         )
         # The display column only: it can follow the first fires.
         self.reconciler.flush_next_runs()
@@ -216,6 +218,7 @@ class SchedulerService:
                     next_advance = now + advance_every
                 if now >= next_beat:
                     self.heartbeat.beat()
+                    self.reshare()
                     self.housekeep()
                     next_beat = now + opts.heartbeat_interval
                 self.reconciler.flush_next_runs()
@@ -238,6 +241,42 @@ class SchedulerService:
             self.log_reconcile("full", self.reconciler.full())
         # Not every heartbeat: liveness reads last_seen, so a dead row only lingers in lists.
         prune_dead_processes(self.options.heartbeat_timeout)
+
+    def reshare(self) -> None:
+        """Each heartbeat: take this process's part of the tasks among the live processes.
+
+        A process counts as live here a heartbeat less long than ``HEARTBEAT_TIMEOUT``, so the
+        part of one that died is taken over within the timeout. Taken for dead too early, a
+        slow process only has its tasks held twice for a while: the claims keep each fire once.
+        """
+        if not get_settings().SHARE_WINDOW:
+            return
+        opts = self.options
+        within = opts.heartbeat_timeout
+        if within >= 3 * opts.heartbeat_interval:
+            within -= opts.heartbeat_interval
+        share = self.heartbeat.share(within)
+        if share == self.reconciler.share:
+            return
+        result = self.reconciler.reshare(share)
+        if result.missed:
+            self.executor.add_fires(result.missed)
+        logger.info(
+            "Scheduler %s now holds %s (%d in, %d out)",
+            self.worker_id,
+            share,
+            result.added,
+            result.moved,
+        )
+
+    def leave_share(self) -> None:
+        """At shutdown, once firing stopped: out of the live processes now, not after the grace
+        period, so the others take this process's part at their next heartbeat."""
+        try:
+            self.heartbeat.stop()
+        except DatabaseError:
+            # Then it leaves when its heartbeat is too old: within HEARTBEAT_TIMEOUT.
+            logger.warning("Could not leave the shared window at once", exc_info=True)
 
     def housekeep(self) -> None:
         """Each heartbeat: end the runs no outcome will come for; start or hand off queued runs.
@@ -313,7 +352,7 @@ class SchedulerService:
         self.resume_points = points
         self.firing = False
         self.executor.handoffs.paused.set()
-        self.reconciler = Reconciler(self.jobs)
+        self.reconciler = Reconciler(self.jobs, share=self.reconciler.share)
         self.paused_at = dj_timezone.now()
         self._store_resume_points(set(points))
         logger.warning("Firing paused in every scheduler process; running runs go on")
@@ -328,7 +367,7 @@ class SchedulerService:
             loaded = self.reconciler.load()
         except Exception:
             self.jobs.clear()
-            self.reconciler = Reconciler(self.jobs)
+            self.reconciler = Reconciler(self.jobs, share=self.reconciler.share)
             raise
         self.firing = True
         self.resume_points = None
@@ -413,6 +452,8 @@ class SchedulerService:
         # With the fires the dispatcher was still claiming, for the runs that finish in the
         # grace period (one assignment: a recording thread sees the old dict or the new one).
         self.resume_points = resume_points(self.resume_points, self.executor.unclaimed_fires())
+        if get_settings().SHARE_WINDOW:
+            self.leave_share()
         pending = list(self.executor.futures)
         if pending:
             logger.info("Waiting up to %ss for %d run(s)", self.options.grace_period, len(pending))
