@@ -233,7 +233,7 @@ class FiringExecutor(BaseExecutor):
         while self._finished:
             count = min(RECORD_BATCH_SIZE, len(self._finished))
             batch = [self._finished.popleft() for _ in range(count)]
-            finished: list[Finished] = [(run, self._next_run_time(run)) for run in batch]
+            finished = self._with_next_fires(batch)
             try:
                 finish(finished)
             except TRANSIENT_ERRORS:
@@ -253,6 +253,20 @@ class FiringExecutor(BaseExecutor):
             self.started.difference_update(run.pk for run in batch)
             for run in batch:
                 self.liveness.discard(run.pk)
+
+    def _with_next_fires(self, batch: list[TaskRun]) -> list[Finished]:
+        """Each run, with the next fire its task's row is to hold: its job's, or a fire of the
+        task still queued here, if earlier. Should this process die before claiming that fire,
+        the process that takes the task over resumes there, and the fire is not lost.
+
+        The jobs are read before the queue: APScheduler queues a fire before it moves the job
+        on, so a fire the job has already passed is in the queue by the time it is read.
+        """
+        finished: list[Finished] = [(run, self._next_run_time(run)) for run in batch]
+        if not self._fires:
+            return finished
+        queued = earliest_fires(self._fires.copy(), {run.task_id for run in batch})
+        return [(run, earlier(when, queued.get(run.task_id))) for run, when in finished]
 
     def _next_run_time(self, run: TaskRun) -> object:
         # Scheduled runs refresh the task's next fire; a run-now leaves it alone.
@@ -382,3 +396,24 @@ class LineWriter(threading.Thread):
         self.queue.put(None)
         if self.is_alive():
             self.join(timeout)
+
+
+def earliest_fires(fires: Iterator[Fire] | deque[Fire], task_ids: set[int]) -> dict[int, datetime]:
+    """The earliest of ``fires`` of each of ``task_ids``."""
+    earliest: dict[int, datetime] = {}
+    for fire in fires:
+        if fire.task_id in task_ids:
+            when = earliest.get(fire.task_id)
+            if when is None or fire.scheduled_for < when:
+                earliest[fire.task_id] = fire.scheduled_for
+    return earliest
+
+
+def earlier(next_fire: object, queued: datetime | None) -> object:
+    """A task's next fire for its row: ``queued`` if it comes first (or there is no next);
+    ``KEEP`` stays (the row's value is the task's fire outside the window, or a run-now's)."""
+    if queued is None or next_fire is KEEP:
+        return next_fire
+    if next_fire is None or (isinstance(next_fire, datetime) and queued < next_fire):
+        return queued
+    return next_fire

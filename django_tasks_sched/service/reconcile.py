@@ -237,18 +237,25 @@ class Reconciler:
         """Hold ``share`` from now on: another process joined, left or died.
 
         The tasks now held elsewhere are dropped; the table's ``next_run_time`` is where their
-        new holder resumes (each run's outcome writes it, and every load wrote what differed).
-        The window's rows newly held are loaded with their missed fires caught up, as at
-        start-up: fires the old holder claimed are claimed once (the claim keeps the first),
-        and none it left is lost. Before the first load, only the part is noted.
+        new holder resumes (each run's outcome writes it, or an earlier fire still queued; every
+        load wrote what differed). The window's rows newly held are loaded with their missed
+        fires caught up, as at start-up: a fire the old holder claimed is not claimed again
+        (the claim keeps the first row), and those it left run, or are recorded MISSED past
+        their grace time. Before the first load, only the part is noted.
         """
         result = ReconcileResult()
-        self.share = share
+        previous, self.share = self.share, share
         if self.until is None:
             return result
-        for task_id in [task_id for task_id in self.known if not share.holds(task_id)]:
-            self._hand_over(task_id, result)
-        self._apply(_rows(share.filter(_in_window(self.until))), result, catch_up=True)
+        try:
+            for task_id in [task_id for task_id in self.known if not share.holds(task_id)]:
+                self._hand_over(task_id, result)
+            self._apply(_rows(share.filter(_in_window(self.until))), result, catch_up=True)
+        except Exception:
+            # Tried again, with its catch-up, at the next heartbeat; meanwhile the passes keep
+            # to the old part (a task dropped already is read back by the next full pass).
+            self.share = previous
+            raise
         self.verified_up_to = 0  # a new round of checks over the new part
         return result
 
@@ -521,6 +528,7 @@ class Reconciler:
             self.jobs.remove(task_id)
             result.moved += 1
         self.refused.pop(task_id, None)
+        self.pending_next_run.pop(task_id, None)
 
     def _remove(self, task_id: int, result: ReconcileResult) -> None:
         if self.known.pop(task_id, None):

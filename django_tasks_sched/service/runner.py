@@ -269,15 +269,6 @@ class SchedulerService:
             result.moved,
         )
 
-    def leave_share(self) -> None:
-        """At shutdown, once firing stopped: out of the live processes now, not after the grace
-        period, so the others take this process's part at their next heartbeat."""
-        try:
-            self.heartbeat.stop()
-        except DatabaseError:
-            # Then it leaves when its heartbeat is too old: within HEARTBEAT_TIMEOUT.
-            logger.warning("Could not leave the shared window at once", exc_info=True)
-
     def housekeep(self) -> None:
         """Each heartbeat: end the runs no outcome will come for; start or hand off queued runs.
 
@@ -452,8 +443,6 @@ class SchedulerService:
         # With the fires the dispatcher was still claiming, for the runs that finish in the
         # grace period (one assignment: a recording thread sees the old dict or the new one).
         self.resume_points = resume_points(self.resume_points, self.executor.unclaimed_fires())
-        if get_settings().SHARE_WINDOW:
-            self.leave_share()
         pending = list(self.executor.futures)
         if pending:
             logger.info("Waiting up to %ss for %d run(s)", self.options.grace_period, len(pending))
@@ -488,6 +477,8 @@ class SchedulerService:
             logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", len(interrupted))
         if cancelled:
             logger.warning("Marked %d run(s) not yet started CANCELLED at shutdown", len(cancelled))
+        # Last, once every point above is stored: the others take this process's part of the
+        # tasks at their next heartbeat, and resume each where it stopped.
         self.heartbeat.stop()
         if self.listener is not None:
             self.listener.stop()

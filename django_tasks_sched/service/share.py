@@ -8,7 +8,8 @@ locks (docs/window.md measures it: twice as fast with two processes).
 
 The bucket is a multiplicative hash of the primary key, computed the same way in SQL (to load
 a part through the window's index) and in Python (to drop a row read by id): consecutive ids,
-and ids in any stride (every sixtieth task due each minute), spread over every part alike.
+and ids in a stride (every sixtieth task due each minute), spread over every part alike. It
+depends on the id modulo ``REDUCE`` only, so only strides of millions could unbalance it.
 
 Views of who is live can differ for a moment (each process reads them at its heartbeat). Two
 processes holding the same task is harmless: the claim keeps each fire once. A task nobody
@@ -26,11 +27,11 @@ from django.db.models import F, Model, QuerySet
 from django.db.models.functions import Abs
 
 #: Buckets: a part is a range of them, so the SQL needs no division (MySQL's ``/`` is decimal).
-SPREAD = 65536
+SPREAD = 1 << 32
 #: ``SPREAD`` over the golden ratio: Fibonacci hashing spreads any arithmetic run of ids.
-MULTIPLIER = 40503
-#: The id is reduced first, so the product stays far inside a 64-bit integer for every id.
-REDUCE = 1 << 20
+MULTIPLIER = 2654435769
+#: The id is reduced first, so the product stays inside a 64-bit integer for every id.
+REDUCE = 1 << 24
 
 M = TypeVar("M", bound=Model)
 
