@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from django.db.models import F, Model, QuerySet
+from django.db.models import BigIntegerField, ExpressionWrapper, F, Model, QuerySet
 from django.db.models.functions import Abs
 
 #: Buckets: a part is a range of them, so the SQL needs no division (MySQL's ``/`` is decimal).
@@ -69,7 +69,11 @@ class Share:
         low, high = self.bounds()
         # Reduced before ABS: abs() of the smallest bigint (raw SQL can force one) overflows.
         # SQL's % keeps the dividend's sign, so this is |pk| % REDUCE, as bucket() computes.
-        hashed = Abs(F("pk") % REDUCE) * MULTIPLIER % SPREAD
+        # Typed 64-bit: as a plain integer (PostgreSQL's range), a bound past 2^31 would be
+        # dropped by Django as out of range, and the filter would hold every row.
+        hashed = ExpressionWrapper(
+            Abs(F("pk") % REDUCE) * MULTIPLIER % SPREAD, output_field=BigIntegerField()
+        )
         return queryset.alias(dts_bucket=hashed).filter(dts_bucket__gte=low, dts_bucket__lt=high)
 
     def __str__(self) -> str:
