@@ -233,3 +233,42 @@ def test_a_finished_run_keeps_a_fire_still_queued_as_its_task_next_fire() -> Non
     assert executor._with_next_fires([run_now]) == [(run_now, KEEP)]
     assert earlier(job_next, None) == job_next
     assert earlier(queued, job_next) == queued
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("claimed", "record"),
+    [
+        # The old holder claimed 08:01 and 08:02, then died: the stretch is 08:03 and 08:04.
+        (2, MONDAY + timedelta(hours=8, minutes=3)),
+        # It claimed up to 08:04: nothing before the grace window was missed.
+        (4, None),
+        # It claimed nothing: the stretch starts at the stored 08:01.
+        (0, MONDAY + timedelta(hours=8, minutes=1)),
+    ],
+)
+def test_a_stretch_missed_past_the_grace_time_is_recorded_after_the_last_run(
+    jobs: Jobs, claimed: int, record: datetime | None
+) -> None:
+    """A task whose outcomes do not move its row (a backend's), taken over at 08:05:30 with
+    a 30 s grace time: the MISSED record that stands for the stretch must land on a fire with
+    no run, or the claim's unique constraint drops it and the stretch has no record."""
+    start = MONDAY + timedelta(hours=8)
+    with time_machine.travel(start, tick=False) as clock:
+        task = make("every minute", misfire_grace_time=30)
+        for minute in range(1, claimed + 1):
+            TaskRun.objects.create(
+                task=task,
+                scheduled_for=start + timedelta(minutes=minute),
+                status=TaskRun.Status.SUCCESSFUL,
+                worker_id="scheduler:gone",
+            )
+        mine = next(part for part in parts(2) if not part.holds(task.pk))
+        reconciler = Reconciler(jobs, window=WINDOW, share=mine)
+        reconciler.load()
+        clock.move_to(start + timedelta(minutes=5, seconds=30))
+        result = reconciler.reshare(WHOLE)
+    assert [fire.scheduled_for for fire in result.missed] == ([record] if record else [])
+    job = jobs.get(task.pk)
+    assert job is not None
+    assert job.next_run_time == start + timedelta(minutes=5)  # within the grace: caught up

@@ -35,13 +35,13 @@ from typing import Any, NamedTuple
 
 from apscheduler.job import Job
 from django.db import router, transaction
-from django.db.models import Case, Q, QuerySet, TextField, When
+from django.db.models import Case, Max, Q, QuerySet, TextField, When
 from django.db.models.functions import Cast
 from django.utils import timezone as dj_timezone
 
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.lifecycle import KEEP, refuse
-from django_tasks_sched.models import Task, anchored_config
+from django_tasks_sched.models import Task, TaskRun, anchored_config
 from django_tasks_sched.rawsql import concrete_field, update_rows
 from django_tasks_sched.reasons import NOT_RUN
 from django_tasks_sched.service.claims import Fire
@@ -74,6 +74,16 @@ VERIFY_PASSES = 60
 #: Rows are re-read from a little before the watermark: other processes' clocks and commit
 #: order mean a row can commit with an updated_at slightly older than one we have seen.
 CLOCK_MARGIN = timedelta(seconds=5)
+
+
+class Stretch(NamedTuple):
+    """Fires of a task missed past their grace time while no process fired it."""
+
+    #: The MISSED record that stands for them, at the stretch's first fire.
+    record: Fire
+    trigger: Any
+    #: Where the catch-up resumes: the fires from here on are within the grace time.
+    until: datetime
 
 
 class Schedule(NamedTuple):
@@ -125,6 +135,45 @@ def _in_window(until: datetime) -> QuerySet[Task]:
     # The (active, next_run_time) index; NULL: finished, refused, or forced in by raw SQL.
     soon = Q(next_run_time__lte=until) | Q(next_run_time__isnull=True)
     return Task.objects.filter(soon, active=True)
+
+
+def _stretch_records(stretches: list[Stretch]) -> list[Fire]:
+    """One MISSED record per stretch, on its first fire that has no run yet.
+
+    A stretch starts at the table's ``next_run_time``. A process that held the task before and
+    stopped or died may have claimed fires from there (the outcomes of a task with a backend
+    leave the row alone), and a record on a claimed fire would be dropped by the claim's
+    unique constraint, leaving the stretch unrecorded. So the record goes on the first fire
+    after the task's latest run; there is none when the runs reach the grace window.
+    """
+    if not stretches:
+        return []
+    since = {stretch.record.task_id: stretch.record.scheduled_for for stretch in stretches}
+    latest: dict[int, datetime] = {}
+    ids = sorted(since)
+    for start in range(0, len(ids), CHUNK_SIZE):
+        chunk = ids[start : start + CHUNK_SIZE]
+        # From the stretches' start only: a task's whole history is not read.
+        runs = TaskRun.objects.order_by().filter(
+            task_id__in=chunk, scheduled_for__gte=min(since[task_id] for task_id in chunk)
+        )
+        for task_id, last in (
+            runs.values("task_id")
+            .annotate(last=Max("scheduled_for"))
+            .values_list("task_id", "last")
+        ):
+            if last is not None and last >= since[task_id]:
+                latest[task_id] = last
+    records = []
+    for record, trigger, until in stretches:
+        last = latest.get(record.task_id)
+        if last is not None:
+            after = trigger.get_next_fire_time(last, last + timedelta(microseconds=1))
+            if after is None or after >= until:
+                continue  # the runs reach the fires being caught up: nothing was missed
+            record = record._replace(scheduled_for=after)
+        records.append(record)
+    return records
 
 
 def _schedule(active: Any, trigger: str, text: str, coalesce: Any, grace: int | None) -> Known:
@@ -334,6 +383,7 @@ class Reconciler:
         catch_up = catch_up or new_jobs is not None
         now = datetime.now(timezone.utc)
         triggers: dict[tuple[Any, ...], tuple[Any, datetime | None, float | None]] = {}
+        stretches: list[Stretch] = []
         refused: dict[int, str] = {}
         pending_refusals: dict[int, Known] = {}
         for row in rows:
@@ -361,7 +411,7 @@ class Reconciler:
                     next_run_time = self._next(task_id, aps_trigger, first, schedule, old)
                     if old is None and catch_up:
                         next_run_time = self._catch_up(
-                            task_id, aps_trigger, next_run_time, stored_at, grace, now, result
+                            task_id, aps_trigger, next_run_time, stored_at, grace, now, stretches
                         )
                     if next_run_time is not None and next_run_time > self.until:
                         # Outside the window: the table holds it until the window reaches it.
@@ -400,6 +450,7 @@ class Reconciler:
             if stored_at != next_run_time:
                 self.pending_next_run[task_id] = next_run_time
             self.known[task_id] = schedule
+        result.missed += _stretch_records(stretches)
         if refused:
             refuse(refused)
         # Only once recorded: a pass that failed before this point records them next time.
@@ -428,14 +479,14 @@ class Reconciler:
         missed: datetime | None,
         grace: int | None,
         now: datetime,
-        result: ReconcileResult,
+        stretches: list[Stretch],
     ) -> datetime | None:
         """Where a job loaded at start resumes: at the fires missed while no scheduler ran.
 
         The table's ``next_run_time`` is the fire the last scheduler was waiting for. Fires
         from there that are still within the misfire grace time are handed to APScheduler at
         once (so they run, or coalesce into one run); if the gap began before the grace
-        window, its first fire is recorded MISSED, standing for the rest of that stretch.
+        window, one MISSED record stands for that stretch (see :func:`_stretch_records`).
         """
         if first is None or missed is None or missed >= now or missed >= first:
             return first
@@ -444,17 +495,13 @@ class Reconciler:
         if missed >= window:
             return missed
         resume = trigger.get_next_fire_time(None, window)
-        result.missed.append(
-            Fire(
-                task_id,
-                missed,
-                grace,
-                f"{NOT_RUN} no scheduler was running (or firing was paused). This record stands "
-                "for every fire of the task from this one until "
-                f"{window:%Y-%m-%d %H:%M:%S} UTC, beyond the misfire grace time; later fires "
-                "were caught up.",
-            )
+        reason = (
+            f"{NOT_RUN} no scheduler was running, or the one holding the task had stopped (or "
+            "firing was paused). This record stands for every fire of the task from this one "
+            f"until {window:%Y-%m-%d %H:%M:%S} UTC, beyond the misfire grace time; later fires "
+            "were caught up."
         )
+        stretches.append(Stretch(Fire(task_id, missed, grace, reason), trigger, window))
         return resume if resume is not None and resume < first else first
 
     @staticmethod
