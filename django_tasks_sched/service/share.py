@@ -21,7 +21,7 @@ for its runs, so a dead process's part is taken over within ``HEARTBEAT_TIMEOUT`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Model, QuerySet
 from django.db.models.functions import Abs
@@ -74,7 +74,8 @@ class Share:
         hashed = ExpressionWrapper(
             Abs(F("pk") % REDUCE) * MULTIPLIER % SPREAD, output_field=BigIntegerField()
         )
-        return queryset.alias(dts_bucket=hashed).filter(dts_bucket__gte=low, dts_bucket__lt=high)
+        part = queryset.alias(dts_bucket=hashed).filter(dts_bucket__gte=low, dts_bucket__lt=high)
+        return cast("QuerySet[M]", part)  # some django-stubs lose the model type on alias()
 
     def __str__(self) -> str:
         return "all tasks" if self.whole else f"part {self.index + 1} of {self.count}"
