@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.runner import Options, SchedulerService
 from tests.browser import page  # noqa: F401  (the browser tests' logged-in page)
+from tests.factories import paused_jobs
 from tests.processes import SchedulerProcess
 
 
@@ -39,3 +41,10 @@ def service() -> Iterator[SchedulerService]:
     service.start()
     yield service
     service.shutdown()
+
+
+@pytest.fixture
+def jobs() -> Iterator[Jobs]:
+    """A paused job store: what the reconciler's passes put in it is read back, never fired."""
+    with paused_jobs() as jobs:
+        yield jobs

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
@@ -22,16 +20,7 @@ from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.reconcile import Reconciler, ReconcileResult
 from django_tasks_sched.service.share import SPREAD, WHOLE, Share, share_of
 from tests.factories import paused_jobs
-
-UTC = dt_timezone.utc
-MONDAY = datetime(2024, 6, 3, tzinfo=UTC)
-WINDOW = timedelta(minutes=10)
-
-
-@pytest.fixture
-def jobs() -> Iterator[Jobs]:
-    with paused_jobs() as jobs:
-        yield jobs
+from tests.test_window import MONDAY, WINDOW
 
 
 def parts(count: int) -> list[Share]:

@@ -7,7 +7,6 @@ tests/test_window_processes.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -21,7 +20,6 @@ from django_tasks_sched.service.jobs import Jobs
 from django_tasks_sched.service.reconcile import Reconciler
 from django_tasks_sched.summaries import KEEP
 from django_tasks_sched.triggers import next_fire_times
-from tests.factories import paused_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +27,6 @@ UTC = dt_timezone.utc
 #: 2024-06-03 00:00 UTC, a Monday far from any daylight saving change.
 MONDAY = datetime(2024, 6, 3, tzinfo=UTC)
 WINDOW = timedelta(minutes=10)
-
-
-@pytest.fixture
-def jobs() -> Iterator[Jobs]:
-    with paused_jobs() as jobs:
-        yield jobs
 
 
 def make(name: str, trigger: str, config: object, **fields: object) -> Task:
