@@ -72,7 +72,11 @@ class Heartbeat:
     def share(self, within: float) -> Share:
         """This process's part of the tasks among those whose heartbeat is ``within`` seconds
         old (see :mod:`~django_tasks_sched.service.share`)."""
-        live = SchedulerProcess.objects.alive(within).values_list("worker_id", flat=True)
+        # From the database join() reads: a replica's lag would make the views differ longer.
+        using = router.db_for_write(SchedulerProcess)
+        live = (
+            SchedulerProcess.objects.using(using).alive(within).values_list("worker_id", flat=True)
+        )
         return share_of(self.worker_id, list(live))
 
     def stop(self) -> None:
