@@ -45,6 +45,16 @@ def holding(proc: Proc, part: str) -> None:
     wait_until(lambda: f"now holds {part}" in proc.output(), 15, proc)
 
 
+def sharing(first: Proc, second: Proc, tasks: list[Task], count: int) -> datetime:
+    """Wait until ``second`` (started after ``first``) is ready and the two share the tasks,
+    then until each task has run ``count`` times since; return when they had settled."""
+    second.wait_ready()
+    holding(first, "part")
+    settled = timezone.now() + timedelta(seconds=1)
+    wait_until(lambda: run_after(tasks, settled, count), 20, first)
+    return settled
+
+
 def run_after(tasks: list[Task], since: datetime, count: int) -> bool:
     runs = TaskRun.objects.filter(task__in=tasks, scheduled_for__gt=since, status="SUCCESSFUL")
     per_task = {task.pk: 0 for task in tasks}
@@ -79,10 +89,7 @@ def test_two_schedulers_each_claim_only_their_part(tmp_path: Path) -> None:
     first.wait_ready()
     second = Proc(tmp_path / "b.log", settings=STEADY)
     try:
-        second.wait_ready()
-        holding(first, "part")
-        settled = timezone.now() + timedelta(seconds=1)
-        wait_until(lambda: run_after(tasks, settled, 3), 20, first)
+        settled = sharing(first, second, tasks, 3)
     finally:
         codes = [first.stop(), second.stop()]
     assert codes == [0, 0], first.output() + second.output()
@@ -101,10 +108,7 @@ def test_a_dead_replica_part_is_taken_over_within_the_heartbeat_timeout(tmp_path
     survivor.wait_ready()
     victim = Proc(tmp_path / "victim.log", settings=FAST_HEARTBEAT)
     try:
-        victim.wait_ready()
-        holding(survivor, "part")
-        settled = timezone.now() + timedelta(seconds=1)
-        wait_until(lambda: run_after(tasks, settled, 2), 20, survivor)
+        settled = sharing(survivor, victim, tasks, 2)
         held = [task for task, workers in holders(tasks, settled).items() if any(
             worker_of(victim) in worker for worker in workers)]  # fmt: skip
         assert held, "the victim held no task"
