@@ -76,11 +76,10 @@ def lock_rows(
     with connection.cursor() as cursor:
         for start in range(0, len(ordered), UPDATE_CHUNK_SIZE):
             chunk = ordered[start : start + UPDATE_CHUNK_SIZE]
-            placeholders = ", ".join(["%s"] * len(chunk))
+            keyed, params = among(connection, key, concrete_field(model, "id"), chunk)
             cursor.execute(
-                f"SELECT {key} FROM {table} WHERE {key} IN ({placeholders}){where} "
-                f"ORDER BY {key}{lock}",
-                [*chunk, *([status] if status is not None else [])],
+                f"SELECT {key} FROM {table} WHERE {keyed}{where} ORDER BY {key}{lock}",
+                [*params, *([status] if status is not None else [])],
             )
             found.update(row[0] for row in cursor.fetchall())
     return found
@@ -132,24 +131,49 @@ def update_rows(
             sql = f"UPDATE {table} SET {sets} WHERE {key} = %s"
             cursor.executemany(sql, [[*row[1:], row[0]] for row in prepared])
             return
-        # PostgreSQL: one UPDATE joined to a VALUES list per chunk is planned once; as many
-        # single-row UPDATEs took three times as long.
+        # PostgreSQL: one UPDATE joined to the rows as arrays, one per column, is planned
+        # once (as many single-row UPDATEs took three times as long), and its few parameters
+        # cost psycopg nothing to parse (a VALUES list had one per value: a fifth of the time).
         columns = [pk, *fields]
-        row_sql = "({})".format(", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in columns))
+        arrays = ", ".join(f"CAST(%s AS {array_type(field, connection)})" for field in columns)
         sets = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
         aliases = ", ".join(quote(field.column) for field in columns)
         for start in range(0, len(prepared), UPDATE_CHUNK_SIZE):
             chunk = prepared[start : start + UPDATE_CHUNK_SIZE]
-            values = ", ".join([row_sql] * len(chunk))
             cursor.execute(
-                f"UPDATE {table} AS t SET {sets} FROM (VALUES {values}) AS v({aliases}) "
+                f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS v({aliases}) "
                 f"WHERE t.{key} = v.{key}",
-                [value for row in chunk for value in row],
+                [list(values) for values in zip(*chunk, strict=True)],
             )
 
 
 #: Rows per statement of :func:`lock_rows` and :func:`update_rows` (PostgreSQL).
 UPDATE_CHUNK_SIZE = 1000
+
+
+def among(
+    connection: Any, column: str, field: Field[Any, Any], values: Sequence[Any]
+) -> tuple[str, list[Any]]:
+    """SQL for ``column`` (quoted) being one of ``values``, and its parameters.
+
+    On PostgreSQL one array: psycopg parses a query with hundreds of placeholders again each
+    time (it caches only short ones), which cost a claim of 500 fires more than its locks.
+    Elsewhere an ``IN`` list.
+    """
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(CAST(%s AS {array_type(field, connection)}))", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def plain_type(field: Field[Any, Any], connection: Any) -> str:
+    """The type of ``field``'s column without a length (``varchar``), to cast a parameter to:
+    a cast to ``varchar(16)`` would cut a longer value silently, where the column refuses it."""
+    return str(field.db_type(connection)).split("(")[0]
+
+
+def array_type(field: Field[Any, Any], connection: Any) -> str:
+    """PostgreSQL's array of :func:`plain_type`."""
+    return f"{plain_type(field, connection)}[]"
 
 
 def column(model: type[Model], name: str, using: str) -> str:

@@ -7,13 +7,20 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from django_tasks_sched.execution import execute_run
 from django_tasks_sched.lifecycle import KEEP, finish
 from django_tasks_sched.models import TaskRun
-from django_tasks_sched.service.claims import Fire, claim_fires
+from django_tasks_sched.rawsql import concrete_field
+from django_tasks_sched.service.claims import (
+    VARYING_FIELDS,
+    Fire,
+    _Claim,
+    _lock_tasks,
+    claim_fires,
+)
 from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
@@ -180,3 +187,68 @@ def _finished(run: TaskRun, outcome: str) -> TaskRun:
     run.return_value = {"ok": True} if outcome == "S" else None
     run.error = "" if outcome == "S" else "RuntimeError: boom"
     return run
+
+
+def test_a_mixed_batch_is_stored_as_decided_and_differs_only_in_the_varying_fields() -> None:
+    """The insert sends one value for every field outside VARYING_FIELDS: the rows a claim
+    builds must agree on those, whatever each fire's decision, and reach the table intact."""
+    plain = make_task("plain")
+    fleet = make_task("fleet", backend="default")
+    buffered = make_task("buffered", overlap="buffer_one")
+    replacing = make_task("replacing", overlap="cancel_other")
+    late = timezone.now() - timedelta(seconds=90)
+    fires = [
+        Fire(plain.pk, AT, None),
+        Fire(plain.pk, late, 60),  # past its grace time: MISSED
+        Fire(fleet.pk, AT, None),  # for a backend: QUEUED
+        Fire(buffered.pk, AT, None),
+        Fire(buffered.pk, AT + timedelta(minutes=5), None),  # waits for the slot: buffered
+        Fire(replacing.pk, AT, None),
+        Fire(replacing.pk, AT + timedelta(minutes=5), None),  # cancels the one before
+    ]
+    with transaction.atomic():
+        tasks, slots = _lock_tasks(sorted({fire.task_id for fire in fires}))
+        rows = _Claim(tasks, slots, timezone.now(), "scheduler:a").rows_for(fires)
+    varying = {concrete_field(TaskRun, name).attname for name in VARYING_FIELDS}
+    for field in TaskRun._meta.concrete_fields:
+        if field.attname not in varying and not field.primary_key:
+            values = {repr(getattr(row, field.attname)) for row in rows}
+            assert len(values) == 1, (field.attname, values)
+    claim_fires(fires, "scheduler:a")
+    stored = {
+        (run.task_id, run.scheduled_for): run for run in TaskRun.objects.order_by("scheduled_for")
+    }
+    assert len(stored) == len(fires)
+    expect = {
+        (plain.pk, AT): ("RUNNING", False, ""),
+        (plain.pk, late): ("MISSED", False, ""),
+        (fleet.pk, AT): ("QUEUED", False, "default"),
+        (buffered.pk, AT): ("RUNNING", False, ""),
+        (buffered.pk, AT + timedelta(minutes=5)): ("QUEUED", True, ""),
+        (replacing.pk, AT): ("CANCELLED", False, ""),
+        (replacing.pk, AT + timedelta(minutes=5)): ("RUNNING", False, ""),
+    }
+    for key, (status, is_buffered, backend) in expect.items():
+        run = stored[key]
+        assert (run.status, run.buffered, run.backend) == (status, is_buffered, backend), key
+        assert (run.started_at is not None) == (status == "RUNNING"), key
+        assert (run.finished_at is not None) == (status in ("MISSED", "CANCELLED")), key
+        assert (run.worker_id, run.origin, run.attempt, run.meta) == (
+            "scheduler:a",
+            TaskRun.Origin.SCHEDULE,
+            1,
+            {},
+        )
+        assert run.enqueued_at is not None
+    assert "past the misfire grace time" in stored[plain.pk, late].error
+    assert stored[replacing.pk, AT].error
+
+
+def test_a_claim_refuses_a_value_too_long_for_its_column_rather_than_cutting_it() -> None:
+    # PostgreSQL's claim casts its parameters: to varchar(255), a longer value would be cut.
+    if connection.vendor != "postgresql":
+        pytest.skip("the claim casts its parameters on PostgreSQL only")
+    task = make_task("long worker")
+    worker_id = "w" * 300  # the column holds 255
+    with pytest.raises(DatabaseError):
+        claim_fires([Fire(task.pk, AT, None)], worker_id)
