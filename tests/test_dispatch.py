@@ -88,3 +88,5 @@ def test_claim_batches_start_small_and_grow() -> None:
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     assert list(batch_bounds(0)) == []
     assert list(batch_bounds(3)) == [(0, 3)]
+    # A pass that continues a burst starts where the last one had grown to.
+    assert [end - start for start, end in batch_bounds(700, 200)] == [200, 400, 100]

@@ -193,12 +193,16 @@ class FiringExecutor(BaseExecutor):
                 next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
 
     def _claim_fires(self) -> None:
+        first = FIRST_BATCH
         while self._fires and not self._firing_stopped.is_set():
             # The whole backlog at once (APScheduler appends on the right meanwhile), so that
             # coalescing sees every pending fire of a task, however many batches they fill.
             pending = [self._fires.popleft() for _ in range(len(self._fires))]
             pending = coalesce(pending, self.coalesces)
-            for start, end in batch_bounds(len(pending)):
+            for start, end in batch_bounds(len(pending), first):
+                # Fires that came while these were claimed are the same burst's: their first
+                # batch goes on growing (runs are going already; small ones only cost).
+                first = min(BATCH_SIZE, max(FIRST_BATCH, 2 * (end - start)))
                 if self._firing_stopped.is_set():
                     self._fires.extendleft(reversed(pending[start:]))  # seen at shutdown
                     return
@@ -321,14 +325,14 @@ class FiringExecutor(BaseExecutor):
         self._wake.set()
 
 
-def batch_bounds(count: int) -> Iterator[tuple[int, int]]:
+def batch_bounds(count: int, first: int = FIRST_BATCH) -> Iterator[tuple[int, int]]:
     """``(start, end)`` of the claim batches for ``count`` fires: small first, then doubling.
 
     A burst's first functions start once a batch of :data:`FIRST_BATCH` has committed, not
     after the whole burst's claims; the batches grow to :data:`BATCH_SIZE`, where a claim's
     statements cost least per fire.
     """
-    start, size = 0, FIRST_BATCH
+    start, size = 0, first
     while start < count:
         yield start, min(count, start + size)
         start += size
