@@ -119,32 +119,84 @@ def update_rows(
     quote = quoter(connection)
     pk, fields = concrete_field(model, "id"), [concrete_field(model, name) for name in names]
     table, key = quote(model._meta.db_table), quote(pk.column)
-    prepared = [
-        [pk_value, *(f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True))]
-        for pk_value, *row in sorted(rows, key=lambda row: row[0])
-    ]
+    ordered = sorted(rows, key=lambda row: row[0])
     if not locked:
-        lock_rows(model, [row[0] for row in prepared], using)
+        lock_rows(model, [row[0] for row in ordered], using)
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             sets = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-            sql = f"UPDATE {table} SET {sets} WHERE {key} = %s"
-            cursor.executemany(sql, [[*row[1:], row[0]] for row in prepared])
-            return
-        # PostgreSQL: one UPDATE joined to the rows as arrays, one per column, is planned
-        # once (as many single-row UPDATEs took three times as long), and its few parameters
-        # cost psycopg nothing to parse (a VALUES list had one per value: a fifth of the time).
-        columns = [pk, *fields]
-        arrays = ", ".join(f"CAST(%s AS {array_type(field, connection)})" for field in columns)
-        sets = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
-        aliases = ", ".join(quote(field.column) for field in columns)
-        for start in range(0, len(prepared), UPDATE_CHUNK_SIZE):
-            chunk = prepared[start : start + UPDATE_CHUNK_SIZE]
-            cursor.execute(
-                f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS v({aliases}) "
-                f"WHERE t.{key} = v.{key}",
-                [list(values) for values in zip(*chunk, strict=True)],
+            cursor.executemany(
+                f"UPDATE {table} SET {sets} WHERE {key} = %s",
+                [
+                    [
+                        *(
+                            f.get_db_prep_save(v, connection)
+                            for f, v in zip(fields, row, strict=True)
+                        ),
+                        k,
+                    ]
+                    for k, *row in ordered
+                ],
             )
+            return
+        # PostgreSQL: one UPDATE joined to the rows as arrays is planned once (as many
+        # single-row UPDATEs took three times as long), and its few parameters cost psycopg
+        # little to parse and send (a VALUES list had one per value: a fifth of the time).
+        for start in range(0, len(ordered), UPDATE_CHUNK_SIZE):
+            chunk = ordered[start : start + UPDATE_CHUNK_SIZE]
+            keys, *columns = ([*values] for values in zip(*chunk, strict=True))
+            values = Unnest(connection)
+            joined = values.column(pk, keys, key, array=True)
+            assignments = [
+                f"{quote(field.column)} = {values.column(field, column, quote(field.column))}"
+                for field, column in zip(fields, columns, strict=True)
+            ]
+            cursor.execute(
+                f"UPDATE {table} AS t SET {', '.join(assignments)}{values.from_sql()} "
+                f"WHERE t.{key} = {joined}",
+                values.params(),
+            )
+
+
+class Unnest:
+    """Many rows' values for one PostgreSQL statement, column by column: a column the rows
+    agree on is one parameter, each other column an array, joined as ``FROM unnest(…)``.
+
+    A burst's rows differ in a few columns (the task; the times of their outcomes): the rest
+    cost one value each, not one per row to prepare, send and (for psycopg, which caches only
+    short queries) parse again. Parameters come in the order :meth:`params` gives them: the
+    columns' SQL before the ``FROM``, as in ``INSERT … SELECT`` and ``UPDATE … SET``.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.shared: list[Any] = []
+        self.arrays: list[list[Any]] = []
+        self.types: list[str] = []
+        self.aliases: list[str] = []
+
+    def column(
+        self, field: Field[Any, Any], values: list[Any], alias: str, *, array: bool = False
+    ) -> str:
+        """SQL for ``field``'s value in each row (``values``, one per row, not yet prepared for
+        the database); ``array`` for a column that must be one (a join's key)."""
+        prep = field.get_db_prep_save
+        if not array and all(value == values[0] for value in values):
+            self.shared.append(prep(values[0], self.connection))
+            return f"CAST(%s AS {plain_type(field, self.connection)})"
+        self.arrays.append([prep(value, self.connection) for value in values])
+        self.types.append(f"CAST(%s AS {array_type(field, self.connection)})")
+        self.aliases.append(alias)
+        return f"v.{alias}"
+
+    def from_sql(self) -> str:
+        """`` FROM unnest(…) AS v(…)``, or nothing if every column is one value."""
+        if not self.arrays:
+            return ""
+        return f" FROM unnest({', '.join(self.types)}) AS v({', '.join(self.aliases)})"
+
+    def params(self) -> list[Any]:
+        return [*self.shared, *self.arrays]
 
 
 #: Rows per statement of :func:`lock_rows` and :func:`update_rows` (PostgreSQL).

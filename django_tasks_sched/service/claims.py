@@ -30,14 +30,7 @@ from django_tasks_sched import audit, metrics, overlap
 from django_tasks_sched.lifecycle import cancel_running, start_queued
 from django_tasks_sched.models import Task, TaskChange, TaskRun
 from django_tasks_sched.overlap import Action, Slots
-from django_tasks_sched.rawsql import (
-    among,
-    array_type,
-    concrete_field,
-    plain_type,
-    quoter,
-    take_write_lock,
-)
+from django_tasks_sched.rawsql import Unnest, among, concrete_field, quoter, take_write_lock
 from django_tasks_sched.reasons import NOT_RUN
 from django_tasks_sched.service.rawrows import column_reader
 
@@ -202,29 +195,17 @@ def _model_order(field: Any) -> int:
     return int(field.creation_counter)
 
 
-#: The fields a claim's rows differ in; the others hold one value in every row of a claim
-#: (its time, its process, the model's defaults): see _Claim.rows_for.
-VARYING_FIELDS = (
-    "task",
-    "scheduled_for",
-    "status",
-    "started_at",
-    "finished_at",
-    "error",
-    "buffered",
-    "backend",
-)
-
-
 def _insert(
     rows: list[TaskRun], task_ids: list[int], worker_id: str, now: datetime
 ) -> dict[tuple[int, Any], int]:
     """Insert the rows, skipping the fires recorded already; the keys of the rows inserted.
 
-    On PostgreSQL, one INSERT of arrays that returns what it inserted: the fields that vary
-    are an array each, the others one value each. Through ``bulk_create`` (24 values to
-    prepare and send per row) and a read of the rows back, a claim of a burst's fires cost
-    twice as much. Elsewhere, ``bulk_create`` and that read.
+    On PostgreSQL, one INSERT that returns what it inserted, of one value for each field the
+    rows share and an array for each field they differ in: in a burst's batch that is the task
+    alone (one fire time, one claim time, one status). Through ``bulk_create`` (24 values to
+    prepare and send for each row, and psycopg parses a query of thousands of placeholders)
+    and a read of the rows back, a claim of a burst's fires cost twice as much. Elsewhere,
+    ``bulk_create`` and that read.
     """
     if not rows:
         return {}
@@ -233,36 +214,20 @@ def _insert(
         return _inserted(task_ids, worker_id, now)
     q = quoter(connection)
     fields = [field for field in TaskRun._meta.concrete_fields if not field.primary_key]
-    varying = [concrete_field(TaskRun, name) for name in VARYING_FIELDS]
-    prepared: dict[tuple[str, Any], Any] = {}
-
-    def prep(field: Any, value: Any) -> Any:
-        # The same few values recur (the claim's time, a burst's one fire time): once each.
-        key = (field.attname, value)
-        if key not in prepared:
-            prepared[key] = field.get_db_prep_save(value, connection)
-        return prepared[key]
-
-    first = rows[0]
-    arrays = [[prep(field, getattr(row, field.attname)) for row in rows] for field in varying]
-    names = {field.attname: f"v{index}" for index, field in enumerate(varying)}
-    select, params = [], []
-    for field in fields:
-        if field.attname in names:
-            select.append(f"v.{names[field.attname]}")
-        else:
-            select.append(f"CAST(%s AS {plain_type(field, connection)})")
-            params.append(field.get_db_prep_save(getattr(first, field.attname), connection))
-    unnest = ", ".join(f"CAST(%s AS {array_type(field, connection)})" for field in varying)
+    values = Unnest(connection)
+    select = [
+        values.column(field, [getattr(row, field.attname) for row in rows], f"a{index}")
+        for index, field in enumerate(fields)
+    ]
     run = {name: q(concrete_field(TaskRun, name).column) for name in ("id", "task")}
     run["when"] = q(concrete_field(TaskRun, "scheduled_for").column)
     sql = (
         f"INSERT INTO {q(TaskRun._meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
-        f"SELECT {', '.join(select)} FROM unnest({unnest}) AS v({', '.join(names.values())}) "
+        f"SELECT {', '.join(select)}{values.from_sql()} "
         f"ON CONFLICT DO NOTHING RETURNING {run['id']}, {run['task']}, {run['when']}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *arrays])
+        cursor.execute(sql, values.params())
         inserted = cursor.fetchall()
     return {(task_id, when): pk for pk, task_id, when in inserted}
 
