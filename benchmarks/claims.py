@@ -4,7 +4,9 @@ No scheduler process, no pool, no APScheduler: the two calls a dispatcher makes 
 timed alone, so a change to the claim or the outcome path shows in milliseconds that the burst
 benchmark (2b) would blur with the machine's noise. The fires are claimed in the dispatcher's
 batches (25, 50, … up to 500), each batch in its transaction, and the outcomes written 1,000 at
-a time, as the dispatcher writes them.
+a time (the dispatcher writes what has finished by then, often fewer). The outcomes are alike
+but for their times (no return value, no log): the best case for a write that sends a value
+the rows share once.
 
     python -m benchmarks.claims --db postgres          # prints a table
     python -m benchmarks.claims --db sqlite --rounds 5
@@ -70,7 +72,10 @@ def measure(rounds: int) -> tuple[list[float], list[float]]:
         began = time.perf_counter()
         for start in range(0, len(runs), RECORD_BATCH_SIZE):
             finish(
-                [(run, when + timedelta(seconds=10)) for run in runs[start:][:RECORD_BATCH_SIZE]]
+                [
+                    (run, when + timedelta(seconds=10))
+                    for run in runs[start : start + RECORD_BATCH_SIZE]
+                ]
             )
         recorded = time.perf_counter() - began
         if index >= WARM_UP:

@@ -8,11 +8,14 @@ rows cannot deadlock.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connections
-from django.db.models import Field, Model
+from django.db.models import Field, JSONField, Model
 
 #: SQLSTATEs of a transaction the database ended to break a deadlock or a serialization
 #: conflict (PostgreSQL), and MySQL/MariaDB's error number for a deadlock.
@@ -145,16 +148,17 @@ def update_rows(
         for start in range(0, len(ordered), UPDATE_CHUNK_SIZE):
             chunk = ordered[start : start + UPDATE_CHUNK_SIZE]
             keys, *columns = ([*values] for values in zip(*chunk, strict=True))
-            values = Unnest(connection)
-            joined = values.column(pk, keys, key, array=True)
+            batch = Unnest(connection)
+            joined = batch.column(pk, keys, key, array=True)
             assignments = [
-                f"{quote(field.column)} = {values.column(field, column, quote(field.column))}"
+                f"{quote(field.column)} = {batch.column(field, column, quote(field.column))}"
                 for field, column in zip(fields, columns, strict=True)
             ]
+            # No parameter after the FROM: Unnest's order holds (see Unnest.params).
             cursor.execute(
-                f"UPDATE {table} AS t SET {', '.join(assignments)}{values.from_sql()} "
+                f"UPDATE {table} AS t SET {', '.join(assignments)}{batch.from_sql()} "
                 f"WHERE t.{key} = {joined}",
-                values.params(),
+                batch.params(),
             )
 
 
@@ -180,8 +184,10 @@ class Unnest:
     ) -> str:
         """SQL for ``field``'s value in each row (``values``, one per row, not yet prepared for
         the database); ``array`` for a column that must be one (a join's key)."""
+        if not values:
+            raise ValueError("no rows")
         prep = field.get_db_prep_save
-        if not array and all(value == values[0] for value in values):
+        if not array and _all_alike(field, values):
             self.shared.append(prep(values[0], self.connection))
             return f"CAST(%s AS {plain_type(field, self.connection)})"
         self.arrays.append([prep(value, self.connection) for value in values])
@@ -197,6 +203,25 @@ class Unnest:
 
     def params(self) -> list[Any]:
         return [*self.shared, *self.arrays]
+
+
+def _all_alike(field: Field[Any, Any], values: list[Any]) -> bool:
+    """Whether every value would be stored as the first is: ``==`` alone is not enough
+    (``True == 1``, ``{"a": 1.0} == {"a": 1}``, and two datetimes of one zone compare equal
+    across a change of clocks, whatever their ``fold``)."""
+    first = values[0]
+    if isinstance(field, JSONField):
+        # Compared as stored: the encoded text (each value is encoded for the write anyway).
+        text = json.dumps(first, cls=field.encoder)
+        return all(json.dumps(value, cls=field.encoder) == text for value in values)
+    kind = type(first)
+    if isinstance(first, datetime):
+        offset = first.utcoffset()
+        return all(
+            type(value) is kind and value == first and value.utcoffset() == offset
+            for value in values
+        )
+    return all(type(value) is kind and value == first for value in values)
 
 
 #: Rows per statement of :func:`lock_rows` and :func:`update_rows` (PostgreSQL).
@@ -219,8 +244,13 @@ def among(
 
 def plain_type(field: Field[Any, Any], connection: Any) -> str:
     """The type of ``field``'s column without a length (``varchar``), to cast a parameter to:
-    a cast to ``varchar(16)`` would cut a longer value silently, where the column refuses it."""
-    return str(field.db_type(connection)).split("(")[0]
+    a cast to ``varchar(16)`` would cut a longer value silently, where the column refuses it.
+    Only the length goes (``timestamp(3) with time zone`` keeps its zone)."""
+    return _LENGTH.sub("", str(field.db_type(connection)))
+
+
+#: A type's length or precision: ``(16)``, ``(10, 2)``.
+_LENGTH = re.compile(r"\(\s*\d+\s*(?:,\s*\d+\s*)?\)")
 
 
 def array_type(field: Field[Any, Any], connection: Any) -> str:

@@ -7,16 +7,14 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from django_tasks_sched.execution import execute_run
 from django_tasks_sched.lifecycle import KEEP, finish
 from django_tasks_sched.models import TaskRun
-from django_tasks_sched.service.claims import (
-    Fire,
-    claim_fires,
-)
+from django_tasks_sched.rawsql import update_rows
+from django_tasks_sched.service.claims import Fire, _insert_fields, claim_fires
 from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
@@ -240,3 +238,43 @@ def test_a_claim_refuses_a_value_too_long_for_its_column_rather_than_cutting_it(
     worker_id = "w" * 300  # the column holds 255
     with pytest.raises(DatabaseError):
         claim_fires([Fire(task.pk, AT, None)], worker_id)
+
+
+def test_outcomes_written_together_keep_each_value_as_it_was() -> None:
+    """Values Python calls equal but the database stores apart (True and 1, 1.0 and 1, one
+    instant at two offsets) stay each run's own when outcomes are written together."""
+    tasks = [make_task(f"value {i}") for i in range(6)]
+    runs = sorted(
+        claim_fires([Fire(task.pk, AT, None) for task in tasks], "scheduler:a"),
+        key=lambda run: run.task_id,
+    )
+    returned: list[object] = [True, 1, 1.0, 1, {"a": 1}, {"a": 1.0}]
+    finished_at = timezone.now()
+    for run, value in zip(runs, returned, strict=True):
+        run.status, run.finished_at, run.return_value = "SUCCESSFUL", finished_at, value
+    for pair in (runs[0:2], runs[2:4], runs[4:6]):  # each pair alike to Python's ==
+        finish([(run, KEEP) for run in pair])
+    stored = TaskRun.objects.order_by("task_id").values_list("return_value", flat=True)
+    assert [(type(value), value) for value in stored] == [
+        (type(value), value) for value in returned
+    ]
+
+
+def test_a_value_too_long_for_its_column_is_refused_by_an_update_too() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the update casts its parameters on PostgreSQL only")
+    run = claim_fire(make_task("long").pk, AT, "scheduler:a")
+    assert run is not None
+    with pytest.raises(DatabaseError), transaction.atomic():
+        update_rows(TaskRun, ["worker_id"], [[run.pk, "w" * 300]], connection.alias)
+
+
+def test_the_claim_writes_each_field_as_the_row_holds_it() -> None:
+    """The PostgreSQL insert reads each field off the row: a field whose pre_save() changes
+    it (auto_now) or the database computes (generated) would need more than that."""
+    fields = _insert_fields()
+    assert {field.attname for field in fields} >= {"task_id", "scheduled_for", "status"}
+    for field in fields:
+        assert not getattr(field, "auto_now", False), field
+        assert not getattr(field, "auto_now_add", False), field
+    assert all(not getattr(field, "generated", False) for field in TaskRun._meta.concrete_fields)

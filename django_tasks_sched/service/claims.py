@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Case, Min, QuerySet, When
+from django.db.models import Case, Field, Min, QuerySet, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -213,10 +213,17 @@ def _insert(
         TaskRun.objects.bulk_create(rows, ignore_conflicts=True)
         return _inserted(task_ids, worker_id, now)
     q = quoter(connection)
-    fields = [field for field in TaskRun._meta.concrete_fields if not field.primary_key]
+    fields = _insert_fields()
     values = Unnest(connection)
     select = [
-        values.column(field, [getattr(row, field.attname) for row in rows], f"a{index}")
+        # The task always an array: it keeps one row per fire (the rows of one task's fires
+        # differ in their times), however alike the rest.
+        values.column(
+            field,
+            [getattr(row, field.attname) for row in rows],
+            f"a{index}",
+            array=field.attname == "task_id",
+        )
         for index, field in enumerate(fields)
     ]
     run = {name: q(concrete_field(TaskRun, name).column) for name in ("id", "task")}
@@ -229,11 +236,25 @@ def _insert(
     with connection.cursor() as cursor:
         cursor.execute(sql, values.params())
         inserted = cursor.fetchall()
+    for row in rows:
+        # Saved, as bulk_create leaves them (the rows not inserted get no primary key).
+        row._state.adding, row._state.db = False, connection.alias
     return {(task_id, when): pk for pk, task_id, when in inserted}
 
 
+def _insert_fields() -> list[Field[Any, Any]]:
+    """The columns a claim writes, each as the row object holds it: no ``auto_now`` field
+    (whose ``pre_save`` would change it) and no generated one (tested)."""
+    return [
+        field
+        for field in TaskRun._meta.concrete_fields
+        if not field.primary_key and not getattr(field, "generated", False)
+    ]
+
+
 def _inserted(task_ids: list[int], worker_id: str, now: datetime) -> dict[tuple[int, Any], int]:
-    """The rows this claim inserted, by (task, fire): the ignored ones have no primary key."""
+    """The rows this claim inserted, by (task, fire): the ignored ones have no primary key.
+    (SQLite and MariaDB: PostgreSQL's insert returns them.)"""
     if not task_ids:
         return {}
     q = quoter(connection)

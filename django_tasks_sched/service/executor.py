@@ -326,11 +326,12 @@ class FiringExecutor(BaseExecutor):
 
 
 def batch_bounds(count: int, first: int = FIRST_BATCH) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of the claim batches for ``count`` fires: small first, then doubling.
+    """``(start, end)`` of the claim batches for ``count`` fires: ``first`` long, then doubling.
 
     A burst's first functions start once a batch of :data:`FIRST_BATCH` has committed, not
     after the whole burst's claims; the batches grow to :data:`BATCH_SIZE`, where a claim's
-    statements cost least per fire.
+    statements cost least per fire. A pass that continues a burst starts at twice its last
+    batch (see ``FiringExecutor._claim_fires``).
     """
     start, size = 0, first
     while start < count:
