@@ -10,7 +10,8 @@ import pytest
 from django.utils import timezone
 
 from django_tasks_sched.models import Task, TaskRun
-from django_tasks_sched.service.executor import batch_bounds
+from django_tasks_sched.service.claims import Fire
+from django_tasks_sched.service.executor import FiringExecutor, batch_bounds
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import wait_until
 
@@ -90,3 +91,26 @@ def test_claim_batches_start_small_and_grow() -> None:
     assert list(batch_bounds(3)) == [(0, 3)]
     # A pass that continues a burst starts where the last one had grown to.
     assert [end - start for start, end in batch_bounds(700, 200)] == [200, 400, 100]
+
+
+def test_fires_handed_over_during_a_burst_claim_go_on_in_grown_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """APScheduler hands over the rest of a burst while its first batches are claimed: the
+    next pass starts at twice the last batch, not at the first batch's size again."""
+    executor = FiringExecutor(
+        "scheduler:test", 1, next_fire_time=lambda task_id: None, coalesces=lambda task_id: True
+    )
+    due = timezone.now()
+    sizes: list[int] = []
+
+    def claim(fires: list[Fire], worker_id: str) -> list[TaskRun]:
+        if not sizes:  # the rest of the burst arrives while the first batch is claimed
+            executor.add_fires([Fire(1000 + i, due, None) for i in range(300)])
+        sizes.append(len(fires))
+        return []
+
+    monkeypatch.setattr("django_tasks_sched.service.executor.claim_fires", claim)
+    executor.add_fires([Fire(i, due, None) for i in range(75)])
+    executor._claim_fires()
+    assert sizes == [25, 50, 100, 200]
