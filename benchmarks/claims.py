@@ -15,22 +15,18 @@ the rows share once.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import django
-from django.core.management import call_command
-
 from benchmarks.harness import (
     create_tasks,
     database_url,
     median,
+    open_fresh_database,
     percentile,
-    recreate_database,
     reset_tables,
 )
 
@@ -94,11 +90,7 @@ def main() -> None:
         # A database of its own: benchmarks/run.py may be using (and dropping) its own.
         parts = urlsplit(url)
         url = urlunsplit(parts._replace(path=f"{parts.path}_claims"))
-    recreate_database(args.db, url)
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
-    django.setup()
-    call_command("migrate", verbosity=0)
+    open_fresh_database(args.db, url)
     claims, outcomes = measure(args.rounds)
     print(f"{BURST:,} fires on {args.db}, {args.rounds} rounds after {WARM_UP} to warm up")
     print(f"{'step':<34} {'median':>8} {'p90':>8} {'per fire':>9}")

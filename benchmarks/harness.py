@@ -89,6 +89,19 @@ def recreate_database(db: str, url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def open_fresh_database(db: str, url: str) -> None:
+    """Drop and create the benchmark database at ``url``, point Django at it and migrate:
+    the start of every benchmark process (call before anything touches Django)."""
+    import django
+    from django.core.management import call_command
+
+    recreate_database(db, url)
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
 def reset_tables() -> None:
     """Empty the app's tables between benchmarks (no scheduler may be running)."""
     from django.db import connection

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -23,10 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import django
-from django.core.management import call_command
-
-from benchmarks.harness import NOOP, analyze, database_url, recreate_database
+from benchmarks.harness import NOOP, analyze, database_url, open_fresh_database
 
 #: Zones the tasks are spread over (daylight saving in both hemispheres, and none).
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
@@ -120,11 +116,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     args = parser.parse_args()
     url = database_url(args.db, Path(tempfile.mkdtemp(prefix="dts-population-")))
-    recreate_database(args.db, url)
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
-    django.setup()
-    call_command("migrate", verbosity=0)
+    open_fresh_database(args.db, url)
     from django_tasks_sched.models import Task
 
     began, inserted_from = time.monotonic(), datetime.now().astimezone()

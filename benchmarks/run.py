@@ -86,20 +86,11 @@ def compile_sources() -> None:
 
 def run_database(db: str, quick: bool, only: str | None) -> tuple[list[Result], dict[str, str]]:
     from benchmarks.cases import ALL, Plan
-    from benchmarks.harness import database_url, machine_notes, recreate_database
+    from benchmarks.harness import database_url, machine_notes, open_fresh_database
 
     load_at_start = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix=f"dts-bench-{db}-"))
-    url = database_url(db, workdir)
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
-    recreate_database(db, url)
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    open_fresh_database(db, database_url(db, workdir))
     plan = Plan(quick=quick, db=db, workdir=workdir)
     wanted = set(only.split(",")) if only else None
     results: list[Result] = []
