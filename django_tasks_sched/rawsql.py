@@ -128,19 +128,11 @@ def update_rows(
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             sets = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-            cursor.executemany(
-                f"UPDATE {table} SET {sets} WHERE {key} = %s",
-                [
-                    [
-                        *(
-                            f.get_db_prep_save(v, connection)
-                            for f, v in zip(fields, row, strict=True)
-                        ),
-                        k,
-                    ]
-                    for k, *row in ordered
-                ],
-            )
+            prepared = [
+                [*(f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True)), k]
+                for k, *row in ordered
+            ]
+            cursor.executemany(f"UPDATE {table} SET {sets} WHERE {key} = %s", prepared)
             return
         # PostgreSQL: one UPDATE joined to the rows as arrays is planned once (as many
         # single-row UPDATEs took three times as long), and its few parameters cost psycopg
