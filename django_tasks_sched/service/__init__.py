@@ -13,5 +13,6 @@
 - :mod:`.heartbeat`: the process's heartbeat row;
 - :mod:`.housekeeping`: the watchdog (timeouts) and recovery of runs left by dead processes;
 - :mod:`.rawrows`: rows for the hot paths without the ORM's per-value conversion;
-- :mod:`.listen`: the change-stamp poll and PostgreSQL LISTEN, for near-instant wake-ups.
+- :mod:`.listen`: the change-stamp poll and PostgreSQL LISTEN, for near-instant wake-ups;
+- :mod:`.watch`: on SQLite under Linux, the watch on the database's files that does the same.
 """

@@ -1,10 +1,11 @@
 """How the scheduler hears of changes: it polls the change stamp, and on PostgreSQL LISTENs.
 
-The poll runs four times a second in every scheduler process (less often while LISTEN is in
-place: SchedulerService.poll_wait), so its SQL is compiled once; on SQLite it first looks at
-the database's files. The listener runs on its own connection in a daemon thread and wakes the
-main loop the moment a stamp is bumped. Any failure of it (server restart, psycopg 2 in use)
-only costs latency: the scheduler polls at its own pace again.
+The poll runs four times a second in every scheduler process (less often while LISTEN, or on
+SQLite the file watch of :mod:`.watch`, is in place: SchedulerService.poll_wait), so its SQL
+is compiled once; on SQLite it first looks at the database's files. The listener runs on its
+own connection in a daemon thread and wakes the main loop the moment a stamp is bumped. Any
+failure of it (server restart, psycopg 2 in use) only costs latency: the scheduler polls at its
+own pace again.
 """
 
 from __future__ import annotations
@@ -72,11 +73,16 @@ class StampReader:
         #: The cursor, and the DB-API connection it belongs to (a reconnect makes a new one).
         self._cursor: CursorWrapper | None = None
         self._raw: object = None
-        self._files = _database_files(connections[using])
+        #: On SQLite, the files a commit writes (see :mod:`.watch`); () elsewhere.
+        self.files = _database_files(connections[using])
         #: The files' states at the last read, what it read, and when the next read is due.
         self._seen: tuple[FileState, ...] | None = None
         self._last = Stamp(0, True)
         self._read_by = 0.0
+        #: Seconds until the files, as the last poll saw them, can be trusted to tell (0 when
+        #: they could): a commit written so recently may not have been visible to its read,
+        #: so the loop must read again by then even if nothing wakes it.
+        self.settling = 0.0
 
     def __call__(self) -> Stamp:
         seen = self._look()
@@ -93,14 +99,19 @@ class StampReader:
 
     def _look(self) -> tuple[FileState, ...] | None:
         """The files' states, or None when they cannot be trusted to tell: no files to look
-        at, the database file missing, or a file written within SETTLING seconds."""
-        if not self._files:
+        at, the database file missing, or a file written within SETTLING seconds (then
+        :attr:`settling` says for how much longer)."""
+        self.settling = 0.0
+        if not self.files:
             return None
-        seen = tuple(_state(path) for path in self._files)
+        seen = tuple(_state(path) for path in self.files)
         if seen[0] is None:
+            self.settling = SETTLING
             return None
-        settled = time.time_ns() - int(SETTLING * 1e9)
-        if any(state is not None and state[2] > settled for state in seen):
+        newest = max(state[2] for state in seen if state is not None)
+        left = (newest - time.time_ns()) / 1e9 + SETTLING
+        if left > 0:
+            self.settling = left
             return None
         return seen
 
@@ -137,32 +148,25 @@ def _state(path: str) -> FileState:
 LISTEN_WAIT = 30.0
 
 
-class Listener(threading.Thread):
-    """Sets ``wake`` on every NOTIFY until :meth:`stop`."""
+class WakeThread(threading.Thread):
+    """A daemon thread that sets ``wake`` when the database tells of a change, until stopped.
 
-    def __init__(self, wake: threading.Event) -> None:
-        super().__init__(name="dts-listen", daemon=True)
+    While :attr:`listening` is set, every change wakes the loop, which may poll less often
+    (SchedulerService.poll_wait). Subclasses wait in :meth:`_listen`, on their own descriptor
+    and on :attr:`_stop_reader` together, so a stop ends the wait at once.
+    """
+
+    def __init__(self, name: str, wake: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
         self.wake = wake
-        #: Set while LISTEN is in place: a change wakes the loop, which may poll less often.
+        #: Set while a change is sure to wake the loop.
         self.listening = threading.Event()
         self._stopping = threading.Event()
-        # Written to by stop(): the thread waits on it with the LISTEN socket, so a stop ends
-        # the wait at once and closes the LISTEN connection (a test database can be dropped).
         self._stop_reader, self._stop_writer = socket.socketpair()
         self._stop_writer.setblocking(False)
 
-    @staticmethod
-    def supported() -> bool:
-        if connection.vendor != "postgresql":
-            return False
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            return False
-        return True
-
     def request_stop(self) -> None:
-        """End the wait and the LISTEN connection, without waiting for the thread."""
+        """End the wait, without waiting for the thread."""
         self._stopping.set()
         # An error: the socket is closed (stopped before) or full (the thread is waking anyway).
         with contextlib.suppress(OSError):
@@ -184,6 +188,27 @@ class Listener(threading.Thread):
             self._listen()
         finally:
             self.listening.clear()
+
+    def _listen(self) -> None:
+        raise NotImplementedError
+
+
+class Listener(WakeThread):
+    """Sets ``wake`` on every NOTIFY until :meth:`stop` (PostgreSQL)."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        # stop() also closes the LISTEN connection, so a test database can be dropped.
+        super().__init__("dts-listen", wake)
+
+    @staticmethod
+    def supported() -> bool:
+        if connection.vendor != "postgresql":
+            return False
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return False
+        return True
 
     def _listen(self) -> None:
         import psycopg

@@ -1,10 +1,10 @@
 """The scheduler process: APScheduler in a background thread, kept in step with the table.
 
 The main thread runs :meth:`SchedulerService.loop`: it waits on a wake-up (PostgreSQL NOTIFY,
-or the poll interval), and when the change stamp moved, reconciles the changed tasks and
-claims queued run-now requests. A slow timer does a full reconcile, refreshes the heartbeat
-and recovers runs of dead processes. The first SIGINT/SIGTERM stops gracefully; a second
-one forces.
+a write to SQLite's files, or the poll interval), and when the change stamp moved, reconciles
+the changed tasks and claims queued run-now requests. A slow timer does a full reconcile,
+refreshes the heartbeat and recovers runs of dead processes. The first SIGINT/SIGTERM stops
+gracefully; a second one forces.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from django_tasks_sched.service.housekeeping import (
     recover_orphaned_runs,
 )
 from django_tasks_sched.service.jobs import Jobs
-from django_tasks_sched.service.listen import Listener, StampReader
+from django_tasks_sched.service.listen import Listener, StampReader, WakeThread
 from django_tasks_sched.service.reboot import reboot_fires
 from django_tasks_sched.service.reconcile import (
     CLOCK_MARGIN,
@@ -48,12 +48,14 @@ from django_tasks_sched.service.reconcile import (
     ReconcileResult,
     Schedule,
 )
+from django_tasks_sched.service.watch import FileWatcher
 
 logger = logging.getLogger("django_tasks_sched.scheduler")
 
-#: Longest wait between stamp reads while LISTEN is in place (see SchedulerService.poll_wait):
-#: every change NOTIFYs, so the read only stands in for a notification a failed send lost. The
-#: loop also wakes for each heartbeat, so with the default HEARTBEAT_INTERVAL the two coincide.
+#: Longest wait between stamp reads while LISTEN or the file watch is in place (see
+#: SchedulerService.poll_wait): every change NOTIFYs or writes the files, so the read only
+#: stands in for a wake-up that was lost. The loop also wakes for each heartbeat, so with the
+#: default HEARTBEAT_INTERVAL the two coincide.
 LISTENING_POLL = 5.0
 
 
@@ -111,8 +113,9 @@ class SchedulerService:
         self.paused_at: datetime | None = None
         #: When this process started scheduling, until its @reboot tasks are fired.
         self.reboot_at: datetime | None = None
-        #: PostgreSQL's LISTEN thread, once started.
-        self.listener: Listener | None = None
+        #: What wakes the loop on a change, once started: PostgreSQL's LISTEN thread, or on
+        #: SQLite (Linux) the watch on the database's files.
+        self.listener: WakeThread | None = None
         #: From shutdown on: each task's next fire time as it was when firing stopped.
         self.resume_points: dict[int, object] | None = None
 
@@ -163,8 +166,8 @@ class SchedulerService:
             self.executor.handoffs.paused.set()
             logger.warning("Firing is paused in every scheduler process; waiting for resume")
         self.fire_reboot()
-        if Listener.supported():
-            self.listener = Listener(self.wake)
+        self.listener = self._wake_thread()
+        if self.listener is not None:
             self.listener.start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
         threading.Thread(
@@ -289,14 +292,30 @@ class SchedulerService:
         # In case a wake-up was lost, and for retries whose delay has passed.
         self.claim_queued()
 
+    def _wake_thread(self) -> WakeThread | None:
+        if Listener.supported():
+            return Listener(self.wake)
+        files = self.current_version.files
+        if FileWatcher.supported(files):
+            return FileWatcher(self.wake, files, self.options.poll_interval)
+        return None
+
     def poll_wait(self) -> float:
-        """Seconds the loop waits for a wake-up: the poll interval, or while PostgreSQL's NOTIFY
-        wakes it on every change, :data:`LISTENING_POLL` (the stamp read is then only a safety
-        net, and most of an idle scheduler's CPU time was those reads)."""
+        """Seconds the loop waits for a wake-up: the poll interval, or while every change wakes
+        it (PostgreSQL's NOTIFY, SQLite's file watch), :data:`LISTENING_POLL` (the stamp read
+        is then only a safety net, and most of an idle scheduler's CPU time was those reads).
+
+        On SQLite, files written within the last second are read again once they have stood
+        still for that second: the commit whose write woke the loop may not have been visible
+        to its read yet (a later commit wakes it again anyway).
+        """
         opts = self.options
-        if self.listener is not None and self.listener.listening.is_set():
-            return max(opts.poll_interval, LISTENING_POLL)
-        return opts.poll_interval
+        if self.listener is None or not self.listener.listening.is_set():
+            return opts.poll_interval
+        wait = max(opts.poll_interval, LISTENING_POLL)
+        if self.current_version.settling:
+            return min(wait, self.current_version.settling)
+        return wait
 
     def reconcile(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""

@@ -1,0 +1,163 @@
+"""On SQLite under Linux, a write to the database's files wakes the scheduler: no poll needed.
+
+The watch (inotify on the database's directory) wakes the loop for a commit of any process,
+ignores the directory's other files, is trusted only once it has reported a write, and gives
+way to the poll when it cannot watch or its directory goes; while the files are settling the
+loop reads again once they stand still.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from django_tasks_sched.changes import bump
+from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.service import listen
+from django_tasks_sched.service.listen import StampReader
+from django_tasks_sched.service.runner import LISTENING_POLL, SchedulerService
+from django_tasks_sched.service.watch import FileWatcher, _watch
+from tests.processes import SchedulerProcess, wait_until
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+
+
+def _files(directory: Path) -> tuple[str, ...]:
+    path = directory / "db.sqlite3"
+    return (str(path), f"{path}-wal")
+
+
+def _commit(directory: Path) -> None:
+    with contextlib.closing(sqlite3.connect(directory / "db.sqlite3")) as db, db:
+        db.execute("PRAGMA journal_mode=wal")
+        db.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        db.execute("INSERT INTO t VALUES (1)")
+
+
+@pytest.fixture
+def watcher(tmp_path: Path) -> Iterator[tuple[FileWatcher, threading.Event]]:
+    wake = threading.Event()
+    thread = FileWatcher(wake, _files(tmp_path), gap=0.01)
+    thread.start()
+    yield thread, wake
+    thread.stop()
+    assert not thread.is_alive()
+
+
+def test_a_commit_wakes_the_loop_and_proves_the_watch(
+    watcher: tuple[FileWatcher, threading.Event], tmp_path: Path
+) -> None:
+    thread, wake = watcher
+    assert not thread.listening.is_set()  # trusted only once it has seen a write
+    _commit(tmp_path)
+    assert wake.wait(10)
+    assert thread.listening.is_set()
+    wake.clear()
+    _commit(tmp_path)
+    assert wake.wait(10)
+
+
+def test_only_the_database_files_count(tmp_path: Path) -> None:
+    thread = FileWatcher(threading.Event(), _files(tmp_path), gap=0.01)
+    descriptor = _watch(str(tmp_path))
+    try:
+        # The kernel queues each event as the write happens: a read right after returns it.
+        (tmp_path / "server.log").write_text("a line")
+        (tmp_path / "db.sqlite3-journal").write_text("")
+        assert not thread._written(descriptor)
+        _commit(tmp_path)
+        assert thread._written(descriptor)
+        assert not thread._written(descriptor)  # each event is read once
+    finally:
+        os.close(descriptor)
+
+
+def test_a_stop_ends_the_wait_at_once(watcher: tuple[FileWatcher, threading.Event]) -> None:
+    thread, _ = watcher
+    thread.stop(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_a_directory_it_cannot_watch_leaves_the_loop_polling(tmp_path: Path) -> None:
+    thread = FileWatcher(threading.Event(), _files(tmp_path / "absent"), gap=0.01)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert not thread.listening.is_set()
+    thread.stop()
+
+
+def test_a_watch_whose_directory_goes_stops_listening(tmp_path: Path) -> None:
+    directory = tmp_path / "data"
+    directory.mkdir()
+    wake = threading.Event()
+    thread = FileWatcher(wake, _files(directory), gap=0.01)
+    thread.start()
+    _commit(directory)
+    assert wake.wait(10)
+    assert thread.listening.is_set()
+    # (With a file in it still open, the kernel tells of the directory's deletion only once
+    # the file is closed; meanwhile the stamp reader finds the database file gone, and polls.)
+    shutil.rmtree(directory)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert not thread.listening.is_set()  # the loop polls at its own pace again
+    thread.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settling_files_are_read_again_once_they_stand_still(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not StampReader().files:
+        pytest.skip("the file watch is SQLite's, on a database file")
+    service = SchedulerService.__new__(SchedulerService)
+    service.options = type("Options", (), {"poll_interval": 0.25})()  # type: ignore[assignment]
+    service.current_version = StampReader()
+    service.listener = FileWatcher(threading.Event(), service.current_version.files, gap=0.25)
+    service.listener.listening.set()  # as once the watch has reported a write
+    bump()  # a commit: the files were just written
+    service.current_version()
+    assert 0 < service.poll_wait() <= listen.SETTLING
+    monkeypatch.setattr(listen, "SETTLING", 0.0)  # the same files, now standing still
+    service.current_version()
+    assert service.poll_wait() == LISTENING_POLL
+    service.listener.listening.clear()  # the watch lost: the poll's own pace
+    assert service.poll_wait() == 0.25
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_takes_effect_at_once_though_the_poll_is_slow(tmp_path: Path) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("the file watch is SQLite's")
+    # A poll every 30 s and a heartbeat every minute: only the watch can wake it in seconds.
+    proc = SchedulerProcess(
+        tmp_path / "scheduler.log",
+        "--poll-interval",
+        "30",
+        settings={"HEARTBEAT_INTERVAL": 60, "HEARTBEAT_TIMEOUT": 180},
+    )
+    try:
+        proc.wait_ready()
+        task = Task.objects.create(
+            name="soon",
+            func="tests.testapp.jobs:noop",
+            trigger="date",
+            trigger_config={"run_date": (timezone.now() + timedelta(seconds=1)).isoformat()},
+        )
+        run = wait_until(lambda: TaskRun.objects.filter(task=task).first(), 10, proc)
+        run.wait(timeout=10)
+        assert run.status == TaskRun.Status.SUCCESSFUL
+    finally:
+        assert proc.stop() == 0
