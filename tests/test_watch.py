@@ -25,7 +25,6 @@ from django.utils import timezone
 from django_tasks_sched.changes import bump
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.service import listen
-from django_tasks_sched.service.listen import StampReader
 from django_tasks_sched.service.runner import LISTENING_POLL, SchedulerService
 from django_tasks_sched.service.watch import FileWatcher, _watch
 from tests.processes import SchedulerProcess, wait_until
@@ -118,23 +117,19 @@ def test_a_watch_whose_directory_goes_stops_listening(tmp_path: Path) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_settling_files_are_read_again_once_they_stand_still(
-    monkeypatch: pytest.MonkeyPatch,
+    service: SchedulerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not StampReader().files:
+    if not isinstance(service.listener, FileWatcher):
         pytest.skip("the file watch is SQLite's, on a database file")
-    service = SchedulerService.__new__(SchedulerService)
-    service.options = type("Options", (), {"poll_interval": 0.25})()  # type: ignore[assignment]
-    service.current_version = StampReader()
-    service.listener = FileWatcher(threading.Event(), service.current_version.files, gap=0.25)
-    service.listener.listening.set()  # as once the watch has reported a write
-    bump()  # a commit: the files were just written
+    bump()  # a commit: the watch has seen a write, and the files were just written
+    assert service.listener.listening.wait(10)
     service.current_version()
     assert 0 < service.poll_wait() <= listen.SETTLING
     monkeypatch.setattr(listen, "SETTLING", 0.0)  # the same files, now standing still
     service.current_version()
-    assert service.poll_wait() == LISTENING_POLL
-    service.listener.listening.clear()  # the watch lost: the poll's own pace
-    assert service.poll_wait() == 0.25
+    assert service.poll_wait() == max(service.options.poll_interval, LISTENING_POLL)
+    service.listener.stop()  # the watch gone: the poll's own pace
+    assert service.poll_wait() == service.options.poll_interval
 
 
 @pytest.mark.django_db(transaction=True)
