@@ -55,7 +55,7 @@ from django.utils import timezone
 from django_tasks_sched.changes import schedule_changed
 from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.policy import after_outcomes
-from django_tasks_sched.rawsql import lock_rows, update_rows
+from django_tasks_sched.rawsql import exists_among, lock_rows, update_rows
 from django_tasks_sched.storable import describe_exception, storable_text
 from django_tasks_sched.summaries import KEEP, add_failures, fold, record_summaries
 
@@ -156,14 +156,9 @@ def finish(finished: Sequence[Finished]) -> None:
         # a claim checking its insert against a run row we are updating waits for us while we
         # wait for the task row it locked, and PostgreSQL reports a deadlock.
         task_ids = sorted({run.task_id for run in runs})
-        lock_rows(Task, task_ids, using)
         # Switched off meanwhile (no runs left, the failure limit, a pause): no next fire,
-        # whatever the job said when the run finished.
-        off = set(
-            Task.objects.using(using)
-            .filter(pk__in=task_ids, active=False)
-            .values_list("pk", flat=True)
-        )
+        # whatever the job said when the run finished. (A deleted task's runs are gone.)
+        off = set(task_ids) - lock_rows(Task, task_ids, using, active=True)
         if off:
             finished = [
                 (run, None if run.task_id in off and upcoming is not KEEP else upcoming)
@@ -201,10 +196,7 @@ def wake_if_waiting(task_ids: Sequence[int], using: str) -> None:
     """Runs of these tasks ended, wherever (a scheduler, a fleet's worker, a watchdog): if
     fires of theirs wait for a slot, every scheduler is woken to start them (the change
     stamp, at commit) rather than at its next periodic look."""
-    waiting = TaskRun.objects.using(using).filter(
-        task_id__in=task_ids, status=TaskRun.Status.QUEUED, buffered=True
-    )
-    if waiting.exists():
+    if exists_among(TaskRun, "task", task_ids, using, status=TaskRun.Status.QUEUED, buffered=True):
         schedule_changed(using)
 
 

@@ -55,14 +55,13 @@ def concrete_field(model: type[Model], name: str) -> Field[Any, Any]:
     return field
 
 
-def lock_rows(
-    model: type[Model], keys: Sequence[Any], using: str, *, status: str | None = None
-) -> set[Any]:
+def lock_rows(model: type[Model], keys: Sequence[Any], using: str, **equal: Any) -> set[Any]:
     """Lock rows in primary-key order, as claims lock tasks; call it inside a transaction.
 
     Two scheduler processes writing the same rows in different orders could deadlock. Returns
-    the keys found, only those with ``status`` if one is given (one statement for both). SQLite
-    has no row locks: it takes the database's write lock instead (:func:`take_write_lock`).
+    the keys found, only those whose fields have the values in ``equal`` if any are given
+    (``status=…``: one statement for both). SQLite has no row locks: it takes the database's
+    write lock instead (:func:`take_write_lock`).
     """
     connection = connections[using]
     can_lock = connection.features.has_select_for_update
@@ -70,10 +69,10 @@ def lock_rows(
         return set()
     if not can_lock:
         take_write_lock(model, using)
-        if status is None:
+        if not equal:
             return set(keys)
     table, key = connection.ops.quote_name(model._meta.db_table), column(model, "id", using)
-    where = f" AND {column(model, 'status', using)} = %s" if status is not None else ""
+    where, values = _equal(model, equal, connection)
     lock = f" {connection.ops.for_update_sql()}" if can_lock else ""
     ordered, found = sorted(keys), set[Any]()
     with connection.cursor() as cursor:
@@ -82,10 +81,37 @@ def lock_rows(
             keyed, params = among(connection, key, concrete_field(model, "id"), chunk)
             cursor.execute(
                 f"SELECT {key} FROM {table} WHERE {keyed}{where} ORDER BY {key}{lock}",
-                [*params, *([status] if status is not None else [])],
+                [*params, *values],
             )
             found.update(row[0] for row in cursor.fetchall())
     return found
+
+
+def exists_among(
+    model: type[Model], name: str, keys: Sequence[Any], using: str, **equal: Any
+) -> bool:
+    """Whether a row of ``model`` has its field ``name`` among ``keys`` and the values in
+    ``equal``: the ORM's ``filter(name__in=keys, **equal).exists()``, with the keys as one
+    parameter on PostgreSQL (see :func:`among`)."""
+    if not keys:
+        return False
+    connection = connections[using]
+    field = concrete_field(model, name)
+    keyed, params = among(connection, column(model, name, using), field, keys)
+    where, values = _equal(model, equal, connection)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {keyed}{where} LIMIT 1", [*params, *values])
+        return cursor.fetchone() is not None
+
+
+def _equal(model: type[Model], equal: dict[str, Any], connection: Any) -> tuple[str, list[Any]]:
+    """`` AND column = %s`` for each field in ``equal``, and the values prepared as the ORM
+    would prepare them."""
+    fields = {name: concrete_field(model, name) for name in equal}
+    sql = "".join(f" AND {connection.ops.quote_name(f.column)} = %s" for f in fields.values())
+    values = [field.get_db_prep_value(equal[name], connection) for name, field in fields.items()]
+    return sql, values
 
 
 def take_write_lock(model: type[Model], using: str) -> None:

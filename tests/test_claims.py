@@ -10,9 +10,10 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from django_tasks_sched.changes import current_version
 from django_tasks_sched.execution import execute_run
 from django_tasks_sched.lifecycle import KEEP, finish
-from django_tasks_sched.models import TaskRun
+from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
 from django_tasks_sched.service.claims import Fire, _insert_fields, claim_fires
 from tests.factories import make_task
@@ -157,6 +158,29 @@ def test_outcomes_are_recorded_together_with_each_task_summary() -> None:
     finish([(_finished(again, "S"), KEEP)])
     flaky.refresh_from_db()
     assert (flaky.consecutive_failures, flaky.next_run_time) == (0, upcoming)
+
+
+@pytest.mark.django_db(transaction=True)  # commits: the wake-up is a bump at commit
+def test_a_batch_of_outcomes_heeds_tasks_switched_off_and_fires_waiting_for_a_slot() -> None:
+    off, waits, plain = make_task("off"), make_task("waits"), make_task("plain")
+    runs = claim_fires([Fire(task.pk, AT, None) for task in (off, waits, plain)], "scheduler:a")
+    Task.objects.filter(pk=off.pk).update(active=False)  # while its run ran
+    TaskRun.objects.create(
+        task=waits, scheduled_for=AT + timedelta(minutes=1), status="QUEUED", buffered=True
+    )
+    upcoming = AT + timedelta(days=1)
+    before = current_version()
+    finish([(_finished(run, "S"), upcoming) for run in runs])
+    off.refresh_from_db()
+    plain.refresh_from_db()
+    assert (off.next_run_time, plain.next_run_time) == (None, upcoming)
+    # The fire waiting for a slot of "waits": every scheduler is woken to start it.
+    assert current_version() == before + 1
+    # With no fire waiting, no wake-up.
+    again = claim_fire(plain.pk, AT + timedelta(hours=1), "scheduler:a")
+    assert again is not None
+    finish([(_finished(again, "S"), upcoming)])
+    assert current_version() == before + 1
 
 
 def test_a_scheduler_collects_outcomes_instead_of_writing_each() -> None:
