@@ -60,8 +60,8 @@ def lock_rows(model: type[Model], keys: Sequence[Any], using: str, **equal: Any)
 
     Two scheduler processes writing the same rows in different orders could deadlock. Returns
     the keys found, only those whose fields have the values in ``equal`` if any are given
-    (``status=…``: one statement for both). SQLite has no row locks: it takes the database's
-    write lock instead (:func:`take_write_lock`).
+    (``status=…``: one statement for both; PostgreSQL then locks only those rows). SQLite has
+    no row locks: it takes the database's write lock instead (:func:`take_write_lock`).
     """
     connection = connections[using]
     can_lock = connection.features.has_select_for_update

@@ -79,10 +79,6 @@ class StampReader:
         self._seen: tuple[FileState, ...] | None = None
         self._last = Stamp(0, True)
         self._read_by = 0.0
-        #: Seconds until the files, as the last poll saw them, can be trusted to tell (0 when
-        #: they could): a commit written so recently may not have been visible to its read,
-        #: so the loop must read again by then even if nothing wakes it.
-        self.settling = 0.0
 
     def __call__(self) -> Stamp:
         seen = self._look()
@@ -99,19 +95,14 @@ class StampReader:
 
     def _look(self) -> tuple[FileState, ...] | None:
         """The files' states, or None when they cannot be trusted to tell: no files to look
-        at, the database file missing, or a file written within SETTLING seconds (then
-        :attr:`settling` says for how much longer)."""
-        self.settling = 0.0
+        at, the database file missing, or a file written within SETTLING seconds."""
         if not self.files:
             return None
         seen = tuple(_state(path) for path in self.files)
         if seen[0] is None:
-            self.settling = SETTLING
             return None
-        newest = max(state[2] for state in seen if state is not None)
-        left = (newest - time.time_ns()) / 1e9 + SETTLING
-        if left > 0:
-            self.settling = left
+        settled = time.time_ns() - int(SETTLING * 1e9)
+        if any(state is not None and state[2] > settled for state in seen):
             return None
         return seen
 
@@ -183,11 +174,17 @@ class WakeThread(threading.Thread):
             self._stop_reader.close()
             self._stop_writer.close()
 
+    def settling(self) -> bool:
+        """Whether the loop must keep the poll's pace for now though :attr:`listening` is
+        set (a change just told of may not be visible to a read yet)."""
+        return False
+
     def run(self) -> None:
         try:
             self._listen()
         finally:
             self.listening.clear()
+            self.wake.set()  # the loop goes back to the poll's pace now, not after its wait
 
     def _listen(self) -> None:
         raise NotImplementedError

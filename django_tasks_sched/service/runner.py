@@ -305,17 +305,15 @@ class SchedulerService:
         it (PostgreSQL's NOTIFY, SQLite's file watch), :data:`LISTENING_POLL` (the stamp read
         is then only a safety net, and most of an idle scheduler's CPU time was those reads).
 
-        On SQLite, files written within the last second are read again once they have stood
-        still for that second: the commit whose write woke the loop may not have been visible
-        to its read yet (a later commit wakes it again anyway).
+        On SQLite, the poll's pace holds for a second after each write the watch reports: the
+        commit whose write woke the loop may not be visible yet (SQLite makes it visible after
+        its fsync), and no other event will come for it.
         """
         opts = self.options
-        if self.listener is None or not self.listener.listening.is_set():
+        listener = self.listener
+        if listener is None or not listener.listening.is_set() or listener.settling():
             return opts.poll_interval
-        wait = max(opts.poll_interval, LISTENING_POLL)
-        if self.current_version.settling:
-            return min(wait, self.current_version.settling)
-        return wait
+        return max(opts.poll_interval, LISTENING_POLL)
 
     def reconcile(self) -> None:
         """Reconcile and claim run-now requests if the change stamp moved."""

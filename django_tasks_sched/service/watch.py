@@ -3,19 +3,21 @@
 Every commit, by any process, writes the database's write-ahead log (or, without WAL, the
 database file), and the kernel tells an inotify descriptor that watches their directory. The
 watcher wakes the loop, which reads the change stamp, and goes on polling for the second after
-(a commit written to the log may not be visible yet: StampReader.settling). In between, the
-loop only waits for the next heartbeat, where it polled four times a second: those wake-ups
-were most of an idle SQLite scheduler's CPU time.
+(a commit written to the log is visible only after its fsync: :meth:`FileWatcher.settling`).
+In between, the loop only waits for the next heartbeat, where it polled four times a second:
+those wake-ups were most of an idle SQLite scheduler's CPU time.
 
 The watch is trusted only once it has reported a write to the database (the scheduler's own
-heartbeat writes one within ``HEARTBEAT_INTERVAL``): on a filesystem whose writes inotify does
-not report (some network and FUSE ones) the loop keeps polling at ``POLL_INTERVAL``.
+heartbeat writes one within ``HEARTBEAT_INTERVAL``), and made only on a local filesystem: on a
+network or FUSE one, inotify reports this machine's writes but not another's, and the loop
+keeps polling at ``POLL_INTERVAL``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import selectors
 import struct
@@ -23,6 +25,7 @@ import sys
 import threading
 import time
 
+from django_tasks_sched.service import listen
 from django_tasks_sched.service.listen import WakeThread
 
 logger = logging.getLogger(__name__)
@@ -55,11 +58,21 @@ class FileWatcher(WakeThread):
         #: Under load every commit writes the files: the loop is woken at most once a poll
         #: interval, as often as it polled before (a write meanwhile wakes it after the gap).
         self.gap = gap
+        #: When the last write to a database file was reported (time.monotonic()).
+        self.written_at = -math.inf
+
+    def settling(self) -> bool:
+        """Within SETTLING seconds of the last reported write: a commit is in the log before
+        readers can see it (after its fsync), so the loop polls through that time."""
+        return time.monotonic() < self.written_at + listen.SETTLING
 
     @staticmethod
     def supported(files: tuple[str, ...]) -> bool:
-        """Whether there are files to watch (SQLite on a file) and inotify to watch them."""
-        return bool(files) and sys.platform.startswith("linux")
+        """Whether there are files to watch (SQLite on a file), inotify to watch them, and a
+        local filesystem: on a network or FUSE one inotify sees this machine's writes only."""
+        if not files or not sys.platform.startswith("linux"):
+            return False
+        return filesystem_type(os.path.dirname(files[0])) in LOCAL_FILESYSTEMS
 
     def _listen(self) -> None:
         try:
@@ -76,6 +89,7 @@ class FileWatcher(WakeThread):
                     selector.select()
                     if self._stopping.is_set() or not self._written(descriptor):
                         continue
+                    self.written_at = time.monotonic()
                     # Writes meanwhile queue events, which the next select() returns at once.
                     pause = woke + self.gap - time.monotonic()
                     if pause > 0 and self._stopping.wait(pause):
@@ -101,6 +115,35 @@ class FileWatcher(WakeThread):
                 if mask & GONE:
                     raise OSError(f"{self.directory} was deleted, moved or unmounted")
                 written = written or bool(mask & IN_Q_OVERFLOW) or name in self.names
+
+
+#: Filesystems whose every write, by any process of this machine, inotify reports (the
+#: database cannot be shared with another machine on them anyway).
+LOCAL_FILESYSTEMS = frozenset(
+    {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs", "bcachefs"}
+)
+
+
+def filesystem_type(directory: str) -> str:
+    """The type of the filesystem ``directory`` is on, from /proc/self/mountinfo ('' if
+    unknown): the mount whose point is the longest prefix of the directory's real path."""
+    path = os.path.realpath(directory)
+    best, kind = -1, ""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields, _, rest = line.partition(" - ")
+                parts = fields.split()
+                if len(parts) < 5 or not rest:
+                    continue
+                # Spaces in a mount point are written as \040.
+                point = parts[4].replace("\\040", " ")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= best:
+                    best, kind = len(point), rest.split()[0]
+    except OSError:
+        return ""
+    return kind
 
 
 def _events(data: bytes) -> list[tuple[int, bytes]]:
