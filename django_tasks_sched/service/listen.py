@@ -147,8 +147,11 @@ class WakeThread(threading.Thread):
     and on :attr:`_stop_reader` together, so a stop ends the wait at once.
     """
 
-    def __init__(self, name: str, wake: threading.Event) -> None:
-        super().__init__(name=name, daemon=True)
+    #: The thread's name (seen in py-spy and thread dumps).
+    thread_name = "dts-wake"
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__(name=self.thread_name, daemon=True)
         self.wake = wake
         #: Set while a change is sure to wake the loop.
         self.listening = threading.Event()
@@ -191,11 +194,10 @@ class WakeThread(threading.Thread):
 
 
 class Listener(WakeThread):
-    """Sets ``wake`` on every NOTIFY until :meth:`stop` (PostgreSQL)."""
+    """Sets ``wake`` on every NOTIFY until :meth:`stop`, which also closes the LISTEN
+    connection, so a test database can be dropped (PostgreSQL)."""
 
-    def __init__(self, wake: threading.Event) -> None:
-        # stop() also closes the LISTEN connection, so a test database can be dropped.
-        super().__init__("dts-listen", wake)
+    thread_name = "dts-listen"
 
     @staticmethod
     def supported() -> bool:

@@ -51,8 +51,10 @@ _EVENT = struct.Struct("iIII")
 class FileWatcher(WakeThread):
     """Sets ``wake`` when a database file is written, at most once every ``gap`` seconds."""
 
+    thread_name = "dts-watch"
+
     def __init__(self, wake: threading.Event, files: tuple[str, ...], gap: float) -> None:
-        super().__init__("dts-watch", wake)
+        super().__init__(wake)
         self.directory = os.path.dirname(files[0])
         self.names = frozenset(os.fsencode(os.path.basename(path)) for path in files)
         #: Under load every commit writes the files: the loop is woken at most once a poll
