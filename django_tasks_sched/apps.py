@@ -6,7 +6,7 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
-    from django_tasks_sched.models import TaskRun
+    from django_tasks_sched.models import Task, TaskRun
 
 
 class TasksSchedConfig(AppConfig):
@@ -27,11 +27,11 @@ class TasksSchedConfig(AppConfig):
         post_save.connect(changes.on_run_queued, sender=TaskRun, dispatch_uid=uid + ".run")
         post_migrate.connect(changes.on_post_migrate, dispatch_uid=uid + ".migrate")
 
-    def execute_run(self, run: TaskRun) -> TaskRun:
-        """Run ``run`` in this process through the one run path (``run_now(inline=True)``).
+    def run_here(self, task: Task, origin: str) -> TaskRun:
+        """Run ``task`` once in this process through the one run path (``run_now(inline=True)``).
 
         Here rather than in the models: the run path imports the models, never the reverse.
         """
-        from django_tasks_sched.execution import execute_run
+        from django_tasks_sched.execution import run_here
 
-        return execute_run(run)
+        return run_here(task, origin)

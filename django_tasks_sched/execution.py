@@ -191,6 +191,11 @@ def call_stoppable(run: TaskRun) -> Outcome:
     return call_task(run, get_settings().RUN_LOG_LIMIT, guard=lambda: stoppable(run.pk))
 
 
+def run_here(task: Task, origin: str) -> TaskRun:
+    """Run ``task`` once now in this process (``run_now(inline=True)``, ``runtask``)."""
+    return execute_run(lifecycle.start_here(task, origin, default_worker_id()))
+
+
 def execute_run(
     run: TaskRun,
     *,

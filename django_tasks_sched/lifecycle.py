@@ -13,6 +13,9 @@ claim fire    (none) -> RUNNING, MISSED,      a scheduler, per due fire, in batc
               backend; a buffered fire)       per task and fire, ``max_instances`` and the
                                               overlap policy counted under the task's lock)
 request       (none) -> QUEUED                ``Task.run_now()``; retries (``policy``)
+              (none) -> RUNNING               ``run_now(inline=True)``, ``runtask``: run here,
+                                              never queued for a scheduler to take
+                                              (:func:`start_here`)
 start         QUEUED -> RUNNING               the executor about to call (:func:`start`,
                                               :func:`start_queued` for a scheduler's batch)
 finish        RUNNING -> the outcome's        every executor after the call (:func:`finish`)
@@ -106,6 +109,23 @@ def start(run: TaskRun, worker_id: str) -> bool:
         run.status, run.started_at, run.worker_id = TaskRun.Status.RUNNING, now, worker_id
         run.alive_at = now
     return bool(started)
+
+
+def start_here(task: Task, origin: str, worker_id: str) -> TaskRun:
+    """(none) -> RUNNING: a run this process calls itself, claimed in its own INSERT.
+
+    Created QUEUED, a scheduler process could start it first, and the caller that asked for
+    it here would find it taken.
+    """
+    now = timezone.now()
+    return TaskRun.objects.create(
+        task=task,
+        status=TaskRun.Status.RUNNING,
+        origin=origin,
+        started_at=now,
+        alive_at=now,
+        worker_id=worker_id,
+    )
 
 
 def called(run: TaskRun) -> bool:

@@ -692,14 +692,13 @@ class Task(models.Model):
             if inline:
                 raise ValueError("run_now(): respect_overlap runs are started by a scheduler")
             return request_run(self, origin or TaskRun.Origin.MANUAL)
-        run = TaskRun.objects.create(
-            task=self, status=TaskRun.Status.QUEUED, origin=origin or TaskRun.Origin.MANUAL
-        )
         if inline:
             # The app config holds the run path, so the models do not import it (a cycle).
             config = cast("TasksSchedConfig", apps.get_app_config("django_tasks_sched"))
-            config.execute_run(run)
-        return run
+            return config.run_here(self, origin or TaskRun.Origin.MANUAL)
+        return TaskRun.objects.create(
+            task=self, status=TaskRun.Status.QUEUED, origin=origin or TaskRun.Origin.MANUAL
+        )
 
 
 NO_RUNS_LEFT_TO_RESUME = _(

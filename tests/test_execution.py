@@ -90,6 +90,33 @@ def test_run_log_output_is_captured(caplog: pytest.LogCaptureFixture) -> None:
     assert "INFO tests.testapp.jobs: line 0" in run.log
 
 
+@pytest.mark.parametrize("how", ["run_now", "runtask"])
+def test_a_run_asked_for_here_is_never_queued_for_a_scheduler(how: str) -> None:
+    # A QUEUED row, however briefly, is one a scheduler process may start before the caller
+    # does: the run asked for here must be claimed by this process in its INSERT.
+    from django.db.models.signals import post_save
+
+    from django_tasks_sched.execution import default_worker_id
+
+    task = make_task("tests.testapp.jobs:add", args=[1, 2])
+    inserted: list[tuple[str, str]] = []
+
+    def seen(sender: object, instance: TaskRun, created: bool, **kwargs: object) -> None:
+        if created:
+            inserted.append((instance.status, instance.worker_id))
+
+    post_save.connect(seen, sender=TaskRun, dispatch_uid="test-created")
+    try:
+        if how == "run_now":
+            task.run_now(inline=True)
+        else:
+            call_command("runtask", task.name, stdout=io.StringIO())
+    finally:
+        post_save.disconnect(dispatch_uid="test-created", sender=TaskRun)
+    assert inserted == [(TaskRun.Status.RUNNING, default_worker_id())]
+    assert TaskRun.objects.get().status == TaskRun.Status.SUCCESSFUL
+
+
 def test_runtask_command_prints_outcome_and_exits_nonzero_on_failure() -> None:
     make_task("tests.testapp.jobs:add", args=[20, 22])
     out = io.StringIO()

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_tasks_sched.execution import execute_run
 from django_tasks_sched.models import Task, TaskRun
 
 
@@ -22,7 +21,7 @@ class Command(BaseCommand):
             task = Task.objects.get(name=name)
         except Task.DoesNotExist:
             raise CommandError(f"No task named {name!r}.") from None
-        run = execute_run(task.run_now(origin=TaskRun.Origin.CLI))
+        run = task.run_now(origin=TaskRun.Origin.CLI, inline=True)
         duration = run.duration.total_seconds() if run.duration else 0.0
         self.stdout.write(f"Run {run.pk} of {task.name!r}: {run.status} in {duration:.3f}s")
         if run.status == TaskRun.Status.SUCCESSFUL:
