@@ -3,7 +3,8 @@
 The watch (inotify on the database's directory) wakes the loop for a commit of any process,
 ignores the directory's other files, is trusted only once it has reported a write, is made on
 local filesystems only, and gives way to the poll when it cannot watch or its directory goes;
-for a second after a write the loop keeps the poll's pace (the commit may not be visible yet).
+for a second after a write the loop keeps the poll's pace (the commit may not be visible yet),
+for one poll interval after its own heartbeat's write.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ from django_tasks_sched.service import listen
 from django_tasks_sched.service.runner import LISTENING_POLL, SchedulerService
 from django_tasks_sched.service.watch import (
     LOCAL_FILESYSTEMS,
+    OWN_WRITE_LAG,
     FileWatcher,
     _watch,
     filesystem_type,
@@ -54,6 +57,7 @@ def watcher(tmp_path: Path) -> Iterator[tuple[FileWatcher, threading.Event]]:
     wake = threading.Event()
     thread = FileWatcher(wake, _files(tmp_path), gap=0.01)
     thread.start()
+    assert thread.watching.wait(10)  # a write before the watch would go untold
     yield thread, wake
     thread.stop()
     assert not thread.is_alive()
@@ -85,6 +89,27 @@ def test_only_the_database_files_count(tmp_path: Path) -> None:
         os.close(descriptor)
 
 
+def test_writes_within_the_gap_are_told_of_as_they_come_and_wake_the_loop_once(
+    tmp_path: Path,
+) -> None:
+    wake = threading.Event()
+    thread = FileWatcher(wake, _files(tmp_path), gap=60.0)
+    thread.start()
+    assert thread.watching.wait(10)  # a write before the watch would go untold
+    try:
+        _commit(tmp_path)
+        assert wake.wait(10)  # the first write after a quiet spell: at once
+        wake.clear()
+        first = thread.written_at
+        _commit(tmp_path)
+        # Read as it came (when it was written is what own_write() goes by), the wake-up
+        # waiting for the gap.
+        wait_until(lambda: thread.written_at > first)
+        assert not wake.is_set()
+    finally:
+        thread.stop()
+
+
 def test_a_stop_ends_the_wait_at_once(watcher: tuple[FileWatcher, threading.Event]) -> None:
     thread, _ = watcher
     thread.stop(timeout=10)
@@ -106,6 +131,7 @@ def test_a_watch_whose_directory_goes_stops_listening(tmp_path: Path) -> None:
     wake = threading.Event()
     thread = FileWatcher(wake, _files(directory), gap=0.01)
     thread.start()
+    assert thread.watching.wait(10)  # a write before the watch would go untold
     _commit(directory)
     assert wake.wait(10)
     assert thread.listening.is_set()
@@ -131,8 +157,52 @@ def test_the_loop_keeps_the_polls_pace_for_a_second_after_a_write(
     assert service.poll_wait() == service.options.poll_interval
     monkeypatch.setattr(listen, "SETTLING", 0.0)  # the second has passed
     assert service.poll_wait() == max(service.options.poll_interval, LISTENING_POLL)
+    # A write reported during the heartbeat's own: one poll interval, not a second.
+    monkeypatch.setattr(listen, "SETTLING", 60.0)
+    with service.own_write():
+        service.listener.written_at = time.monotonic()
+    service.listener.gap = 0.0
+    assert service.poll_wait() == max(service.options.poll_interval, LISTENING_POLL)
     service.listener.stop()  # the watch gone: the poll's own pace
     assert service.poll_wait() == service.options.poll_interval
+
+
+def test_a_write_reported_during_the_loops_own_needs_no_second_of_settling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reports' times set by hand: when the kernel's events for a write are read is the
+    # thread's business (the tests above), what they are trusted for is this.
+    monkeypatch.setattr(listen, "SETTLING", 60.0)
+    thread = FileWatcher(threading.Event(), _files(tmp_path), gap=60.0)
+    with thread.own_write():
+        thread.written_at = time.monotonic()  # the heartbeat's write, reported meanwhile
+    assert thread.settling()  # for one poll interval still
+    thread.gap = 0.0  # which has passed
+    assert not thread.settling()
+    # Read a moment after it ended (the thread waited for the interpreter's lock): its own.
+    now = time.monotonic()
+    thread.own_write_began, thread.own_write_ended = now - 1, now - OWN_WRITE_LAG
+    thread.written_at = now - OWN_WRITE_LAG / 2
+    assert not thread.settling()
+    thread.written_at = time.monotonic()  # reported after it: another process's commit
+    assert thread.settling()
+
+
+def test_an_own_write_that_failed_proves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write that gave up waiting for the lock: the holder's commit may not be visible yet.
+    monkeypatch.setattr(listen, "SETTLING", 60.0)
+    thread = FileWatcher(threading.Event(), _files(tmp_path), gap=0.0)
+
+    def write() -> None:
+        with thread.own_write():
+            thread.written_at = time.monotonic()  # another process's commit, reported
+            raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError):
+        write()
+    assert thread.settling()
 
 
 def test_only_a_local_filesystem_is_watched(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -181,6 +182,12 @@ class WakeThread(threading.Thread):
         """Whether the loop must keep the poll's pace for now though :attr:`listening` is
         set (a change just told of may not be visible to a read yet)."""
         return False
+
+    @contextlib.contextmanager
+    def own_write(self) -> Iterator[None]:
+        """Around a write of the loop's own (the heartbeat): what it tells of needs no
+        settling (:class:`~.watch.FileWatcher`). Nothing to do here."""
+        yield
 
     def run(self) -> None:
         try:

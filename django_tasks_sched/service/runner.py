@@ -10,6 +10,7 @@ gracefully; a second one forces.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import os
 import signal
@@ -220,7 +221,8 @@ class SchedulerService:
                         self.advance()
                     next_advance = now + advance_every
                 if now >= next_beat:
-                    self.heartbeat.beat()
+                    with self.own_write():
+                        self.heartbeat.beat()
                     self.reshare()
                     self.housekeep()
                     next_beat = now + opts.heartbeat_interval
@@ -300,6 +302,10 @@ class SchedulerService:
             return FileWatcher(self.wake, files, self.options.poll_interval)
         return None
 
+    def own_write(self) -> contextlib.AbstractContextManager[None]:
+        """Around a write of the loop's own, which the wake thread may then trust at once."""
+        return self.listener.own_write() if self.listener else contextlib.nullcontext()
+
     def poll_wait(self) -> float:
         """Seconds the loop waits for a wake-up: the poll interval, or while every change wakes
         it (PostgreSQL's NOTIFY, SQLite's file watch), :data:`LISTENING_POLL` (the stamp read
@@ -307,7 +313,8 @@ class SchedulerService:
 
         On SQLite, the poll's pace holds for a second after each write the watch reports: the
         commit whose write woke the loop may not be visible yet (SQLite makes it visible after
-        its fsync), and no other event will come for it.
+        its fsync), and no other event will come for it. After the heartbeat's own write, for
+        one poll interval only (:meth:`.watch.FileWatcher.settling`).
         """
         opts = self.options
         listener = self.listener

@@ -3,7 +3,8 @@
 Every commit, by any process, writes the database's write-ahead log (or, without WAL, the
 database file), and the kernel tells an inotify descriptor that watches their directory. The
 watcher wakes the loop, which reads the change stamp, and goes on polling for the second after
-(a commit written to the log is visible only after its fsync: :meth:`FileWatcher.settling`).
+(a commit written to the log is visible only after its fsync: :meth:`FileWatcher.settling`),
+except after the heartbeat's own write (:meth:`FileWatcher.own_write`).
 In between, the loop only waits for the next heartbeat, where it polled four times a second:
 those wake-ups were most of an idle SQLite scheduler's CPU time.
 
@@ -15,6 +16,7 @@ keeps polling at ``POLL_INTERVAL``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
@@ -24,6 +26,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from django_tasks_sched.service import listen
 from django_tasks_sched.service.listen import WakeThread
@@ -48,6 +51,13 @@ GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED
 _EVENT = struct.Struct("iIII")
 
 
+#: How long after the loop's own write ends the thread may still be reading its events
+#: (seconds): it waits for the interpreter's lock, which the loop holds as it goes on (about a
+#: millisecond measured; this is room). A commit of another process in this time is read at
+#: the loop's one poll after its own write.
+OWN_WRITE_LAG = 0.05
+
+
 class FileWatcher(WakeThread):
     """Sets ``wake`` when a database file is written, at most once every ``gap`` seconds."""
 
@@ -62,11 +72,33 @@ class FileWatcher(WakeThread):
         self.gap = gap
         #: When the last write to a database file was reported (time.monotonic()).
         self.written_at = -math.inf
+        #: Set once the kernel watches the directory: every write from then on is told of.
+        self.watching = threading.Event()
+        #: When the loop's last own write began and ended (see :meth:`own_write`).
+        self.own_write_began = self.own_write_ended = -math.inf
 
     def settling(self) -> bool:
         """Within SETTLING seconds of the last reported write: a commit is in the log before
-        readers can see it (after its fsync), so the loop polls through that time."""
-        return time.monotonic() < self.written_at + listen.SETTLING
+        readers can see it (after its fsync), so the loop polls through that time.
+
+        Not for a write reported while the loop's own write was under way (or just after it,
+        :data:`OWN_WRITE_LAG`): SQLite writes the log only under its write lock, so a commit
+        whose write was reported by then is the loop's own or ended before the loop's took
+        the lock, and is visible. One poll interval still, for a commit of another process
+        that took the lock just after the loop's.
+        """
+        written = self.written_at
+        own = self.own_write_began <= written <= self.own_write_ended + OWN_WRITE_LAG
+        return time.monotonic() < written + (self.gap if own else listen.SETTLING)
+
+    @contextlib.contextmanager
+    def own_write(self) -> Iterator[None]:
+        """Around the heartbeat's write: its own report (and any before it) need no settling,
+        which cost each heartbeat a second of polling. Only a write that succeeded counts (one
+        that gave up on a lock another process held proves nothing of that process's commit)."""
+        began = time.monotonic()
+        yield
+        self.own_write_began, self.own_write_ended = began, time.monotonic()
 
     @staticmethod
     def supported(files: tuple[str, ...]) -> bool:
@@ -82,23 +114,26 @@ class FileWatcher(WakeThread):
         except (OSError, AttributeError) as error:
             logger.info("Not watching %s for changes (%s); polling", self.directory, error)
             return
+        self.watching.set()
         try:
             with selectors.DefaultSelector() as selector:
                 selector.register(descriptor, selectors.EVENT_READ)
                 selector.register(self._stop_reader, selectors.EVENT_READ)
-                woke = -self.gap
+                woke, pending = -self.gap, False
                 while not self._stopping.is_set():
-                    selector.select()
-                    if self._stopping.is_set() or not self._written(descriptor):
-                        continue
-                    self.written_at = time.monotonic()
-                    # Writes meanwhile queue events, which the next select() returns at once.
-                    pause = woke + self.gap - time.monotonic()
-                    if pause > 0 and self._stopping.wait(pause):
+                    # While a wake-up waits for the gap, events are still read as they come:
+                    # written_at is when the kernel told of a write, within a few milliseconds
+                    # (own_write() relies on that).
+                    due = woke + self.gap
+                    selector.select(max(0.0, due - time.monotonic()) if pending else None)
+                    if self._stopping.is_set():
                         break
-                    self.listening.set()
-                    self.wake.set()
-                    woke = time.monotonic()
+                    if self._written(descriptor):
+                        self.written_at, pending = time.monotonic(), True
+                    if pending and time.monotonic() >= due:
+                        self.listening.set()
+                        self.wake.set()
+                        woke, pending = time.monotonic(), False
         except OSError:
             if not self._stopping.is_set():
                 logger.warning("Stopped watching %s; polling", self.directory, exc_info=True)
