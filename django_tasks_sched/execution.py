@@ -1,11 +1,12 @@
 """The one run path: every run (schedule, run-now, ``runtask``, inline) goes through here.
 
 fire -> claim (a scheduler: :mod:`.service.claims`) -> :func:`execute_run`: start the run
-(QUEUED -> RUNNING), :func:`call_task` (re-check the callable policy, call the function with
-the row's arguments, capture its log output) -> :class:`Outcome` (made storable whatever the
-function returned, raised or logged) -> record it (:func:`.lifecycle.finish`, with the task's
-summary) -> follow-up (retry, failure limit: :func:`.policy.after_outcomes`). A scheduler
-collects outcomes and records many at once; every other path records its one run.
+(QUEUED -> RUNNING; a run asked for here, :func:`run_here`, is inserted RUNNING),
+:func:`call_task` (re-check the callable policy, call the function with the row's arguments,
+capture its log output) -> :class:`Outcome` (made storable whatever the function returned,
+raised or logged) -> record it (:func:`.lifecycle.finish`, with the task's summary) ->
+follow-up (retry, failure limit: :func:`.policy.after_outcomes`). A scheduler collects
+outcomes and records many at once; every other path records its one run.
 """
 
 from __future__ import annotations
@@ -228,7 +229,8 @@ def execute_run(
     if run.status != TaskRun.Status.RUNNING:
         return run
     if claimed and _may_end_before_its_call(run.task) and not lifecycle.called(run):
-        # Claimed by a scheduler, then ended while it waited for a thread: not called after all.
+        # Claimed (by a scheduler, or inserted RUNNING here), then ended before its call (by
+        # a watchdog, stuck detection, cancel_other): not called after all.
         logger.info("Run %s was ended before a thread could call it; not calling", run.pk)
         run.refresh_from_db()
         return run

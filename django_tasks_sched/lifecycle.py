@@ -95,6 +95,7 @@ __all__ = [
     "finish_or_fail",
     "refuse",
     "start",
+    "start_here",
     "start_queued",
 ]
 
@@ -122,6 +123,7 @@ def start_here(task: Task, origin: str, worker_id: str) -> TaskRun:
         task=task,
         status=TaskRun.Status.RUNNING,
         origin=origin,
+        enqueued_at=now,
         started_at=now,
         alive_at=now,
         worker_id=worker_id,

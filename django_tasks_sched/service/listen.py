@@ -99,7 +99,7 @@ class StampReader:
         at, the database file missing, or a file written within SETTLING seconds."""
         if not self.files:
             return None
-        seen = tuple(_state(path) for path in self.files)
+        seen = tuple(file_state(path) for path in self.files)
         if seen[0] is None:
             return None
         settled = time.time_ns() - int(SETTLING * 1e9)
@@ -127,7 +127,7 @@ def _database_files(conn: BaseDatabaseWrapper) -> tuple[str, ...]:
     return (path, f"{path}-wal")
 
 
-def _state(path: str) -> FileState:
+def file_state(path: str) -> FileState:
     try:
         stat = os.stat(path)
     except OSError:

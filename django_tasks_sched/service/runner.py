@@ -27,7 +27,7 @@ from django.utils import timezone as dj_timezone
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.fleet.handoff import sweep_handoffs, waiting
 from django_tasks_sched.lifecycle import KEEP, end
-from django_tasks_sched.models import Task, TaskRun
+from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
 from django_tasks_sched.rawsql import update_rows
 from django_tasks_sched.retention import Pruner
 from django_tasks_sched.service.alerting import AlertWatch
@@ -303,8 +303,12 @@ class SchedulerService:
         return None
 
     def own_write(self) -> contextlib.AbstractContextManager[None]:
-        """Around a write of the loop's own, which the wake thread may then trust at once."""
-        return self.listener.own_write() if self.listener else contextlib.nullcontext()
+        """Around the heartbeat's write, which the wake thread may then trust at once: if it
+        goes to the database watched (a router may send it elsewhere)."""
+        watched = self.current_version.using
+        if self.listener is None or router.db_for_write(SchedulerProcess) != watched:
+            return contextlib.nullcontext()
+        return self.listener.own_write()
 
     def poll_wait(self) -> float:
         """Seconds the loop waits for a wake-up: the poll interval, or while every change wakes

@@ -4,7 +4,7 @@ Every commit, by any process, writes the database's write-ahead log (or, without
 database file), and the kernel tells an inotify descriptor that watches their directory. The
 watcher wakes the loop, which reads the change stamp, and goes on polling for the second after
 (a commit written to the log is visible only after its fsync: :meth:`FileWatcher.settling`),
-except after the heartbeat's own write (:meth:`FileWatcher.own_write`).
+but for one poll interval only after the heartbeat's own write (:meth:`FileWatcher.own_write`).
 In between, the loop only waits for the next heartbeat, where it polled four times a second:
 those wake-ups were most of an idle SQLite scheduler's CPU time.
 
@@ -51,13 +51,6 @@ GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED
 _EVENT = struct.Struct("iIII")
 
 
-#: How long after the loop's own write ends the thread may still be reading its events
-#: (seconds): it waits for the interpreter's lock, which the loop holds as it goes on (about a
-#: millisecond measured; this is room). A commit of another process in this time is read at
-#: the loop's one poll after its own write.
-OWN_WRITE_LAG = 0.05
-
-
 class FileWatcher(WakeThread):
     """Sets ``wake`` when a database file is written, at most once every ``gap`` seconds."""
 
@@ -65,6 +58,7 @@ class FileWatcher(WakeThread):
 
     def __init__(self, wake: threading.Event, files: tuple[str, ...], gap: float) -> None:
         super().__init__(wake)
+        self.files = files
         self.directory = os.path.dirname(files[0])
         self.names = frozenset(os.fsencode(os.path.basename(path)) for path in files)
         #: Under load every commit writes the files: the loop is woken at most once a poll
@@ -74,31 +68,41 @@ class FileWatcher(WakeThread):
         self.written_at = -math.inf
         #: Set once the kernel watches the directory: every write from then on is told of.
         self.watching = threading.Event()
-        #: When the loop's last own write began and ended (see :meth:`own_write`).
-        self.own_write_began = self.own_write_ended = -math.inf
+        #: When the loop's last own write began, and the files' states it left (own_write()).
+        self._own_write_began = math.inf
+        self._own_write_left: tuple[listen.FileState, ...] = ()
 
     def settling(self) -> bool:
         """Within SETTLING seconds of the last reported write: a commit is in the log before
         readers can see it (after its fsync), so the loop polls through that time.
 
-        Not for a write reported while the loop's own write was under way (or just after it,
-        :data:`OWN_WRITE_LAG`): SQLite writes the log only under its write lock, so a commit
-        whose write was reported by then is the loop's own or ended before the loop's took
-        the lock, and is visible. One poll interval still, for a commit of another process
-        that took the lock just after the loop's.
+        For one poll interval only if the write was the loop's own heartbeat's (see
+        :meth:`own_write`): reported after the heartbeat began, with the files as the
+        heartbeat left them. SQLite writes the log only under its write lock, so any other
+        commit reported by then had ended before the heartbeat took the lock, and is visible;
+        a commit after it changes the log's size or time. (Not one that restarts the log from
+        its start within the same tick of the file clock: that commit is read a poll interval
+        later, or at the heartbeat, as before the watch.)
         """
-        written = self.written_at
-        own = self.own_write_began <= written <= self.own_write_ended + OWN_WRITE_LAG
-        return time.monotonic() < written + (self.gap if own else listen.SETTLING)
+        written, now = self.written_at, time.monotonic()
+        if now >= written + listen.SETTLING:
+            return False
+        if now < written + self.gap:
+            return True
+        own = written >= self._own_write_began and self._own_write_left == self._states()
+        return not own
 
     @contextlib.contextmanager
     def own_write(self) -> Iterator[None]:
-        """Around the heartbeat's write: its own report (and any before it) need no settling,
-        which cost each heartbeat a second of polling. Only a write that succeeded counts (one
-        that gave up on a lock another process held proves nothing of that process's commit)."""
+        """Around the heartbeat's write: its report needs no second of polling, which cost
+        each heartbeat four wake-ups. Only a write that succeeded counts (one that gave up on
+        a lock another process held proves nothing of that process's commit)."""
         began = time.monotonic()
         yield
-        self.own_write_began, self.own_write_ended = began, time.monotonic()
+        self._own_write_began, self._own_write_left = began, self._states()
+
+    def _states(self) -> tuple[listen.FileState, ...]:
+        return tuple(listen.file_state(path) for path in self.files)
 
     @staticmethod
     def supported(files: tuple[str, ...]) -> bool:
@@ -119,21 +123,19 @@ class FileWatcher(WakeThread):
             with selectors.DefaultSelector() as selector:
                 selector.register(descriptor, selectors.EVENT_READ)
                 selector.register(self._stop_reader, selectors.EVENT_READ)
-                woke, pending = -self.gap, False
+                woke = -self.gap
                 while not self._stopping.is_set():
-                    # While a wake-up waits for the gap, events are still read as they come:
-                    # written_at is when the kernel told of a write, within a few milliseconds
-                    # (own_write() relies on that).
-                    due = woke + self.gap
-                    selector.select(max(0.0, due - time.monotonic()) if pending else None)
-                    if self._stopping.is_set():
+                    selector.select()
+                    if self._stopping.is_set() or not self._written(descriptor):
+                        continue
+                    self.written_at = time.monotonic()
+                    # Writes meanwhile queue events, which the next select() returns at once.
+                    pause = woke + self.gap - time.monotonic()
+                    if pause > 0 and self._stopping.wait(pause):
                         break
-                    if self._written(descriptor):
-                        self.written_at, pending = time.monotonic(), True
-                    if pending and time.monotonic() >= due:
-                        self.listening.set()
-                        self.wake.set()
-                        woke, pending = time.monotonic(), False
+                    self.listening.set()
+                    self.wake.set()
+                    woke = time.monotonic()
         except OSError:
             if not self._stopping.is_set():
                 logger.warning("Stopped watching %s; polling", self.directory, exc_info=True)
