@@ -178,8 +178,6 @@ def finish(finished: Sequence[Finished]) -> None:
         # a claim checking its insert against a run row we are updating waits for us while we
         # wait for the task row it locked, and PostgreSQL reports a deadlock.
         task_ids = sorted({run.task_id for run in runs})
-        # Every task row, switched off or not (PostgreSQL locks only the rows a filter keeps).
-        lock_rows(Task, task_ids, using)
         # Switched off meanwhile (no runs left, the failure limit, a pause): no next fire,
         # whatever the job said when the run finished. (A deleted task's runs are gone.)
         off = set(task_ids) - lock_rows(Task, task_ids, using, active=True)

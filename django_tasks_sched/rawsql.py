@@ -58,10 +58,11 @@ def concrete_field(model: type[Model], name: str) -> Field[Any, Any]:
 def lock_rows(model: type[Model], keys: Sequence[Any], using: str, **equal: Any) -> set[Any]:
     """Lock rows in primary-key order, as claims lock tasks; call it inside a transaction.
 
-    Two scheduler processes writing the same rows in different orders could deadlock. Returns
-    the keys found, only those whose fields have the values in ``equal`` if any are given
-    (``status=…``: one statement for both; PostgreSQL then locks only those rows). SQLite has
-    no row locks: it takes the database's write lock instead (:func:`take_write_lock`).
+    Two scheduler processes writing the same rows in different orders could deadlock. Every
+    row found is locked; returns the keys found, only those whose fields have the values in
+    ``equal`` if any are given (``status=…``, ``active=…``: read in the locking statement).
+    SQLite has no row locks: it takes the database's write lock instead
+    (:func:`take_write_lock`).
     """
     connection = connections[using]
     can_lock = connection.features.has_select_for_update
@@ -72,7 +73,8 @@ def lock_rows(model: type[Model], keys: Sequence[Any], using: str, **equal: Any)
         if not equal:
             return set(keys)
     table, key = connection.ops.quote_name(model._meta.db_table), column(model, "id", using)
-    where, values = _equal(model, equal, connection)
+    # Selected, not filtered on: PostgreSQL's FOR UPDATE locks only the rows a filter keeps.
+    matches, values = _equal(model, equal, connection)
     lock = f" {connection.ops.for_update_sql()}" if can_lock else ""
     ordered, found = sorted(keys), set[Any]()
     with connection.cursor() as cursor:
@@ -80,10 +82,10 @@ def lock_rows(model: type[Model], keys: Sequence[Any], using: str, **equal: Any)
             chunk = ordered[start : start + UPDATE_CHUNK_SIZE]
             keyed, params = among(connection, key, concrete_field(model, "id"), chunk)
             cursor.execute(
-                f"SELECT {key} FROM {table} WHERE {keyed}{where} ORDER BY {key}{lock}",
-                [*params, *values],
+                f"SELECT {key}, {matches} FROM {table} WHERE {keyed} ORDER BY {key}{lock}",
+                [*values, *params],
             )
-            found.update(row[0] for row in cursor.fetchall())
+            found.update(row[0] for row in cursor.fetchall() if row[1])
     return found
 
 
@@ -98,18 +100,21 @@ def exists_among(
     connection = connections[using]
     field = concrete_field(model, name)
     keyed, params = among(connection, column(model, name, using), field, keys)
-    where, values = _equal(model, equal, connection)
+    matches, values = _equal(model, equal, connection)
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE {keyed}{where} LIMIT 1", [*params, *values])
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE {keyed} AND {matches} LIMIT 1", [*params, *values]
+        )
         return cursor.fetchone() is not None
 
 
 def _equal(model: type[Model], equal: dict[str, Any], connection: Any) -> tuple[str, list[Any]]:
-    """`` AND column = %s`` for each field in ``equal``, and the values prepared as the ORM
-    would prepare them."""
+    """``(column = %s AND …)`` for the fields in ``equal`` (``(1 = 1)`` for none), and the
+    values prepared as the ORM would prepare them."""
     fields = {name: concrete_field(model, name) for name in equal}
-    sql = "".join(f" AND {connection.ops.quote_name(f.column)} = %s" for f in fields.values())
+    tests = [f"{connection.ops.quote_name(f.column)} = %s" for f in fields.values()]
+    sql = f"({' AND '.join(tests or ['1 = 1'])})"
     values = [field.get_db_prep_value(equal[name], connection) for name, field in fields.items()]
     return sql, values
 
