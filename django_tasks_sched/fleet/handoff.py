@@ -82,12 +82,18 @@ class HandOffThread(threading.Thread):
         self._wake.set()
         if self.is_alive():
             self.join(timeout)
-        if self.is_alive():
-            # Still sending (a broker that does not answer): the runs of that send are
-            # unmarked, so the next scheduler sends them at once, not after HANDOFF_LEASE. A
-            # message that gets through after all starts nothing twice: a worker starts only
-            # a QUEUED run (django_tasks_sched.fleet.tasks).
+        # Still sending (a broker that does not answer), or a send whose runs could not be
+        # unmarked (the database was away): those runs are unmarked now, so the next
+        # scheduler sends them at once, not after HANDOFF_LEASE. A message that gets through
+        # after all starts nothing twice: a worker starts only a QUEUED run
+        # (django_tasks_sched.fleet.tasks).
+        try:
             release_sending()
+        except Exception:
+            logger.exception(
+                "Could not unmark the runs of a cut-off hand-off; the hand-off lease sends "
+                "them again"
+            )
 
     def run(self) -> None:
         failures = 0
@@ -124,6 +130,10 @@ def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:
     Stops at the first batch a backend could not take: those runs are unmarked, and the next
     pass (of any scheduler) tries them again; this one must not send them again at once.
     """
+    if _sending:
+        # A pass that failed after marking runs handed (the database went away mid-send):
+        # what it did not send goes again now, not after HANDOFF_LEASE.
+        release_sending()
     if not waiting():  # the common case, without SQLite's write lock
         return 0
     handed = 0
@@ -179,30 +189,37 @@ def _take_unhanded(limit: int) -> list[tuple[int, Task]]:
     return [(pk, tasks[task_id]) for pk, task_id in rows]
 
 
-#: The runs the hand-off thread is sending now (marked handed, not yet sent).
+#: The runs this process marked handed whose send is not yet recorded: being sent now, or
+#: left by a send whose records failed (the database went away). Only the hand-off thread
+#: adds to it; the thread, or its stop, releases it.
 _sending: set[int] = set()
 
 
 def release_sending() -> int:
-    """Unmark the runs of a send cut off by shutdown; returns how many."""
+    """Unmark the runs of a send that was cut off (by shutdown, or by a database error before
+    its outcome was written); returns how many."""
     pks = list(_sending)
     if not pks:
         return 0
     count = TaskRun.objects.filter(
         pk__in=pks, status=TaskRun.Status.QUEUED, handed_at__isnull=False, backend_result_id=""
     ).update(handed_at=None, handoffs=F("handoffs") - 1)
+    _sending.difference_update(pks)
     if count:
-        logger.warning("Shutdown cut off the hand-off of %d run(s); they stay queued", count)
+        logger.warning("The hand-off of %d run(s) was cut off; they stay queued", count)
     return count
 
 
 def _enqueue(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
-    """Send each run of ``batch``; returns how many went, and whether every backend was there."""
+    """Send each run of ``batch``; returns how many went, and whether every backend was there.
+
+    The runs stay in ``_sending`` until the send's outcome is written: if that fails, the
+    next pass or the thread's stop unmarks the ones not sent.
+    """
     _sending.update(pk for pk, _ in batch)
-    try:
-        return _send(batch)
-    finally:
-        _sending.clear()
+    sent = _send(batch)
+    _sending.difference_update(pk for pk, _ in batch)
+    return sent
 
 
 def _send(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
@@ -245,9 +262,10 @@ def _send(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
         sent.append([pk, str(result.id)[:255]])
     if away:
         # Unmarked, so the next pass (of any scheduler) sends them again.
-        TaskRun.objects.filter(pk__in=away, status=TaskRun.Status.QUEUED).update(
-            handed_at=None, handoffs=F("handoffs") - 1
-        )
+        # Guarded on the mark: a stop that gave up waiting for this send unmarked them.
+        TaskRun.objects.filter(
+            pk__in=away, status=TaskRun.Status.QUEUED, handed_at__isnull=False
+        ).update(handed_at=None, handoffs=F("handoffs") - 1)
     if sent:
         # Not guarded on QUEUED: a fast worker may have started the run already.
         with transaction.atomic():
