@@ -11,8 +11,8 @@ A run handed to a worker fleet carries the trace on: the scheduler makes a ``han
 name>`` span (kind PRODUCER) as it enqueues the run, and puts its context in the message
 (W3C trace context, through the configured propagator); the worker's ``run`` span is its child
 (kind CONSUMER). Configure an SDK and an exporter in each process as usual (for instance with
-``opentelemetry-instrument``); without one the API's spans cost next to nothing, and without the
-package nothing is imported at all.
+``opentelemetry-instrument``); without one a run makes no span (unless a hand-off brought a
+parent to carry on), and without the package nothing is imported at all.
 """
 
 from __future__ import annotations
@@ -64,6 +64,17 @@ def _broken(what: str) -> None:
         logger.warning("OpenTelemetry failed %s; runs go on untraced", what, exc_info=True)
 
 
+def _recording(trace: Any) -> bool:
+    """Whether a tracer provider is set (an SDK): without one the API's spans record nothing.
+
+    Its no-op span would only carry the current span's context on, which stays current
+    without it; so a run with no parent to take from a hand-off's message makes none (with
+    the API installed and no SDK, the span was a fifth of the cost of calling a no-op task).
+    Asked at each run: a provider set later is used from then on.
+    """
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 @contextmanager
 def run_span(run: Any, carrier: Mapping[str, str] | None = None) -> Iterator[None]:
     """The span of one run's call (``run.status`` read at its end). Never raises itself.
@@ -76,19 +87,25 @@ def run_span(run: Any, carrier: Mapping[str, str] | None = None) -> Iterator[Non
     try:
         from opentelemetry import propagate, trace
 
-        parent = propagate.extract(carrier) if carrier else None
-        kind = trace.SpanKind.CONSUMER if carrier else trace.SpanKind.INTERNAL
-        scope = _tracer().start_as_current_span(
-            f"run {run.task.name}",
-            context=parent,
-            kind=kind,
-            attributes=_attributes(run),
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        span = scope.__enter__()
+        if not carrier and not _recording(trace):
+            scope = None
+        else:
+            parent = propagate.extract(carrier) if carrier else None
+            kind = trace.SpanKind.CONSUMER if carrier else trace.SpanKind.INTERNAL
+            scope = _tracer().start_as_current_span(
+                f"run {run.task.name}",
+                context=parent,
+                kind=kind,
+                attributes=_attributes(run),
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            span = scope.__enter__()
     except Exception:
         _broken("to start a run's span")
+        yield
+        return
+    if scope is None:
         yield
         return
     try:

@@ -475,25 +475,28 @@ def test_a_send_cut_off_by_shutdown_leaves_its_runs_queued_and_unhanded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The hand-off thread was still sending when the scheduler stopped: the runs of that
-    send are unmarked (a later scheduler sends them at once); one already sent stays handed."""
+    send are unmarked (a later scheduler sends them at once); one another scheduler has
+    marked since is left to it."""
+    from datetime import timedelta
+
     from django.utils import timezone
 
     from django_tasks_sched.fleet import handoff
 
     task = make_task("fleet", trigger="date", trigger_config={"run_date": "2099-01-01T00:00"})
-    now = timezone.now()
-    cut, sent = (
-        TaskRun.objects.create(
-            task=task, status="QUEUED", handed_at=now, handoffs=1, backend_result_id=result
-        )
-        for result in ("", "celery-id-1")
+    ours = timezone.now()
+    theirs = ours + timedelta(seconds=1)
+    cut, taken = (
+        TaskRun.objects.create(task=task, status="QUEUED", handed_at=mark, handoffs=1)
+        for mark in (ours, theirs)
     )
-    monkeypatch.setattr(handoff, "_sending", {cut.pk, sent.pk})
+    monkeypatch.setattr(handoff, "_sending", {cut.pk: ours, taken.pk: ours})
     assert handoff.release_sending() == 1
     cut.refresh_from_db()
-    sent.refresh_from_db()
+    taken.refresh_from_db()
     assert (cut.handed_at, cut.handoffs) == (None, 0)
-    assert (sent.handed_at, sent.handoffs) == (now, 1)
+    assert (taken.handed_at, taken.handoffs) == (theirs, 1)
+    assert handoff._sending == {}
 
 
 @pytest.mark.parametrize("then", ["next pass", "stop"])
@@ -521,7 +524,7 @@ def test_a_send_whose_unmark_failed_is_unmarked_later(
         return execute(sql, *args)
 
     monkeypatch.setattr(tasks, "run_handed_off", BrokerAway())
-    monkeypatch.setattr(handoff, "_sending", set())
+    monkeypatch.setattr(handoff, "_sending", {})
     with connection.execute_wrapper(database_away), pytest.raises(OperationalError):
         handoff.hand_off_queued()
     run.refresh_from_db()
@@ -538,6 +541,49 @@ def test_a_send_whose_unmark_failed_is_unmarked_later(
         assert handoff.hand_off_queued() == 0
         run.refresh_from_db()
         assert (run.handed_at, run.handoffs) == (None, 0)
+
+
+def test_a_sent_run_is_not_unmarked_when_recording_its_send_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One run went, one backend was away; the away run was unmarked, then writing the sent
+    run's message id failed. The next pass must not unmark the run that went (it would be sent
+    again without being counted): a lost message is the lease's."""
+    from types import SimpleNamespace
+
+    from django.db import OperationalError, connection
+
+    from django_tasks_sched.fleet import handoff, tasks
+
+    went, away = (
+        make_task(name, trigger="date", trigger_config={"run_date": "2099-01-01T00:00"})
+        for name in ("went", "away")
+    )
+    Task.objects.filter(pk=went.pk).update(backend="db", queue_name=QUEUE)
+    Task.objects.filter(pk=away.pk).update(backend="celery", queue_name=QUEUE)
+    runs = {task.name: TaskRun.objects.create(task=task, status="QUEUED") for task in (went, away)}
+
+    class HalfTheBrokers:
+        def using(self, *, backend: str, **options: Any) -> Any:
+            if backend == "celery":
+                raise ConnectionError("broker away")
+            return SimpleNamespace(enqueue=lambda *args: SimpleNamespace(id="message-1"))
+
+    def result_ids_fail(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.lstrip().upper().startswith("UPDATE") and "backend_result_id" in sql:
+            raise OperationalError("database away")
+        return execute(sql, *args)
+
+    monkeypatch.setattr(tasks, "run_handed_off", HalfTheBrokers())
+    monkeypatch.setattr(handoff, "_sending", {})
+    with connection.execute_wrapper(result_ids_fail), pytest.raises(OperationalError):
+        handoff.hand_off_queued()
+    assert handoff.release_sending() == 0
+    for run in runs.values():
+        run.refresh_from_db()
+    assert runs["went"].handed_at is not None
+    assert runs["went"].handoffs == 1
+    assert (runs["away"].handed_at, runs["away"].handoffs) == (None, 0)
 
 
 def test_a_hand_off_the_backend_refuses_fails_the_run(tmp_path: Path) -> None:

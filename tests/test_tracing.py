@@ -29,6 +29,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "_tracer", lambda: provider.get_tracer(tracing.SCOPE))
+    monkeypatch.setattr(tracing, "_recording", lambda trace: True)
     yield exporter
     provider.shutdown()
 
@@ -71,6 +72,33 @@ def test_a_hand_off_is_the_parent_of_the_run_span(spans: InMemorySpanExporter) -
     assert called.parent.span_id == handoff.context.span_id
     assert called.context is not None
     assert called.context.trace_id == handoff.context.trace_id
+
+
+@pytest.mark.django_db
+def test_without_an_sdk_only_a_hand_off_parent_makes_a_run_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the API installed and no tracer provider set, a run's span would record nothing
+    and carry on the context that stays current anyway: a run makes one only to take the
+    parent a hand-off's message brought."""
+    from opentelemetry import trace
+
+    assert not tracing._recording(trace)  # this process sets no provider
+    made: list[str] = []
+    real = tracing._tracer
+
+    def counted() -> Any:
+        made.append("span")
+        return real()
+
+    monkeypatch.setattr(tracing, "_tracer", counted)
+    run = make_task("plain").run_now(inline=True)
+    assert run.status == "SUCCESSFUL"
+    assert made == []
+    parent = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+    with tracing.run_span(run, parent):
+        assert format(trace.get_current_span().get_span_context().trace_id, "032x") == "1" * 32
+    assert made == ["span"]
 
 
 @pytest.mark.parametrize(

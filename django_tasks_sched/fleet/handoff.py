@@ -138,10 +138,10 @@ def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:
         return 0
     handed = 0
     while True:
-        batch = _take_unhanded(limit)
+        marked_at, batch = _take_unhanded(limit)
         if not batch:
             return handed
-        sent, complete = _enqueue(batch)
+        sent, complete = _enqueue(batch, marked_at)
         handed += sent
         if len(batch) < limit or not complete:
             return handed
@@ -161,15 +161,17 @@ def _unhanded(now: datetime | None = None) -> QuerySet[TaskRun]:
     )
 
 
-def _take_unhanded(limit: int) -> list[tuple[int, Task]]:
-    """Mark up to ``limit`` unhanded runs as being handed by this process, and return them."""
+def _take_unhanded(limit: int) -> tuple[datetime, list[tuple[int, Task]]]:
+    """Mark up to ``limit`` unhanded runs as being handed by this process; returns the mark
+    (their ``handed_at``, the guard for undoing it: another process's mark has another time)
+    and the runs."""
     now = timezone.now()
     with transaction.atomic():
         rows = take_queued(_unhanded(now), limit)
         # Read after the rows: a pause committed before they were queued is seen here, even
         # when this pass began before the pause (the thread's own check is a moment older).
         if not rows or not firing().on:
-            return []
+            return now, []
         tasks = Task.objects.only("id", "name", "backend", "queue_name", "priority").in_bulk(
             {task_id for _, task_id in rows}
         )
@@ -186,43 +188,55 @@ def _take_unhanded(limit: int) -> list[tuple[int, Task]]:
             TaskRun.objects.filter(pk__in=pks, handed_at__isnull=True).update(
                 handed_at=now, backend=alias, handoffs=F("handoffs") + 1
             )
-    return [(pk, tasks[task_id]) for pk, task_id in rows]
+    return now, [(pk, tasks[task_id]) for pk, task_id in rows]
 
 
-#: The runs this process marked handed whose send is not yet recorded: being sent now, or
-#: left by a send whose records failed (the database went away). Only the hand-off thread
-#: adds to it; the thread, or its stop, releases it.
-_sending: set[int] = set()
+#: The runs this process marked handed and has not sent, each with its mark: being sent now,
+#: or left by a send whose unmark failed (the database away, a deadlock). A run leaves it
+#: once its message went (a lost one is the lease's) or its outcome is written. Only the
+#: hand-off thread adds to it; the thread's next pass, or its stop, releases what is left.
+_sending: dict[int, datetime] = {}
 
 
 def release_sending() -> int:
     """Unmark the runs of a send that was cut off (by shutdown, or by a database error before
-    its outcome was written); returns how many."""
-    pks = list(_sending)
-    if not pks:
+    they were unmarked); returns how many.
+
+    Guarded on this process's mark: a run another scheduler has marked since is left alone.
+    """
+    left = dict(_sending)
+    if not left:
         return 0
-    count = TaskRun.objects.filter(
-        pk__in=pks, status=TaskRun.Status.QUEUED, handed_at__isnull=False, backend_result_id=""
-    ).update(handed_at=None, handoffs=F("handoffs") - 1)
-    _sending.difference_update(pks)
+    marks: dict[datetime, list[int]] = defaultdict(list)
+    for pk, marked_at in left.items():
+        marks[marked_at].append(pk)
+    count = sum(_unmark(pks, marked_at) for marked_at, pks in marks.items())
+    for pk in left:
+        _sending.pop(pk, None)
     if count:
         logger.warning("The hand-off of %d run(s) was cut off; they stay queued", count)
     return count
 
 
-def _enqueue(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
+def _unmark(pks: list[int], marked_at: datetime) -> int:
+    """Undo this process's mark on runs it did not send; the next pass (of any scheduler)
+    sends them."""
+    return TaskRun.objects.filter(
+        pk__in=pks, status=TaskRun.Status.QUEUED, handed_at=marked_at
+    ).update(handed_at=None, handoffs=F("handoffs") - 1)
+
+
+def _enqueue(batch: list[tuple[int, Task]], marked_at: datetime) -> tuple[int, bool]:
     """Send each run of ``batch``; returns how many went, and whether every backend was there.
 
-    The runs stay in ``_sending`` until the send's outcome is written: if that fails, the
-    next pass or the thread's stop unmarks the ones not sent.
+    A run stays in ``_sending`` until its message went or its outcome is written: should
+    that fail, the next pass or the thread's stop unmarks the runs not sent.
     """
-    _sending.update(pk for pk, _ in batch)
-    sent = _send(batch)
-    _sending.difference_update(pk for pk, _ in batch)
-    return sent
+    _sending.update((pk, marked_at) for pk, _ in batch)
+    return _send(batch, marked_at)
 
 
-def _send(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
+def _send(batch: list[tuple[int, Task]], marked_at: datetime) -> tuple[int, bool]:
     from django_tasks_sched.fleet.compat import InvalidTask, InvalidTaskBackend
     from django_tasks_sched.fleet.tasks import run_handed_off
 
@@ -259,13 +273,14 @@ def _send(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
             down.add(task.backend)
             away.append(pk)
             continue
+        # Sent: not to be unmarked, whatever happens next (a lost message is the lease's).
+        _sending.pop(pk, None)
         sent.append([pk, str(result.id)[:255]])
     if away:
         # Unmarked, so the next pass (of any scheduler) sends them again.
-        # Guarded on the mark: a stop that gave up waiting for this send unmarked them.
-        TaskRun.objects.filter(
-            pk__in=away, status=TaskRun.Status.QUEUED, handed_at__isnull=False
-        ).update(handed_at=None, handoffs=F("handoffs") - 1)
+        _unmark(away, marked_at)
+        for pk in away:
+            _sending.pop(pk, None)
     if sent:
         # Not guarded on QUEUED: a fast worker may have started the run already.
         with transaction.atomic():
@@ -278,6 +293,8 @@ def _send(batch: list[tuple[int, Task]]) -> tuple[int, bool]:
             lambda run: refused[run.pk],
             from_status=TaskRun.Status.QUEUED,
         )
+        for pk in refused:
+            _sending.pop(pk, None)
     return len(sent), not away
 
 
