@@ -12,7 +12,8 @@ name>`` span (kind PRODUCER) as it enqueues the run, and puts its context in the
 (W3C trace context, through the configured propagator); the worker's ``run`` span is its child
 (kind CONSUMER). Configure an SDK and an exporter in each process as usual (for instance with
 ``opentelemetry-instrument``); without one a run makes no span (unless a hand-off brought a
-parent to carry on), and without the package nothing is imported at all.
+parent to carry on, or a span that records is current), and without the package nothing is
+imported at all.
 """
 
 from __future__ import annotations
@@ -64,15 +65,19 @@ def _broken(what: str) -> None:
         logger.warning("OpenTelemetry failed %s; runs go on untraced", what, exc_info=True)
 
 
-def _recording(trace: Any) -> bool:
-    """Whether a tracer provider is set (an SDK): without one the API's spans record nothing.
+def _needs_span(trace: Any) -> bool:
+    """Whether a run's span (with no parent from a hand-off) could matter: a tracer provider
+    is set (an SDK), or the current span records (an instrumentation given a provider of its
+    own, none set globally: the run's no-op span keeps the task from changing that one).
 
-    Its no-op span would only carry the current span's context on, which stays current
-    without it; so a run with no parent to take from a hand-off's message makes none (with
-    the API installed and no SDK, the span was a fifth of the cost of calling a no-op task).
-    Asked at each run: a provider set later is used from then on.
+    Otherwise the API's span records nothing and carries the current span on, which stays
+    current without it; with the API installed and no SDK, it was a fifth of the cost of
+    calling a no-op task. Asked at each run: a provider set later is used from then on.
     """
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return (
+        not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        or trace.get_current_span().is_recording()
+    )
 
 
 @contextmanager
@@ -85,9 +90,12 @@ def run_span(run: Any, carrier: Mapping[str, str] | None = None) -> Iterator[Non
         yield
         return
     try:
-        from opentelemetry import propagate, trace
+        from opentelemetry import context, propagate, trace
 
-        if not carrier and not _recording(trace):
+        if not carrier and not _needs_span(trace):
+            # The call's context is restored after it, as a span's end restores it: what
+            # the task attaches and leaves attached does not outlive the run.
+            token = context.attach(context.get_current())
             scope = None
         else:
             parent = propagate.extract(carrier) if carrier else None
@@ -106,7 +114,10 @@ def run_span(run: Any, carrier: Mapping[str, str] | None = None) -> Iterator[Non
         yield
         return
     if scope is None:
-        yield
+        try:
+            yield
+        finally:
+            context.detach(token)
         return
     try:
         yield

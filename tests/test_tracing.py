@@ -29,7 +29,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "_tracer", lambda: provider.get_tracer(tracing.SCOPE))
-    monkeypatch.setattr(tracing, "_recording", lambda trace: True)
+    monkeypatch.setattr(tracing, "_needs_span", lambda trace: True)
     yield exporter
     provider.shutdown()
 
@@ -83,7 +83,8 @@ def test_without_an_sdk_only_a_hand_off_parent_makes_a_run_span(
     parent a hand-off's message brought."""
     from opentelemetry import trace
 
-    assert not tracing._recording(trace)  # this process sets no provider
+    monkeypatch.delenv("OTEL_PYTHON_TRACER_PROVIDER", raising=False)
+    assert not tracing._needs_span(trace)  # this process sets no provider
     made: list[str] = []
     real = tracing._tracer
 
@@ -99,6 +100,30 @@ def test_without_an_sdk_only_a_hand_off_parent_makes_a_run_span(
     with tracing.run_span(run, parent):
         assert format(trace.get_current_span().get_span_context().trace_id, "032x") == "1" * 32
     assert made == ["span"]
+
+
+def test_a_run_needs_its_span_with_an_sdk_or_a_recording_span_around_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry import context, trace
+
+    monkeypatch.delenv("OTEL_PYTHON_TRACER_PROVIDER", raising=False)
+    assert not tracing._needs_span(trace)
+    # A provider given to an instrumentation, not set globally: its span is current.
+    own = TracerProvider()
+    with own.get_tracer("request").start_as_current_span("request"):
+        assert tracing._needs_span(trace)
+    own.shutdown()
+    # A provider set globally (the attribute set_tracer_provider sets once per process).
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", TracerProvider())
+    assert tracing._needs_span(trace)
+
+    # Without a span, what the task attaches and leaves attached ends with the run.
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    before = context.get_current()
+    with tracing.run_span(object()):
+        context.attach(context.set_value("leaked", True))
+    assert context.get_current() == before
 
 
 @pytest.mark.parametrize(
