@@ -11,6 +11,7 @@ import os
 import re
 import signal
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -500,6 +501,19 @@ def test_a_send_cut_off_by_shutdown_leaves_its_runs_queued_and_unhanded(
     assert handoff._sending == {}
 
 
+def updates_fail(pattern: str) -> Callable[..., Any]:
+    """An execute wrapper under which the UPDATEs whose SQL matches ``pattern`` fail, as if the
+    database were away."""
+    from django.db import OperationalError
+
+    def wrapper(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.lstrip().upper().startswith("UPDATE") and re.search(pattern, sql):
+            raise OperationalError("database away")
+        return execute(sql, *args)
+
+    return wrapper
+
+
 @pytest.mark.parametrize("then", ["next pass", "stop"])
 def test_a_send_whose_unmark_failed_is_unmarked_later(
     monkeypatch: pytest.MonkeyPatch, then: str
@@ -518,16 +532,11 @@ def test_a_send_whose_unmark_failed_is_unmarked_later(
         def using(self, **options: Any) -> Any:
             raise ConnectionError("broker away")
 
-    def database_away(execute: Any, sql: str, *args: Any) -> Any:
-        # The unmark counts the hand-off back (the mark counts it up): "handoffs" - 1.
-        unmark = re.search(r"""handoffs["`]? - """, sql)
-        if sql.lstrip().upper().startswith("UPDATE") and unmark:
-            raise OperationalError("database away")
-        return execute(sql, *args)
-
     monkeypatch.setattr(tasks, "run_handed_off", BrokerAway())
     monkeypatch.setattr(handoff, "_sending", {})
-    with connection.execute_wrapper(database_away), pytest.raises(OperationalError):
+    # The unmark counts the hand-off back (the mark counts it up): "handoffs" - 1.
+    unmark_fails = updates_fail(r"""handoffs["`]? - """)
+    with connection.execute_wrapper(unmark_fails), pytest.raises(OperationalError):
         handoff.hand_off_queued()
     run.refresh_from_db()
     assert run.handed_at is not None
@@ -571,14 +580,12 @@ def test_a_sent_run_is_not_unmarked_when_recording_its_send_failed(
                 raise ConnectionError("broker away")
             return SimpleNamespace(enqueue=lambda *args: SimpleNamespace(id="message-1"))
 
-    def result_ids_fail(execute: Any, sql: str, *args: Any) -> Any:
-        if sql.lstrip().upper().startswith("UPDATE") and "backend_result_id" in sql:
-            raise OperationalError("database away")
-        return execute(sql, *args)
-
     monkeypatch.setattr(tasks, "run_handed_off", HalfTheBrokers())
     monkeypatch.setattr(handoff, "_sending", {})
-    with connection.execute_wrapper(result_ids_fail), pytest.raises(OperationalError):
+    with (
+        connection.execute_wrapper(updates_fail("backend_result_id")),
+        pytest.raises(OperationalError),
+    ):
         handoff.hand_off_queued()
     assert handoff.release_sending() == 0
     for run in runs.values():
