@@ -133,6 +133,10 @@ def test_the_loop_keeps_the_polls_pace_for_a_second_after_a_write(
     assert service.listener.listening.wait(10)
     # The commit may not have been visible to the read it woke (SQLite: after its fsync).
     assert service.poll_wait() == service.options.poll_interval
+    # Under a poll slower than that, a read once it has passed, not a whole poll later.
+    monkeypatch.setattr(service.options, "poll_interval", 600.0)
+    assert 0 < service.poll_wait() <= 60.0
+    monkeypatch.undo()
     monkeypatch.setattr(listen, "SETTLING", 0.0)  # the second has passed
     assert service.poll_wait() == max(service.options.poll_interval, LISTENING_POLL)
     # A write reported during the heartbeat's own: one poll interval, not a second.
@@ -209,8 +213,8 @@ def test_a_change_takes_effect_at_once_though_the_poll_is_slow(tmp_path: Path) -
     )
     try:
         proc.wait_ready()
-        # One commit: the stamp moves with the row (a second commit within the watch's gap,
-        # the stamp's own, would be read at the next poll, 30 s on).
+        # One commit moves the stamp with the row (the save's own bump commits just after).
+        # The read its write woke may come before it is visible: read again within a second.
         with transaction.atomic():
             task = Task.objects.create(
                 name="soon",

@@ -178,10 +178,10 @@ class WakeThread(threading.Thread):
             self._stop_reader.close()
             self._stop_writer.close()
 
-    def settling(self) -> bool:
-        """Whether the loop must keep the poll's pace for now though :attr:`listening` is
-        set (a change just told of may not be visible to a read yet)."""
-        return False
+    def settling(self) -> float:
+        """Seconds the loop must still keep the poll's pace though :attr:`listening` is set
+        (a change just told of may not be visible to a read yet); 0.0 when it need not."""
+        return 0.0
 
     @contextlib.contextmanager
     def own_write(self) -> Iterator[None]:

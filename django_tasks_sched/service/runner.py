@@ -318,12 +318,17 @@ class SchedulerService:
         On SQLite, the poll's pace holds for a second after each write the watch reports: the
         commit whose write woke the loop may not be visible yet (SQLite makes it visible after
         its fsync), and no other event will come for it. After the heartbeat's own write, for
-        one poll interval only (:meth:`.watch.FileWatcher.settling`).
+        one poll interval only (:meth:`.watch.FileWatcher.settling`). Under a poll slower than
+        that second, the loop reads once more as it ends: a commit read too early would
+        otherwise wait a whole poll interval.
         """
         opts = self.options
         listener = self.listener
-        if listener is None or not listener.listening.is_set() or listener.settling():
+        if listener is None or not listener.listening.is_set():
             return opts.poll_interval
+        settling = listener.settling()
+        if settling:
+            return min(opts.poll_interval, settling)
         return max(opts.poll_interval, LISTENING_POLL)
 
     def reconcile(self) -> None:

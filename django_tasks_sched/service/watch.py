@@ -72,9 +72,10 @@ class FileWatcher(WakeThread):
         self._own_write_began = math.inf
         self._own_write_left: tuple[listen.FileState, ...] = ()
 
-    def settling(self) -> bool:
-        """Within SETTLING seconds of the last reported write: a commit is in the log before
-        readers can see it (after its fsync), so the loop polls through that time.
+    def settling(self) -> float:
+        """Seconds the loop must still read at the poll's pace (0.0 once settled): until
+        SETTLING seconds after the last reported write, as a commit is in the log before
+        readers can see it (after its fsync).
 
         For one poll interval only if the write was the loop's own heartbeat's (see
         :meth:`own_write`): reported after the heartbeat began, with the files as the
@@ -85,12 +86,13 @@ class FileWatcher(WakeThread):
         later, or at the heartbeat, as before the watch.)
         """
         written, now = self.written_at, time.monotonic()
-        if now >= written + listen.SETTLING:
-            return False
+        left = written + listen.SETTLING - now
+        if left <= 0:
+            return 0.0
         if now < written + self.gap:
-            return True
+            return left
         own = written >= self._own_write_began and self._own_write_left == self._states()
-        return not own
+        return 0.0 if own else left
 
     @contextlib.contextmanager
     def own_write(self) -> Iterator[None]:
