@@ -7,6 +7,7 @@ meanwhile are caught up as after downtime.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -273,3 +274,25 @@ def test_a_scheduler_stopped_while_paused_leaves_the_pause_points() -> None:
     service.shutdown()
     # What the next scheduler catches up from once firing is back on.
     assert Task.objects.get(pk=task.pk).next_run_time == expected
+
+
+def test_a_shutdown_waits_for_the_housekeeping_threads_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not cut off at exit: the database would finish a cut-off statement alone, holding its
+    # locks after the process had gone (a CI flake: the test database's flush deadlocked).
+    from django_tasks_sched.service.alerting import AlertWatch
+
+    passing = threading.Event()
+
+    def slow_pass(self: AlertWatch) -> None:
+        passing.set()
+        time.sleep(1)
+
+    monkeypatch.setattr(AlertWatch, "resolve_no_scheduler", slow_pass)
+    service = SchedulerService(Options.from_settings())
+    service.start()
+    assert passing.wait(10)
+    service.shutdown()
+    assert [thread.name for thread in service.housekeepers] == ["dts-pruner", "dts-alerts"]
+    assert not any(thread.is_alive() for thread in service.housekeepers)

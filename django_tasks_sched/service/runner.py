@@ -59,6 +59,9 @@ logger = logging.getLogger("django_tasks_sched.scheduler")
 #: default HEARTBEAT_INTERVAL the two coincide.
 LISTENING_POLL = 5.0
 
+#: Seconds a shutdown waits for the pruner's and the alerts' threads to end their pass.
+HOUSEKEEPING_GRACE = 10.0
+
 
 @dataclass
 class Options:
@@ -117,6 +120,8 @@ class SchedulerService:
         #: What wakes the loop on a change, once started: PostgreSQL's LISTEN thread, or on
         #: SQLite (Linux) the watch on the database's files.
         self.listener: WakeThread | None = None
+        #: The pruner's and the alerts' threads, which end their pass at shutdown.
+        self.housekeepers: list[threading.Thread] = []
         #: From shutdown on: each task's next fire time as it was when firing stopped.
         self.resume_points: dict[int, object] | None = None
 
@@ -171,14 +176,15 @@ class SchedulerService:
         if self.listener is not None:
             self.listener.start()
         # Housekeeping in its own thread: a batch of deletes never delays a change or a fire.
-        threading.Thread(
+        pruner = threading.Thread(
             target=Pruner.from_settings().run,
             args=(self.stopping,),
             name="dts-pruner",
             daemon=True,
-        ).start()
+        )
+        pruner.start()
         # Alerts in their own thread too: a slow webhook or SMTP server never delays a fire.
-        AlertWatch().start(self.stopping)
+        self.housekeepers = [pruner, AlertWatch().start(self.stopping)]
         self.claim_queued()
         if self.executor.workers is not None:
             logger.info("Functions are called in %d worker processes", self.options.threads)
@@ -510,6 +516,12 @@ class SchedulerService:
             logger.warning("Marked %d unfinished run(s) INTERRUPTED at shutdown", len(interrupted))
         if cancelled:
             logger.warning("Marked %d run(s) not yet started CANCELLED at shutdown", len(cancelled))
+        # Their pass ended, not cut off at exit: the database would go on with a statement
+        # cut off, holding its locks after the process had gone. Bounded: a stuck webhook or
+        # a batch that waits on a lock does not hold the exit up.
+        deadline = time.monotonic() + HOUSEKEEPING_GRACE
+        for thread in self.housekeepers:
+            thread.join(max(0.0, deadline - time.monotonic()))
         # Last, once every point above is stored: the others take this process's part of the
         # tasks at their next heartbeat, and resume each where it stopped.
         self.heartbeat.stop()
