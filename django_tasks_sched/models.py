@@ -1045,7 +1045,11 @@ class SchedulerProcessQuerySet(models.QuerySet["SchedulerProcess"]):
         from django_tasks_sched.conf import get_settings
 
         seconds = get_settings().HEARTBEAT_TIMEOUT if timeout is None else timeout
-        return self.filter(last_seen__gte=timezone.now() - timedelta(seconds=seconds))
+        return self.seen_since(timezone.now() - timedelta(seconds=seconds))
+
+    def seen_since(self, since: datetime) -> SchedulerProcessQuerySet:
+        """Processes whose last heartbeat was at ``since`` or later."""
+        return self.filter(last_seen__gte=since)
 
 
 class SchedulerProcess(models.Model):

@@ -26,6 +26,7 @@ from django.db.backends.utils import CursorWrapper
 
 from django_tasks_sched.changes import NOTIFY_CHANNEL, STAMP_PK
 from django_tasks_sched.models import ScheduleStamp
+from django_tasks_sched.service.compiled import Compiled
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,7 @@ class StampReader:
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
         self.using = using
         query = ScheduleStamp.objects.using(using).filter(pk=STAMP_PK)
-        self.sql, self.params = (
-            query.values_list("version", "firing").query.get_compiler(using).as_sql()
-        )
+        self.query = Compiled.select(query.values_list("version", "firing"))
         #: The cursor, and the DB-API connection it belongs to (a reconnect makes a new one).
         self._cursor: CursorWrapper | None = None
         self._raw: object = None
@@ -86,7 +85,7 @@ class StampReader:
         if seen is not None and seen == self._seen and time.monotonic() < self._read_by:
             return self._last
         cursor = self._cursor_for(connections[self.using])
-        cursor.execute(self.sql, self.params)
+        cursor.execute(self.query.sql, self.query.params)
         row = cursor.fetchone()
         # Raw values: SQLite and MySQL give booleans as 0 and 1.
         self._last = Stamp(int(row[0]), bool(row[1])) if row else Stamp(0, True)

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from types import FrameType
 from typing import Any
 
@@ -32,6 +33,7 @@ from django_tasks_sched.rawsql import update_rows
 from django_tasks_sched.retention import Pruner
 from django_tasks_sched.service.alerting import AlertWatch
 from django_tasks_sched.service.claims import Fire, claim_queued_runs, release_buffered
+from django_tasks_sched.service.compiled import Compiled
 from django_tasks_sched.service.executor import FiringExecutor
 from django_tasks_sched.service.heartbeat import Heartbeat, scheduler_worker_id
 from django_tasks_sched.service.housekeeping import (
@@ -286,8 +288,7 @@ class SchedulerService:
         Each pass reads only queued or running runs; while there are none, one indexed read
         stands for their nine queries, which were most of an idle scheduler's CPU time.
         """
-        # On the database the claims lock rows on: a replica's lag must not hide a run.
-        if not TaskRun.objects.using(router.db_for_write(TaskRun)).unfinished().exists():
+        if not self._any_unfinished.rows():
             return
         recover_orphaned_runs(self.options.heartbeat_timeout, self.worker_id)
         # Runs past their task's timeout, in any process: TIMED_OUT, slot freed.
@@ -299,6 +300,12 @@ class SchedulerService:
             self.executor.handoffs.request()
         # In case a wake-up was lost, and for retries whose delay has passed.
         self.claim_queued()
+
+    @cached_property
+    def _any_unfinished(self) -> Compiled:
+        # On the database the claims lock rows on: a replica's lag must not hide a run.
+        runs = TaskRun.objects.using(router.db_for_write(TaskRun)).unfinished()
+        return Compiled.select(runs.values("pk")[:1])
 
     def _wake_thread(self) -> WakeThread | None:
         if Listener.supported():
