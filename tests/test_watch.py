@@ -133,10 +133,17 @@ def test_the_loop_keeps_the_polls_pace_for_a_second_after_a_write(
     assert service.listener.listening.wait(10)
     # The commit may not have been visible to the read it woke (SQLite: after its fsync).
     assert service.poll_wait() == service.options.poll_interval
-    # Under a poll slower than that, a read once it has passed, not a whole poll later.
+    poll = service.options.poll_interval
+    # Under a slower poll (the watch's gap is the poll interval): a read once the second has
+    # passed, not a whole poll later...
     monkeypatch.setattr(service.options, "poll_interval", 600.0)
+    monkeypatch.setattr(service.listener, "gap", 600.0)
     assert 0 < service.poll_wait() <= 60.0
-    monkeypatch.undo()
+    # ...but after the heartbeat's own write, no read before the poll's.
+    with service.own_write():
+        service.listener.written_at = time.monotonic()
+    assert service.poll_wait() > 60.0
+    monkeypatch.setattr(service.options, "poll_interval", poll)
     monkeypatch.setattr(listen, "SETTLING", 0.0)  # the second has passed
     assert service.poll_wait() == max(service.options.poll_interval, LISTENING_POLL)
     # A write reported during the heartbeat's own: one poll interval, not a second.

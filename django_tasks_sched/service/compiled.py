@@ -38,7 +38,9 @@ class Compiled:
 
     @classmethod
     def update(cls, queryset: QuerySet[Any, Any], **values: Any) -> Compiled:
-        """The query that ``queryset.update(**values)`` runs (no expressions in ``values``)."""
+        """The UPDATE that ``queryset.update(**values)`` runs for a plain queryset of one
+        model's rows: plain values (no expressions), no parent tables of multi-table
+        inheritance (their rows would be a second statement)."""
         # As QuerySet.update() picks it: the queryset's own database, else the router's
         # for writes (``queryset.db`` is the one for reads).
         using = getattr(queryset, "_db", None) or router.db_for_write(queryset.model)

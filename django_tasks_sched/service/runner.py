@@ -305,7 +305,8 @@ class SchedulerService:
     def _any_unfinished(self) -> Compiled:
         # On the database the claims lock rows on: a replica's lag must not hide a run.
         runs = TaskRun.objects.using(router.db_for_write(TaskRun)).unfinished()
-        return Compiled.select(runs.values("pk")[:1])
+        # Unordered, as exists() reads: the model's ordering would sort a backlog each time.
+        return Compiled.select(runs.values("pk").order_by()[:1])
 
     def _wake_thread(self) -> WakeThread | None:
         if Listener.supported():

@@ -73,9 +73,10 @@ class FileWatcher(WakeThread):
         self._own_write_left: tuple[listen.FileState, ...] = ()
 
     def settling(self) -> float:
-        """Seconds the loop must still read at the poll's pace (0.0 once settled): until
-        SETTLING seconds after the last reported write, as a commit is in the log before
-        readers can see it (after its fsync).
+        """Seconds within which the loop should read again (0.0 once settled): a commit is in
+        the log before readers can see it (after its fsync), so for SETTLING seconds after
+        each reported write the loop keeps the poll's pace, and reads at least once more as
+        they end.
 
         For one poll interval only if the write was the loop's own heartbeat's (see
         :meth:`own_write`): reported after the heartbeat began, with the files as the
@@ -86,13 +87,11 @@ class FileWatcher(WakeThread):
         later, or at the heartbeat, as before the watch.)
         """
         written, now = self.written_at, time.monotonic()
-        left = written + listen.SETTLING - now
-        if left <= 0:
+        if now >= written + listen.SETTLING:
             return 0.0
-        if now < written + self.gap:
-            return left
-        own = written >= self._own_write_began and self._own_write_left == self._states()
-        return 0.0 if own else left
+        if written >= self._own_write_began and self._own_write_left == self._states():
+            return max(0.0, written + self.gap - now)
+        return written + listen.SETTLING - now
 
     @contextlib.contextmanager
     def own_write(self) -> Iterator[None]:
