@@ -7,6 +7,7 @@ meanwhile are caught up as after downtime.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -296,3 +297,22 @@ def test_a_shutdown_waits_for_the_housekeeping_threads_pass(
     service.shutdown()
     assert [thread.name for thread in service.housekeepers] == ["dts-pruner", "dts-alerts"]
     assert not any(thread.is_alive() for thread in service.housekeepers)
+
+
+def test_a_stop_signal_that_lands_while_the_loop_holds_its_events_lock_still_stops_it() -> None:
+    # A signal handler runs in the main thread between two bytecodes, maybe inside
+    # Event.wait() or clear() with the event's lock held: setting that event from the handler
+    # waited for the lock forever, and the process fired on until it was killed (seen in CI).
+    service = SchedulerService(Options.from_settings())
+    returned = threading.Event()
+
+    def main_thread_interrupted() -> None:
+        with service.wake._cond, service.stopping._cond:  # type: ignore[attr-defined]
+            service.request_stop(signal.SIGTERM, None)  # the handler, here
+            returned.set()
+
+    # In a thread of its own, so that the old deadlock fails the test instead of hanging it.
+    threading.Thread(target=main_thread_interrupted, daemon=True).start()
+    assert returned.wait(10)
+    assert service.stopping.wait(10)
+    assert service.wake.wait(10)

@@ -9,6 +9,7 @@ gracefully; a second one forces.
 
 from __future__ import annotations
 
+import _thread
 import concurrent.futures
 import contextlib
 import logging
@@ -101,6 +102,8 @@ class SchedulerService:
         self.worker_id = scheduler_worker_id()
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        #: Set by the first stop signal (a plain flag: see request_stop).
+        self._stop_requested = False
         self.executor = FiringExecutor(
             self.worker_id,
             options.threads,
@@ -144,9 +147,21 @@ class SchedulerService:
         signal.signal(signal.SIGTERM, self.request_stop)
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
-        if self.stopping.is_set():
+        """The SIGINT and SIGTERM handler: stop gracefully; a second signal exits at once.
+
+        A handler runs in the main thread between two of its bytecodes, maybe while it holds
+        an event's lock (inside ``Event.wait()`` or ``clear()``): setting that event here
+        would wait for the lock forever, and the process would go on firing until killed
+        (seen in CI). So a thread of its own sets the events; ``_thread``'s, as the
+        ``threading`` module's start takes a lock of its own the main thread may hold too.
+        """
+        if self._stop_requested:
             logger.warning("Second stop signal: exiting now without waiting for runs")
             os._exit(1)
+        self._stop_requested = True
+        _thread.start_new_thread(self._begin_stop, ())
+
+    def _begin_stop(self) -> None:
         logger.info("Stop requested; finishing running runs (grace %ss)", self.options.grace_period)
         self.stopping.set()
         self.wake.set()
