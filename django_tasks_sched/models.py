@@ -1039,13 +1039,18 @@ class TaskRun(models.Model):
         return self.update()
 
 
+def alive_since(seconds: float) -> datetime:
+    """The oldest heartbeat of a process still counted live ``seconds`` after it."""
+    return timezone.now() - timedelta(seconds=seconds)
+
+
 class SchedulerProcessQuerySet(models.QuerySet["SchedulerProcess"]):
     def alive(self, timeout: float | None = None) -> SchedulerProcessQuerySet:
         """Processes whose heartbeat is fresher than ``timeout`` (default HEARTBEAT_TIMEOUT)."""
         from django_tasks_sched.conf import get_settings
 
         seconds = get_settings().HEARTBEAT_TIMEOUT if timeout is None else timeout
-        return self.seen_since(timezone.now() - timedelta(seconds=seconds))
+        return self.seen_since(alive_since(seconds))
 
     def seen_since(self, since: datetime) -> SchedulerProcessQuerySet:
         """Processes whose last heartbeat was at ``since`` or later."""

@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import socket
-from datetime import timedelta
 from functools import cached_property
 
 from django.db import router, transaction
@@ -14,7 +13,7 @@ from django.utils import timezone
 
 import django_tasks_sched
 from django_tasks_sched.changes import STAMP_PK, ensure_stamp
-from django_tasks_sched.models import SchedulerProcess, ScheduleStamp
+from django_tasks_sched.models import SchedulerProcess, ScheduleStamp, alive_since
 from django_tasks_sched.rawsql import take_write_lock
 from django_tasks_sched.service.compiled import HOLE, Compiled
 from django_tasks_sched.service.share import Share, share_of
@@ -88,7 +87,7 @@ class Heartbeat:
     def share(self, within: float) -> Share:
         """This process's part of the tasks among those whose heartbeat is ``within`` seconds
         old (see :mod:`~django_tasks_sched.service.share`)."""
-        live = self._live.rows(timezone.now() - timedelta(seconds=within))
+        live = self._live.rows(alive_since(within))
         return share_of(self.worker_id, [worker_id for (worker_id,) in live])
 
     def stop(self) -> None:
