@@ -281,14 +281,14 @@ def test_a_stopped_fleet_cannot_pile_up_work(tmp_path: Path) -> None:
     scheduler = Proc(tmp_path / "s.log")
     try:
         scheduler.wait_ready()
-        wait_until(lambda: task.runs.filter(status="MISSED").count() >= 2, 20, scheduler)
+        # One run waits for a worker (max_instances=1); the fires meanwhile are recorded
+        # missed for it. (A scheduler slowed by load may also coalesce two fires that came
+        # due together, a miss of another kind, so the wait counts the kind it is about.)
+        refused = task.runs.filter(status="MISSED", error__contains="max_instances")
+        wait_until(lambda: refused.count() >= 2, 20, scheduler)
     finally:
         assert scheduler.stop() == 0
-    # One run waits for a worker (max_instances=1); the fires meanwhile are recorded missed.
     assert task.runs.filter(status="QUEUED").count() == 1
-    missed = task.runs.filter(status="MISSED").first()
-    assert missed is not None
-    assert "max_instances" in missed.error
 
 
 def test_handed_off_runs_time_out_and_await_coroutines(tmp_path: Path) -> None:
