@@ -24,8 +24,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from django.db import close_old_connections, connections, router, transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
+
+from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class Liveness(threading.Thread):
         self._stops: dict[int, Callable[[], None]] = {}
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
+        self.upkeep = ConnectionUpkeep()
 
     def add(self, run_id: int) -> None:
         with self._lock:
@@ -83,7 +86,7 @@ class Liveness(threading.Thread):
             logger.warning("Could not record that %d run(s) are alive", len(ids), exc_info=True)
             return 0
         finally:
-            close_old_connections()
+            self.upkeep()
 
     def _stop_ended(self) -> None:
         """Stop the calls of runs that are no longer RUNNING (ended by another process)."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,14 +41,12 @@ from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import is_deadlock, update_rows
 from django_tasks_sched.reasons import LOST
 from django_tasks_sched.service.claims import take_queued
+from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger(__name__)
 
 #: Most runs handed off in one transaction.
 HANDOFF_BATCH_SIZE = 500
-
-#: Seconds between the hand-off thread's ``close_old_connections()``.
-CONNECTION_CHECK_INTERVAL = 5.0
 
 #: How many times a run is enqueued before a lost message is recorded instead of re-sent.
 MAX_HANDOFFS = 2
@@ -97,7 +94,8 @@ class HandOffThread(threading.Thread):
 
     def run(self) -> None:
         failures = 0
-        next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
+        # Not per pass: under CONN_MAX_AGE = 0 it would reconnect for each burst's hand-off.
+        upkeep = ConnectionUpkeep()
         while not self._stopping.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -117,11 +115,7 @@ class HandOffThread(threading.Thread):
                 logger.exception("Handing runs off failed (%d in a row); retrying", failures)
                 close_old_connections()
                 self._stopping.wait(min(30.0, 0.5 * 2**failures))
-            # Connection upkeep every few seconds, not every pass: under CONN_MAX_AGE = 0 it
-            # would reconnect for each burst's hand-off (the dispatcher does the same).
-            if time.monotonic() >= next_check:
-                close_old_connections()
-                next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
+            upkeep()
 
 
 def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:

@@ -36,6 +36,7 @@ from django_tasks_sched.rawsql import is_deadlock
 from django_tasks_sched.reasons import COALESCED
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 from django_tasks_sched.service.processes import WorkerPool
+from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,8 @@ RECORD_BATCH_SIZE = 1000
 #: The first claim batch of a burst (see batch_bounds).
 FIRST_BATCH = 25
 
-#: Seconds between the dispatcher's ``close_old_connections()`` (also its idle wake-up): per
-#: batch would reconnect hundreds of times a second under the default ``CONN_MAX_AGE = 0``.
-CONNECTION_CHECK_INTERVAL = 5.0
+#: Seconds the dispatcher waits for a wake-up before it looks anyway.
+IDLE_WAIT = 5.0
 
 
 class FiringExecutor(BaseExecutor):
@@ -157,9 +157,10 @@ class FiringExecutor(BaseExecutor):
 
     def _dispatch(self) -> None:
         failures = 0
-        next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
+        # Not per batch: under CONN_MAX_AGE = 0 that reconnected hundreds of times a second.
+        upkeep = ConnectionUpkeep()
         while True:
-            self._wake.wait(CONNECTION_CHECK_INTERVAL)
+            self._wake.wait(IDLE_WAIT)
             self._wake.clear()
             closing = self._closing.is_set()
             try:
@@ -188,9 +189,7 @@ class FiringExecutor(BaseExecutor):
             if closing and not self._finished:
                 close_old_connections()
                 return
-            if time.monotonic() >= next_check:
-                close_old_connections()
-                next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
+            upkeep()
 
     def _claim_fires(self) -> None:
         first = FIRST_BATCH
