@@ -69,6 +69,13 @@ class Liveness(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             self.beat()
+            if self.beating():
+                self.upkeep()
+            else:
+                # Nothing to stamp: hold no connection until there is. A fleet's worker or a
+                # web process may run nothing for hours, and a connection idle that long is
+                # one a firewall drops without a word (the next beat would hang on it).
+                connections.close_all()  # only this thread's
 
     def beat(self) -> int:
         """Stamp the runs now; returns how many rows were stamped."""
@@ -85,8 +92,6 @@ class Liveness(threading.Thread):
             # the timeout is what the timeout is for.
             logger.warning("Could not record that %d run(s) are alive", len(ids), exc_info=True)
             return 0
-        finally:
-            self.upkeep()
 
     def _stop_ended(self) -> None:
         """Stop the calls of runs that are no longer RUNNING (ended by another process)."""

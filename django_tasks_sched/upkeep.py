@@ -7,9 +7,11 @@ the default ``CONN_MAX_AGE = 0`` every call closes the connection and the next q
 new one, about 1.5 ms of CPU on PostgreSQL. Once per alert check, that was a tenth of an idle
 scheduler's CPU.
 
-So each thread keeps its connection for up to :data:`UPKEEP_INTERVAL` seconds (a connection
-with ``CONN_MAX_AGE`` set lives at most that much longer than its age allows), and drops one
-whose query failed at the next call, not a minute later.
+So each thread closes its old connections at most every :data:`UPKEEP_INTERVAL` seconds, at
+its own pace when that is slower (a connection with ``CONN_MAX_AGE`` set can outlive it by as
+much), and at its next call after a query of it failed, not a minute later. A connection that
+died while the thread waited (a server restart) is met by the thread's next query, which
+fails like any other: its loop logs it and tries again.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ UPKEEP_INTERVAL = 60.0
 
 
 class ConnectionUpkeep:
-    """Call it before each unit of a thread's work; it closes old connections when due.
+    """Call it once per pass of a thread's work; it closes old connections when due.
 
-    Before, not after: a connection that died while the thread waited (a server restart, an
-    idle timeout) is dropped by the check, not met by the work. One per thread: it looks after
-    the calling thread's connections only.
+    One per thread, called from that thread only: it looks after the calling thread's
+    connections.
     """
 
     def __init__(

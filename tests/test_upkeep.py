@@ -6,11 +6,17 @@ differs from the settings', which is every connection inside one.
 
 from __future__ import annotations
 
-import pytest
-from django.db import DatabaseError, connection
+import threading
 
-from django_tasks_sched.models import Task
+import pytest
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.utils import timezone
+
+from django_tasks_sched.liveness import Liveness
+from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.upkeep import ConnectionUpkeep
+from tests.factories import make_task
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,3 +56,36 @@ def test_a_failed_query_is_looked_after_at_the_next_call() -> None:
     upkeep()
     assert not connection.errors_occurred
     assert connection.connection is None
+
+
+def test_the_liveness_thread_keeps_its_connection_while_runs_run_and_holds_none_after() -> None:
+    """Its loop run here, so this thread's connection is the one it uses."""
+    task = make_task("alive")
+    run = TaskRun.objects.create(
+        task=task, status=TaskRun.Status.RUNNING, started_at=timezone.now(), worker_id="here"
+    )
+    beats = Liveness(0.01)
+    beats.add(run.pk)
+    own = connections[DEFAULT_DB_ALIAS]  # this thread's
+    connection.close()
+    seen: list[str] = []
+
+    def watch() -> None:
+        try:
+            stamped = TaskRun.objects.filter(pk=run.pk, alive_at__isnull=False)
+            wait_until(stamped.exists)
+            first, stamp = own.connection, stamped.get().alive_at
+            wait_until(stamped.filter(alive_at__gt=stamp).exists)  # the next beat
+            seen.append("kept" if own.connection is first is not None else "reconnected")
+            beats.discard(run.pk)
+            wait_until(lambda: own.connection is None)
+            seen.append("closed")
+        finally:
+            beats._stop_event.set()
+            connections.close_all()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    beats.run()
+    watcher.join()
+    assert seen == ["kept", "closed"]

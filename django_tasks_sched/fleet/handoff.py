@@ -30,7 +30,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -93,6 +93,12 @@ class HandOffThread(threading.Thread):
             )
 
     def run(self) -> None:
+        try:
+            self._hand_off_until_stopped()
+        finally:
+            connections.close_all()  # only this thread's
+
+    def _hand_off_until_stopped(self) -> None:
         failures = 0
         # Not per pass: under CONN_MAX_AGE = 0 it would reconnect for each burst's hand-off.
         upkeep = ConnectionUpkeep()

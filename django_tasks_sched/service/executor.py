@@ -24,7 +24,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from apscheduler.executors.base import BaseExecutor
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.execution import execute_run
@@ -187,7 +187,7 @@ class FiringExecutor(BaseExecutor):
                 continue
             failures = 0
             if closing and not self._finished:
-                close_old_connections()
+                connections.close_all()  # only this thread's
                 return
             upkeep()
 
