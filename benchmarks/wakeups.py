@@ -30,6 +30,9 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     read = StampReader()
+    # On SQLite a read first looks at the database's files and skips the query while they
+    # stand still: without the files, every read is the query.
+    read.files = ()
     read()
     print(f"the stamp read on {connection.vendor}, CPU time of the reading thread\n")
     print("| the read | CPU a read |\n|---|---|")

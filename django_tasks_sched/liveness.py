@@ -69,13 +69,17 @@ class Liveness(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             self.beat()
-            if self.beating():
-                self.upkeep()
-            else:
-                # Nothing to stamp: hold no connection until there is. A fleet's worker or a
-                # web process may run nothing for hours, and a connection idle that long is
-                # one a firewall drops without a word (the next beat would hang on it).
-                connections.close_all()  # only this thread's
+            try:
+                if self.beating():
+                    self.upkeep()
+                else:
+                    # Nothing to stamp: hold no connection until there is. A fleet's worker
+                    # or a web process may run nothing for hours, and a connection idle that
+                    # long is one a firewall drops without a word (the next beat would hang).
+                    connections.close_all()  # only this thread's
+            except Exception:
+                # Closing a broken connection failed: the thread must go on stamping.
+                logger.warning("Could not close the liveness thread's connection", exc_info=True)
 
     def beat(self) -> int:
         """Stamp the runs now; returns how many rows were stamped."""

@@ -48,7 +48,7 @@ def test_a_call_is_stopped_in_its_sleep_when_its_run_is_ended_elsewhere(tmp_path
         wait_until(lambda: trace.exists(), 10)  # the function is called, and sleeps
         TaskRun.objects.filter(pk=run.pk).update(status=TaskRun.Status.CANCELLED)
         liveness().beat()  # what the liveness thread does at its next beat
-        connections.close_all()  # this thread's, as the liveness thread's upkeep would
+        connections.close_all()  # this helper thread's, as it ends
 
     other = threading.Thread(target=end_it_elsewhere)
     other.start()

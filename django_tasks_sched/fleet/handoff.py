@@ -107,6 +107,7 @@ class HandOffThread(threading.Thread):
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            upkeep()  # paused too: a connection is not kept for as long as a pause lasts
             if self.paused.is_set():
                 continue
             try:
@@ -121,7 +122,6 @@ class HandOffThread(threading.Thread):
                 logger.exception("Handing runs off failed (%d in a row); retrying", failures)
                 close_old_connections()
                 self._stopping.wait(min(30.0, 0.5 * 2**failures))
-            upkeep()
 
 
 def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:

@@ -156,6 +156,12 @@ class FiringExecutor(BaseExecutor):
     # -- the dispatcher thread ----------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        try:
+            self._dispatch_until_closed()
+        finally:
+            connections.close_all()  # only this thread's
+
+    def _dispatch_until_closed(self) -> None:
         failures = 0
         # Not per batch: under CONN_MAX_AGE = 0 that reconnected hundreds of times a second.
         upkeep = ConnectionUpkeep()
@@ -187,7 +193,6 @@ class FiringExecutor(BaseExecutor):
                 continue
             failures = 0
             if closing and not self._finished:
-                connections.close_all()  # only this thread's
                 return
             upkeep()
 
