@@ -24,10 +24,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from django.db import connections, router, transaction
+from django.db import close_old_connections, connections, router, transaction
 from django.utils import timezone
-
-from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +41,6 @@ class Liveness(threading.Thread):
         self._stops: dict[int, Callable[[], None]] = {}
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
-        self.upkeep = ConnectionUpkeep()
 
     def add(self, run_id: int) -> None:
         with self._lock:
@@ -69,17 +66,6 @@ class Liveness(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             self.beat()
-            try:
-                if self.beating():
-                    self.upkeep()
-                else:
-                    # Nothing to stamp: hold no connection until there is. A fleet's worker
-                    # or a web process may run nothing for hours, and a connection idle that
-                    # long is one a firewall drops without a word (the next beat would hang).
-                    connections.close_all()  # only this thread's
-            except Exception:
-                # Closing a broken connection failed: the thread must go on stamping.
-                logger.warning("Could not close the liveness thread's connection", exc_info=True)
 
     def beat(self) -> int:
         """Stamp the runs now; returns how many rows were stamped."""
@@ -96,6 +82,8 @@ class Liveness(threading.Thread):
             # the timeout is what the timeout is for.
             logger.warning("Could not record that %d run(s) are alive", len(ids), exc_info=True)
             return 0
+        finally:
+            close_old_connections()
 
     def _stop_ended(self) -> None:
         """Stop the calls of runs that are no longer RUNNING (ended by another process)."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, close_old_connections, connection, connections
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -39,7 +39,6 @@ from django.utils.translation import ngettext
 
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.models import Task, TaskChange, TaskRun
-from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger(__name__)
 
@@ -410,9 +409,9 @@ class Pruner:
         if self.interval is None:
             return
         try:
-            upkeep = ConnectionUpkeep()
             while not stopping.wait(max(0.0, self.next_due - self.clock())):
-                upkeep()
+                # This thread's own connection: mind CONN_MAX_AGE and broken connections.
+                close_old_connections()
                 self.maybe_prune()
         finally:
             connections.close_all()  # only this thread's connections

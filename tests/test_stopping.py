@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from django_tasks_sched import stopping
@@ -48,7 +47,6 @@ def test_a_call_is_stopped_in_its_sleep_when_its_run_is_ended_elsewhere(tmp_path
         wait_until(lambda: trace.exists(), 10)  # the function is called, and sleeps
         TaskRun.objects.filter(pk=run.pk).update(status=TaskRun.Status.CANCELLED)
         liveness().beat()  # what the liveness thread does at its next beat
-        connections.close_all()  # this helper thread's, as it ends
 
     other = threading.Thread(target=end_it_elsewhere)
     other.start()
@@ -111,7 +109,6 @@ def test_a_stop_of_an_outer_run_waits_for_the_inner_one_to_end(tmp_path: Path) -
     def end_outer_elsewhere() -> None:
         TaskRun.objects.filter(pk=outer.pk).update(status=TaskRun.Status.CANCELLED)
         liveness().beat()
-        connections.close_all()
 
     with alive(outer.pk), pytest.raises(stopping.RunStopped), stopping.stoppable(outer.pk):  # noqa: PT012
         with alive(inner.pk), stopping.stoppable(inner.pk):

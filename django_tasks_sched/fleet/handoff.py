@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -41,12 +42,14 @@ from django_tasks_sched.models import Task, TaskRun
 from django_tasks_sched.rawsql import is_deadlock, update_rows
 from django_tasks_sched.reasons import LOST
 from django_tasks_sched.service.claims import take_queued
-from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger(__name__)
 
 #: Most runs handed off in one transaction.
 HANDOFF_BATCH_SIZE = 500
+
+#: Seconds between the hand-off thread's ``close_old_connections()``.
+CONNECTION_CHECK_INTERVAL = 5.0
 
 #: How many times a run is enqueued before a lost message is recorded instead of re-sent.
 MAX_HANDOFFS = 2
@@ -93,21 +96,13 @@ class HandOffThread(threading.Thread):
             )
 
     def run(self) -> None:
-        try:
-            self._hand_off_until_stopped()
-        finally:
-            connections.close_all()  # only this thread's
-
-    def _hand_off_until_stopped(self) -> None:
         failures = 0
-        # Not per pass: under CONN_MAX_AGE = 0 it would reconnect for each burst's hand-off.
-        upkeep = ConnectionUpkeep()
+        next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
         while not self._stopping.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             if self._stopping.is_set():
                 return
-            upkeep()  # paused too: a connection is not kept for as long as a pause lasts
             if self.paused.is_set():
                 continue
             try:
@@ -122,6 +117,11 @@ class HandOffThread(threading.Thread):
                 logger.exception("Handing runs off failed (%d in a row); retrying", failures)
                 close_old_connections()
                 self._stopping.wait(min(30.0, 0.5 * 2**failures))
+            # Connection upkeep every few seconds, not every pass: under CONN_MAX_AGE = 0 it
+            # would reconnect for each burst's hand-off (the dispatcher does the same).
+            if time.monotonic() >= next_check:
+                close_old_connections()
+                next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
 
 
 def hand_off_queued(limit: int = HANDOFF_BATCH_SIZE) -> int:

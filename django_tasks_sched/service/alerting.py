@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from django.db import connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from django_tasks_sched.alerts.channels import send
@@ -17,7 +17,6 @@ from django_tasks_sched.alerts.config import alert_settings
 from django_tasks_sched.alerts.evaluate import AlertChecker
 from django_tasks_sched.alerts.states import Change, flip
 from django_tasks_sched.models import AlertState
-from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger("django_tasks_sched.alerts")
 
@@ -37,9 +36,9 @@ class AlertWatch:
         """The thread's body: resolve "no scheduler alive" (we are), then check on a timer."""
         try:
             self.resolve_no_scheduler()
-            upkeep = ConnectionUpkeep()
             while not stopping.wait(alert_settings().CHECK_INTERVAL):
-                upkeep()
+                # This thread's own connection: mind CONN_MAX_AGE and broken connections.
+                close_old_connections()
                 self.check_once()
         finally:
             connections.close_all()  # only this thread's connections

@@ -24,7 +24,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from apscheduler.executors.base import BaseExecutor
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
 
 from django_tasks_sched.conf import get_settings
 from django_tasks_sched.execution import execute_run
@@ -36,7 +36,6 @@ from django_tasks_sched.rawsql import is_deadlock
 from django_tasks_sched.reasons import COALESCED
 from django_tasks_sched.service.claims import BATCH_SIZE, Fire, claim_fires
 from django_tasks_sched.service.processes import WorkerPool
-from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +44,9 @@ RECORD_BATCH_SIZE = 1000
 #: The first claim batch of a burst (see batch_bounds).
 FIRST_BATCH = 25
 
-#: Seconds the dispatcher waits for a wake-up before it looks anyway.
-IDLE_WAIT = 5.0
+#: Seconds between the dispatcher's ``close_old_connections()`` (also its idle wake-up): per
+#: batch would reconnect hundreds of times a second under the default ``CONN_MAX_AGE = 0``.
+CONNECTION_CHECK_INTERVAL = 5.0
 
 
 class FiringExecutor(BaseExecutor):
@@ -156,17 +156,10 @@ class FiringExecutor(BaseExecutor):
     # -- the dispatcher thread ----------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        try:
-            self._dispatch_until_closed()
-        finally:
-            connections.close_all()  # only this thread's
-
-    def _dispatch_until_closed(self) -> None:
         failures = 0
-        # Not per batch: under CONN_MAX_AGE = 0 that reconnected hundreds of times a second.
-        upkeep = ConnectionUpkeep()
+        next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
         while True:
-            self._wake.wait(IDLE_WAIT)
+            self._wake.wait(CONNECTION_CHECK_INTERVAL)
             self._wake.clear()
             closing = self._closing.is_set()
             try:
@@ -193,8 +186,11 @@ class FiringExecutor(BaseExecutor):
                 continue
             failures = 0
             if closing and not self._finished:
+                close_old_connections()
                 return
-            upkeep()
+            if time.monotonic() >= next_check:
+                close_old_connections()
+                next_check = time.monotonic() + CONNECTION_CHECK_INTERVAL
 
     def _claim_fires(self) -> None:
         first = FIRST_BATCH

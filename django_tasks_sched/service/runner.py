@@ -53,7 +53,6 @@ from django_tasks_sched.service.reconcile import (
     Schedule,
 )
 from django_tasks_sched.service.watch import FileWatcher
-from django_tasks_sched.upkeep import ConnectionUpkeep
 
 logger = logging.getLogger("django_tasks_sched.scheduler")
 
@@ -115,7 +114,6 @@ class SchedulerService:
         self.jobs = Jobs(self.executor)
         self.reconciler = Reconciler(self.jobs)
         self.heartbeat = Heartbeat(self.worker_id)
-        self.upkeep = ConnectionUpkeep()
         self.current_version = StampReader()
         self.version = -1
         #: The firing switch as this process last saw it (see django_tasks_sched.firing).
@@ -264,9 +262,9 @@ class SchedulerService:
         """Every ``RECONCILE_INTERVAL``: compare the loaded jobs with the table, trusting no
         stamp (raw SQL), and prune the heartbeat rows of dead processes."""
         # Connection upkeep with the full pass, not every poll: under the default
-        # CONN_MAX_AGE = 0 each upkeep reconnects, which was most of an idle scheduler's CPU
-        # time. A failed query closes the connection at once (the loop's retry).
-        self.upkeep()
+        # CONN_MAX_AGE = 0 each call reconnects, which was most of an idle scheduler's CPU
+        # time. A failed query closes the connection at once.
+        close_old_connections()
         if self.firing:
             self.log_reconcile("full", self.reconciler.full())
         # Not every heartbeat: liveness reads last_seen, so a dead row only lingers in lists.
