@@ -37,3 +37,6 @@ def paused_jobs() -> Iterator[Jobs]:
         yield jobs
     finally:
         jobs.shutdown()
+        # APScheduler's shutdown leaves the executor's threads (dispatcher, log writer,
+        # hand-off) running, as the service closes it itself: left, they outlive the test.
+        executor.close()
