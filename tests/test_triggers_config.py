@@ -404,6 +404,20 @@ def test_field_schedules_share_their_apscheduler_trigger() -> None:
     assert first.walls.search is second.walls.search
 
 
+def test_a_shared_schedule_is_judged_alike_each_time_it_is_built() -> None:
+    # The first search is kept with the shared trigger: a second build reads its verdict.
+    held = FieldWallClock({"year": "2031-2040/3", "month": "2", "day": "29"})
+    assert held.first_match() == datetime(2040, 2, 29, tzinfo=UTC)  # 2031, 2034, 2037, 2040
+    for _ in range(2):
+        trigger = build_trigger("cron", {"year": "2031-2040/3", "month": 2, "day": 29})
+        assert trigger.walls.search is held.search
+    dead = FieldWallClock({"year": "2031", "month": "2", "day": "29"})
+    assert dead.first_match() is None
+    for _ in range(2):
+        with pytest.raises(TaskConfigError, match="never match together"):
+            build_trigger("cron", {"year": 2031, "month": 2, "day": 29})
+
+
 def test_fields_that_never_meet_end_quickly_even_unvalidated() -> None:
     # Rows can reach the table without validation; APScheduler alone would search to 9999.
     trigger = ZonedCronTrigger(FieldWallClock({"week": "53", "month": "2"}), UTC)

@@ -7,6 +7,7 @@ both must match, 0 is Monday, and ``last``, ``1st mon``, ``week`` and ``year`` w
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from datetime import datetime, timedelta
@@ -38,7 +39,8 @@ _NUMERIC_EXPRESSIONS = (
 class _WallSearch(CronTrigger):
     """A UTC ``CronTrigger`` with a bounded search, held in a weak-value cache."""
 
-    __slots__ = ("__weakref__",)
+    #: ``first``: :meth:`FieldWallClock.first_match`, once searched (unset until then).
+    __slots__ = ("__weakref__", "first")
 
     def next_wall(self, wall: datetime, limit: datetime) -> datetime | None:
         """The first time at or after ``wall`` (aware UTC) that the fields match, up to ``limit``.
@@ -104,22 +106,42 @@ class FieldWallClock:
 
     def values(self, name: str) -> list[int] | None:
         """The numbers field ``name`` allows, or None if it uses ``last``, ``1st mon`` etc."""
+        ranges = self._ranges(name)
+        if ranges is None:
+            return None
+        allowed: set[int] = set()
+        for numbers in ranges:
+            allowed.update(numbers)
+        return sorted(allowed)
+
+    def _ranges(self, name: str) -> list[range] | None:
         field = next(f for f in self.search.fields if f.name == name)
         low, high = MIN_VALUES[name], MAX_VALUES[name]
-        allowed: set[int] = set()
+        ranges = []
         for expr in field.expressions:
             if type(expr) not in _NUMERIC_EXPRESSIONS:
                 return None
             first = getattr(expr, "first", low)
             last = getattr(expr, "last", None)
-            allowed.update(range(first, (high if last is None else last) + 1, expr.step or 1))
-        return sorted(allowed)
+            ranges.append(range(first, (high if last is None else last) + 1, expr.step or 1))
+        return ranges
 
     def first_match(self) -> datetime | None:
-        """The first match from the start of the earliest allowed year (to find dead fields)."""
-        years = self.values("year")
-        start = datetime(max(years[0] if years else 2000, MIN_VALUES["year"]), 1, 1, tzinfo=UTC)
-        return self.search.next_wall(start, start + SEARCH_LIMIT)
+        """The first match from the start of the earliest allowed year (to find dead fields).
+
+        Searched once per schedule: every task of a schedule shares its search, and each
+        trigger built (a task loaded, saved or checked) asks. The earliest year is read off the
+        field's ranges: ``year`` allows 8,000 numbers, and listing them was most of a
+        field-form trigger's build.
+        """
+        search = self.search
+        with contextlib.suppress(AttributeError):  # not yet searched
+            return search.first
+        ranges = self._ranges("year") or []
+        earliest = min((numbers.start for numbers in ranges if numbers), default=2000)
+        start = datetime(max(earliest, MIN_VALUES["year"]), 1, 1, tzinfo=UTC)
+        search.first = search.next_wall(start, start + SEARCH_LIMIT)
+        return search.first
 
     def __str__(self) -> str:
         return ", ".join(f"{f.name}='{f}'" for f in self.search.fields if not f.is_default)
