@@ -1,10 +1,15 @@
 """Benchmark 7: a million tasks on PostgreSQL (100,000 on SQLite), in issue 16's mix.
 
 1 % of the tasks fire every minute, 3 % hourly, the rest daily, over five zones (see
-:mod:`benchmarks.population`): about 190 fires a second at a million, arriving as a burst of
-10,000 at the start of each minute plus a steady stream. One scheduler process, on its
-defaults (a ten-minute window). Rows: how fast the tasks are made, start-up and memory, fire
-lateness over whole minutes, and change propagation with the table that size.
+:mod:`benchmarks.population`): about 190 fires a second at a million. One scheduler process,
+on its defaults (a ten-minute window).
+
+- ``million``: five-field crontabs, so the fires arrive as a burst of about 10,000 at the
+  start of each minute. Rows: how fast the tasks are made, start-up and memory, fire lateness
+  over whole minutes, change propagation with the table that size, and two schedulers.
+- ``millionspread``: the same counts, each task at a second of its own, so the fires come as
+  the steady stream the issue's "≈ 200 fires/s" describes. Rows: fire lateness, for one
+  scheduler and for two.
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ from benchmarks.population import insert_tasks, realistic_mix
 COUNTS = {"postgres": 1_000_000, "sqlite": 100_000}
 
 
-def expected_fires(count: int, start: float, end: float) -> int:
+def expected_fires(count: int, start: float, end: float, *, spread: bool = False) -> int:
     """How many fires the mix has in [start, end): per distinct schedule, not per task."""
     from django_tasks_sched.triggers import build_trigger, next_fire_times
 
     tasks_per_schedule: dict[str, int] = {}
-    for _, config in realistic_mix(count):
+    for _, config in realistic_mix(count, spread=spread):
         key = json.dumps(config, sort_keys=True)
         tasks_per_schedule[key] = tasks_per_schedule.get(key, 0) + 1
     opens = datetime.fromtimestamp(start, UTC) - timedelta(microseconds=1)
@@ -83,66 +88,80 @@ def million(plan: Plan) -> list[Result]:
             {"rss": rss, "peak": peak},
         ),
     ]
-    # Whole minutes, from the next one's start: each holds one burst of the every-minute tasks.
-    minutes = 1 if plan.quick else 3
-    start = math.ceil(time.time() / 60 + 0.05) * 60
-    end = start + minutes * 60
-    time.sleep(max(0.0, start - time.time()))
-    cpu_before, cpu_began = scheduler.cpu_seconds(), time.monotonic()
-    time.sleep(max(0.0, end - time.time()))
-    cpu = (scheduler.cpu_seconds() - cpu_before) / (time.monotonic() - cpu_began) * 100
-    time.sleep(5)
-    wait_until_idle()
-    expected = expected_fires(count, start, end)
-    results.append(
-        _lateness_row(
-            f"7. fire lateness, {label} tasks over {minutes} min (p99, {expected:,} fires)",
-            plan,
-            _runs_between(start, end),
-            expected,
-            0.100,
-            f"; scheduler CPU {cpu:.0f} %",
-        )
-    )
+    # Whole minutes: each holds one burst of the every-minute tasks.
+    row, cpu = lateness(plan, [scheduler], count, minutes=1 if plan.quick else 3)
+    results.append(row)
     for row in propagation_rows(plan, scheduler):
         row.benchmark = row.benchmark.replace("1. change", "7. change", 1) + f", {label} tasks"
         results.append(row)
-    results += two_schedulers(plan, scheduler, count, cpu)
+    results += two_schedulers(plan, scheduler, count, cpu[0])
     scheduler.stop()
     return _flag_errors(results, _check_clean(scheduler, "million"))
 
 
-def two_schedulers(plan: Plan, first: Scheduler, count: int, alone: float) -> list[Result]:
-    """A second replica: the two share the window (each claims its own part of every burst),
-    and the lateness and what each costs. The minute measured begins once the first process
-    has taken its part (at its next heartbeat)."""
-    second = Scheduler(plan.log("million-second"))
-    second.wait_ready()
-    deadline = time.monotonic() + 60
-    while "now holds part" not in first.output() and time.monotonic() < deadline:
-        time.sleep(0.2)
+def million_spread(plan: Plan) -> list[Result]:
+    """The mix with each task at a second of its own: lateness in a steady stream of fires."""
+    count = COUNTS[plan.db]
+    reset_tables()
+    insert_tasks(realistic_mix(count, spread=True), NOOP)
+    analyze()
+    scheduler = Scheduler(plan.log("million-spread"))
+    scheduler.wait_ready()
+    time.sleep(3)  # the first loop passes, and the first fires' allocations
+    row, cpu = lateness(plan, [scheduler], count, minutes=1 if plan.quick else 3, spread=True)
+    results = [row, *two_schedulers(plan, scheduler, count, cpu[0], spread=True)]
+    scheduler.stop()
+    return _flag_errors(results, _check_clean(scheduler, "million, spread"))
+
+
+def lateness(
+    plan: Plan, schedulers: list[Scheduler], count: int, minutes: int, *, spread: bool = False
+) -> tuple[Result, list[float]]:
+    """Fire lateness over whole minutes, from the next one's start; and each scheduler's CPU
+    over them, in % of a core."""
     start = math.ceil(time.time() / 60 + 0.05) * 60
-    end = start + 60
+    end = start + minutes * 60
     time.sleep(max(0.0, start - time.time()))
-    before = [first.cpu_seconds(), second.cpu_seconds()]
+    before = [proc.cpu_seconds() for proc in schedulers]
     began = time.monotonic()
     time.sleep(max(0.0, end - time.time()))
     took = time.monotonic() - began
     cpu = [
         (proc.cpu_seconds() - was) / took * 100
-        for proc, was in zip((first, second), before, strict=True)
+        for proc, was in zip(schedulers, before, strict=True)
     ]
     time.sleep(5)
     wait_until_idle()
-    second.stop()
-    errors = _check_clean(second, "million, second scheduler")
-    expected = expected_fires(count, start, end)
+    expected = expected_fires(count, start, end, spread=spread)
+    how = ", spread" if spread else ""
+    if len(schedulers) == 1:
+        who, extra = "", f"; scheduler CPU {cpu[0]:.0f} %"
+    else:
+        who = "two schedulers, "
+        extra = "; CPU " + " + ".join(f"{share:.0f} %" for share in cpu)
     row = _lateness_row(
-        f"7. fire lateness, two schedulers, {count:,} tasks over 1 min (p99, {expected:,} fires)",
+        f"7. fire lateness{how}, {who}{count:,} tasks over {minutes} min (p99, {expected:,} fires)",
         plan,
         _runs_between(start, end),
         expected,
         0.100,
-        f"; CPU {cpu[0]:.0f} % + {cpu[1]:.0f} % (one alone: {alone:.0f} %)",
+        extra,
     )
-    return _flag_errors([row], errors)
+    return row, cpu
+
+
+def two_schedulers(
+    plan: Plan, first: Scheduler, count: int, alone: float, *, spread: bool = False
+) -> list[Result]:
+    """A second replica: the two share the window (each claims its own part of every burst),
+    and the lateness and what each costs. The minute measured begins once the first process
+    has taken its part (at its next heartbeat)."""
+    second = Scheduler(plan.log("million-second" + "-spread" * spread))
+    second.wait_ready()
+    deadline = time.monotonic() + 60
+    while "now holds part" not in first.output() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    row, _ = lateness(plan, [first, second], count, minutes=1, spread=spread)
+    row.measured += f" (one alone: {alone:.0f} %)"
+    second.stop()
+    return _flag_errors([row], _check_clean(second, "million, second scheduler"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from django_tasks_sched.models import SchedulerProcess, Task, TaskRun
+from django_tasks_sched.service.runner import SWITCH_INTERVAL
 from tests.history import dropped_by_the_scheduler, fires_of_a_twin
 from tests.processes import SchedulerProcess as Proc
 from tests.processes import manage, wait_until
@@ -40,6 +42,14 @@ def test_task_created_from_another_process_fires_and_is_recorded(scheduler: Proc
     task.refresh_from_db()
     assert task.last_run_status == "SUCCESSFUL"
     assert task.next_run_time is not None
+
+
+def test_a_scheduler_hands_the_interpreter_round_every_half_millisecond(scheduler: Proc) -> None:
+    # Not Python's 5 ms: a thread running a long pass would hold the firing threads up.
+    task = every_second("switch", func="tests.testapp.jobs:switch_interval")
+    wait_until(lambda: runs(task, status="SUCCESSFUL") >= 1, 10, scheduler)
+    run = TaskRun.objects.get(task=task, status="SUCCESSFUL")
+    assert run.return_value == SWITCH_INTERVAL != sys.getswitchinterval()
 
 
 def test_queryset_update_deactivation_stops_fires(scheduler: Proc) -> None:

@@ -72,6 +72,13 @@ def process_id() -> int:
     return os.getpid()
 
 
+def switch_interval() -> float:
+    """The interpreter's switch interval in the process that called it."""
+    import sys
+
+    return sys.getswitchinterval()
+
+
 def record_pid_and_sleep(path: str, seconds: float) -> None:
     """Write this process's id to ``path``, then hang: something to kill."""
     import os
