@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -48,8 +47,13 @@ def test_a_scheduler_hands_the_interpreter_round_every_half_millisecond(schedule
     # Not Python's 5 ms: a thread running a long pass would hold the firing threads up.
     task = every_second("switch", func="tests.testapp.jobs:switch_interval")
     wait_until(lambda: runs(task, status="SUCCESSFUL") >= 1, 10, scheduler)
-    run = TaskRun.objects.get(task=task, status="SUCCESSFUL")
-    assert run.return_value == SWITCH_INTERVAL != sys.getswitchinterval()
+    values = set(
+        TaskRun.objects.filter(task=task, status="SUCCESSFUL").values_list(
+            "return_value", flat=True
+        )
+    )
+    assert values == {SWITCH_INTERVAL}
+    assert SWITCH_INTERVAL < 0.005  # Python's default
 
 
 def test_queryset_update_deactivation_stops_fires(scheduler: Proc) -> None:

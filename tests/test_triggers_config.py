@@ -408,9 +408,13 @@ def test_a_shared_schedule_is_judged_alike_each_time_it_is_built() -> None:
     # The first search is kept with the shared trigger: a second build reads its verdict.
     held = FieldWallClock({"year": "2031-2040/3", "month": "2", "day": "29"})
     assert held.first_match() == datetime(2040, 2, 29, tzinfo=UTC)  # 2031, 2034, 2037, 2040
+    assert held.search.first == datetime(2040, 2, 29, tzinfo=UTC)  # kept with the search
     for _ in range(2):
         trigger = build_trigger("cron", {"year": "2031-2040/3", "month": 2, "day": 29})
         assert trigger.walls.search is held.search
+    # The search starts at the earliest year allowed, past its 150-year limit from 2000.
+    late = FieldWallClock({"year": "2300-2310", "month": "2", "day": "29"})
+    assert late.first_match() == datetime(2304, 2, 29, tzinfo=UTC)
     dead = FieldWallClock({"year": "2031", "month": "2", "day": "29"})
     assert dead.first_match() is None
     for _ in range(2):

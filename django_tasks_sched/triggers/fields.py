@@ -7,7 +7,6 @@ both must match, 0 is Monday, and ``last``, ``1st mon``, ``week`` and ``year`` w
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
 from datetime import datetime, timedelta
@@ -39,8 +38,10 @@ _NUMERIC_EXPRESSIONS = (
 class _WallSearch(CronTrigger):
     """A UTC ``CronTrigger`` with a bounded search, held in a weak-value cache."""
 
-    #: ``first``: :meth:`FieldWallClock.first_match`, once searched (unset until then).
     __slots__ = ("__weakref__", "first")
+
+    #: :meth:`FieldWallClock.first_match`, once searched (unset until then).
+    first: datetime | None
 
     def next_wall(self, wall: datetime, limit: datetime) -> datetime | None:
         """The first time at or after ``wall`` (aware UTC) that the fields match, up to ``limit``.
@@ -136,13 +137,15 @@ class FieldWallClock:
         field-form trigger's build.
         """
         search = self.search
-        with contextlib.suppress(AttributeError):  # not yet searched
+        try:
             return search.first
+        except AttributeError:  # not yet searched
+            pass
         ranges = self._ranges("year") or []
         earliest = min((numbers.start for numbers in ranges if numbers), default=2000)
         start = datetime(max(earliest, MIN_VALUES["year"]), 1, 1, tzinfo=UTC)
-        search.first = search.next_wall(start, start + SEARCH_LIMIT)
-        return search.first
+        match = search.first = search.next_wall(start, start + SEARCH_LIMIT)
+        return match
 
     def __str__(self) -> str:
         return ", ".join(f"{f.name}='{f}'" for f in self.search.fields if not f.is_default)
