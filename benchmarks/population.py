@@ -1,12 +1,12 @@
 """Many tasks for the scale benchmarks (issue 16), made fast: multi-row INSERTs, no model objects.
 
 The mix the issue asks for: most tasks daily, some hourly, a few every minute, with crontabs
-and zones varied; at a million tasks that is about 190 fires a second. ``Task.objects.
+and zones varied; at a million tasks that is about 186 fires a second. ``Task.objects.
 bulk_create`` builds a model object, a trigger and an audit record for each row; here one
 template row holds every column's default, prepared for the database once, and each distinct
-schedule's config and next fire time are prepared once too (a million tasks have about 7,000
-schedules); PostgreSQL takes the rows by ``COPY``. The audit trail is skipped on purpose: a
-benchmark's population is not a change anyone made.
+schedule's config and next fire time are prepared once too (a million tasks have 301
+schedules, 90,060 with ``--spread``); PostgreSQL takes the rows by ``COPY``. The audit trail
+is skipped on purpose: a benchmark's population is not a change anyone made.
 
     python -m benchmarks.population --db postgres --count 1000000   # prints rows/s
 """
@@ -39,7 +39,7 @@ def realistic_mix(
 
     Five-field crontabs fire at the start of a minute, so the fires arrive as one burst a
     minute. With ``spread``, each task fires at a second of its own (APScheduler's cron keys,
-    down to ``second``), so the same counts come as a steady stream of about 190 fires a
+    down to ``second``), so the same counts come as a steady stream of about 186 fires a
     second: the rate issue 16 names, as a team that spreads its customers' schedules has it.
     """
     for i in range(count):

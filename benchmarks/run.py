@@ -33,8 +33,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples, shorter windows")
     parser.add_argument(
         "--only",
-        help="comma-separated: idle, steady, burst, burst10k, startup100k, handoff, million, "
-        "millionspread, peers",
+        help="comma-separated: idle,steady,burst,burst10k,startup100k,handoff,million,"
+        "millionspread,peers",
     )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--results", help=argparse.SUPPRESS)  # a child's JSON output file
