@@ -27,6 +27,10 @@ from benchmarks.harness import NOOP, analyze, database_url, open_fresh_database
 #: Zones the tasks are spread over (daylight saving in both hemispheres, and none).
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
 
+#: Of every hundred tasks: how many fire every minute (the first), and how many hourly (the
+#: next); the rest fire daily.
+EVERY_MINUTE, HOURLY = 1, 3
+
 #: Most parameters one INSERT carries (SQLite allows 32,766; PostgreSQL 65,535).
 PARAMETERS_PER_STATEMENT = 30_000
 
@@ -49,9 +53,9 @@ def realistic_mix(
             yield name, _spread_config(i // 100, share)
             continue
         zone = ZONES[i % len(ZONES)]
-        if share == 0:
+        if share < EVERY_MINUTE:
             crontab = "* * * * *"
-        elif share < 4:
+        elif share < EVERY_MINUTE + HOURLY:
             # i // 100 spreads them over all 60 minutes (i * 7 alone gives nine).
             crontab = f"{(i * 7 + i // 100) % 60} * * * *"
         else:
@@ -60,8 +64,9 @@ def realistic_mix(
 
 
 def fires_per_second(count: int) -> float:
-    """The mix's average rate: a hundredth every minute, 3 % hourly, 96 % daily."""
-    return count * (0.01 / 60 + 0.03 / 3600 + 0.96 / 86_400)
+    """The mix's average rate."""
+    daily = 100 - EVERY_MINUTE - HOURLY
+    return count / 100 * (EVERY_MINUTE / 60 + HOURLY / 3600 + daily / 86_400)
 
 
 #: A prime: ``n * STRIDE % period`` visits every second of a period once before repeating.
@@ -74,14 +79,15 @@ def _spread_config(hundred: int, share: int) -> dict[str, Any]:
     minute has its every-minute tasks, and of a day its hourly and daily ones. The zone is a
     function of the second (each period is a multiple of five seconds), so a million tasks
     have about 90,000 schedules."""
-    if share == 0:
-        seat = hundred % 60
+    if share < EVERY_MINUTE:
+        seat = (hundred * EVERY_MINUTE + share) % 60
         return {"second": seat, "timezone": ZONES[seat % len(ZONES)]}
-    if share < 4:
-        seat = (hundred * 3 + share - 1) * STRIDE % 3600
+    if share < EVERY_MINUTE + HOURLY:
+        seat = (hundred * HOURLY + share - EVERY_MINUTE) * STRIDE % 3600
         fields = {"minute": seat // 60, "second": seat % 60}
     else:
-        seat = (hundred * 96 + share - 4) * STRIDE % 86_400
+        daily = 100 - EVERY_MINUTE - HOURLY
+        seat = (hundred * daily + share - EVERY_MINUTE - HOURLY) * STRIDE % 86_400
         fields = {"hour": seat // 3600, "minute": seat // 60 % 60, "second": seat % 60}
     return {**fields, "timezone": ZONES[seat % len(ZONES)]}
 

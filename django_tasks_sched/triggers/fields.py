@@ -92,8 +92,8 @@ class FieldWallClock:
         self.search = search
         # Unspecified fields count as APScheduler fills them in: those below the smallest given
         # field become their minimum (fixed), those above it "*". The field's text says which.
-        completed = {field.name: field for field in search.fields}
-        minute, hour = str(completed["minute"]), str(completed["hour"])
+        completed = self.fields()
+        minute, hour = completed["minute"], completed["hour"]
         self.wall_clock = not (minute.startswith("*") or hour.startswith("*"))
 
     def next_match(self, wall: datetime) -> datetime | None:
